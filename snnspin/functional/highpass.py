@@ -1,0 +1,38 @@
+"""High-pass filter on a neuron's output (Plouet et al. eq. 5).
+
+    dy/dt = -ω_c y + dx/dt,      ω_c = 2π f_cut
+
+With f_cut in MHz and t in ns, ω_c = 2π f_cut · 1e-3 per ns (1 MHz → 6.28e-3 /ns).
+Given the filtered signal's samples x and x⁺ at the ends of a step of ``dt`` ns and
+x varying linearly in between, the update is exact:
+
+    y⁺ = y e^{-ω_c dt} + (x⁺ - x) (1 - e^{-ω_c dt}) / (ω_c dt)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .exponential import expm1_ratio
+
+
+def cutoff_rate(f_cut_mhz):
+    """ω_c = 2π f_cut in 1/ns for a cut-off frequency in MHz.
+
+    >>> round(cutoff_rate(1.0), 8)
+    0.00628319
+    """
+    return 2.0 * math.pi * f_cut_mhz * 1e-3
+
+
+def highpass_step(y, x_prev, x_next, omega_c, dt):
+    """One exact filter step (see module doc). Shapes broadcast; ω_c in 1/ns, dt in ns.
+
+    >>> y = highpass_step(torch.tensor(0.0), torch.tensor(0.5), torch.tensor(0.7), 0.0, 1.0)
+    >>> round(float(y), 6)  # no cut-off: y follows every change of x
+    0.2
+    """
+    w = -torch.as_tensor(omega_c * dt, dtype=y.dtype, device=y.device)
+    return y * torch.exp(w) + (x_next - x_prev) * expm1_ratio(w)

@@ -1,0 +1,9 @@
+"""snnTorch-style stateful neuron layers built on ``snnspin.functional``."""
+
+from .ctrnn import CTRNN
+from .highpass import HighPass
+from .oscillator import Oscillator
+from .reset import detach_hidden, reset
+from .stateful import StatefulLayer
+
+__all__ = ["CTRNN", "HighPass", "Oscillator", "StatefulLayer", "detach_hidden", "reset"]
