@@ -14,6 +14,8 @@ from .._checks import check_choice
 class SequenceDataset(torch.utils.data.Dataset):
     """Any labelled time series: ``data`` ``[N, T, F]`` or ``[N, T]`` (one feature), ``targets`` ``[N]``.
 
+    Data are stored in torch's default float dtype (float32 unless changed).
+
     Attributes follow tonic: ``transform`` (applied to each ``[T, F]`` sample),
     ``target_transform``, ``classes`` and ``sensor_size`` = ``(F,)``, the size of one time step.
 
@@ -31,9 +33,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         target_transform: Callable | None = None,
         classes: Sequence | None = None,
     ):
-        data = torch.as_tensor(np.asarray(data))
-        if not data.is_floating_point():
-            data = data.to(torch.get_default_dtype())
+        data = torch.as_tensor(np.asarray(data)).to(torch.get_default_dtype())
         if data.dim() == 2:
             data = data.unsqueeze(-1)
         if data.dim() != 3:

@@ -2,29 +2,70 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-# Below |w| = 0.05 the Taylor series to w^6 is exact to ~1e-14 (relative) and, unlike
-# expm1(w)/w, its derivative does not lose digits to cancellation.
+# Below |w| = 0.05 the derivative F'(w) is taken from its Taylor series (exact to ~1e-14
+# relative), where the direct formula would lose digits to cancellation.
 _SERIES_BELOW = 0.05
-_COEFFS = (1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040)
+# F'(w) = sum_k k w^(k-1) / (k+1)!
+_DCOEFFS = (1.0 / 2, 2.0 / 6, 3.0 / 24, 4.0 / 120, 5.0 / 720, 6.0 / 5040, 7.0 / 40320)
 
 
-def expm1_ratio(w: torch.Tensor) -> torch.Tensor:
+def _horner(w, coeffs):
+    out = torch.full_like(w, coeffs[-1])
+    for c in reversed(coeffs[:-1]):
+        out = out * w + c
+    return out
+
+
+def _ratio_value(w: torch.Tensor) -> torch.Tensor:
+    # expm1 is correctly rounded, so expm1(w)/w is accurate for every w != 0.
+    zero = w == 0
+    w_safe = torch.where(zero, torch.ones_like(w), w)
+    return torch.where(zero, torch.ones_like(w), torch.expm1(w_safe) / w_safe)
+
+
+class _Expm1Ratio(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, w):
+        f = _ratio_value(w)
+        ctx.save_for_backward(w, f)
+        return f
+
+    @staticmethod
+    def backward(ctx, grad):
+        w, f = ctx.saved_tensors
+        return grad * expm1_ratio_derivative(w, f)
+
+
+def expm1_ratio(w):
     """F(w) = (e^w - 1) / w with F(0) = 1, accurate with accurate gradients for all w.
 
     Used as (1 - e^{-r h}) / r = h F(-r h): the exact response of a relaxing variable
-    with rate r (1/ns) to a drive held for h (ns).
+    with rate r (1/ns) to a drive held for h (ns). Its derivative uses the Taylor series
+    near 0, where (e^w - F)/w would lose digits to cancellation.
 
     >>> float(expm1_ratio(torch.tensor(0.0)))
     1.0
     >>> round(float(expm1_ratio(torch.tensor(-1.0, dtype=torch.float64))), 12)
     0.632120558829
+    >>> expm1_ratio(0.0)   # plain floats give plain floats
+    1.0
+    """
+    if not isinstance(w, torch.Tensor):
+        return 1.0 if w == 0 else math.expm1(w) / w
+    return _Expm1Ratio.apply(w)
+
+
+def expm1_ratio_derivative(w: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """F'(w) = (e^w - F(w)) / w, by its series near 0; ``f`` is F(w), already computed.
+
+    >>> round(float(expm1_ratio_derivative(torch.tensor(0.0), torch.tensor(1.0))), 12)
+    0.5
     """
     small = w.abs() < _SERIES_BELOW
     w_safe = torch.where(small, torch.ones_like(w), w)
-    direct = torch.expm1(w_safe) / w_safe
-    series = torch.full_like(w, _COEFFS[-1])
-    for c in reversed(_COEFFS[:-1]):
-        series = series * w + c
-    return torch.where(small, series, direct)
+    direct = (torch.exp(w_safe) - f) / w_safe
+    return torch.where(small, _horner(w, _DCOEFFS), direct)

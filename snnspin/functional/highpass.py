@@ -19,7 +19,7 @@ from .exponential import expm1_ratio
 
 
 def cutoff_rate(f_cut_mhz):
-    """ω_c = 2π f_cut in 1/ns for a cut-off frequency in MHz.
+    """ω_c = 2π f_cut in 1/ns for a cut-off frequency in MHz (float or tensor).
 
     >>> round(cutoff_rate(1.0), 8)
     0.00628319
@@ -34,5 +34,6 @@ def highpass_step(y, x_prev, x_next, omega_c, dt):
     >>> round(float(y), 6)  # no cut-off: y follows every change of x
     0.2
     """
-    w = -torch.as_tensor(omega_c * dt, dtype=y.dtype, device=y.device)
-    return y * torch.exp(w) + (x_next - x_prev) * expm1_ratio(w)
+    w = -omega_c * dt
+    decay = math.exp(w) if not isinstance(w, torch.Tensor) else torch.exp(w)
+    return y * decay + (x_next - x_prev) * expm1_ratio(w)

@@ -54,7 +54,10 @@ class HighPass(StatefulLayer):
 
     def step(self, input_, state):
         y, x_prev = state
-        y = highpass_step(y, x_prev, input_, cutoff_rate(self.f_cut_mhz), self.dt)
+        f_cut = self.f_cut_mhz
+        if not f_cut.requires_grad and f_cut.numel() == 1:
+            f_cut = float(f_cut)  # plain-number coefficients: no tensor ops for them
+        y = highpass_step(y, x_prev, input_, cutoff_rate(f_cut), self.dt)
         return y, (y, input_)
 
     def init_highpass(self):

@@ -1,0 +1,219 @@
+"""The paper's network (Fig. 1, eq. 3-5), its CTRNN twin (eq. 6-8) and a spiking (LIF) twin.
+
+All three share one topology: input (size 1) → L layers of N neurons → readout to 10
+classes with log-softmax. Layer n receives
+
+    syn = W_ext^n y^{n-1}(t) + W_int^n y^n(t - dt) + b^n
+
+(the previous layer's output at this step, its own output at the previous step) through
+masked linear maps of densities d_inter and d_intra. What turns ``syn`` into an output
+is the neuron: ``Oscillator`` + ``HighPass`` (spintronic), ``CTRNN``, or snnTorch's
+``Leaky`` (LIF). Data are time first, ``[T, B, 1]``, with input points Δt ns apart,
+each held for ``substeps`` solver steps of dt = Δt / substeps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import snntorch as snn
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._checks import check_finite
+from .config import TrainConfig
+from .connectivity import MaskedLinear
+from .nn import CTRNN, HighPass, Oscillator
+
+
+class LayeredNetwork(nn.Module):
+    """Topology and time loop shared by the three networks; subclasses define the neuron.
+
+    Subclasses implement ``initial_state(batch_size, layer)`` → (state, output) and
+    ``neuron_step(layer, syn, state)`` → (state, output, recorded: dict of tensors).
+    """
+
+    def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1, n_classes: int = 10):
+        super().__init__()
+        self.config = config
+        generator = torch.Generator().manual_seed(seed)
+        n = config.width
+        sizes = [n_inputs] + [n] * config.layers
+        self.w_ext = nn.ModuleList(
+            MaskedLinear(sizes[i], n, config.d_inter, True, config.init_scale, generator) for i in range(config.layers)
+        )
+        self.w_int = nn.ModuleList(
+            MaskedLinear(n, n, config.d_intra, False, config.init_scale, generator) for _ in range(config.layers)
+        )
+        self.readout = MaskedLinear(n, n_classes, 1.0, True, 1.0, generator)
+
+    def initial_state(self, batch_size: int, layer: int, like: torch.Tensor):
+        raise NotImplementedError
+
+    def neuron_step(self, layer: int, syn: torch.Tensor, state):
+        raise NotImplementedError
+
+    def readout_logits(self, state, output, final: bool) -> torch.Tensor | None:
+        """Logits from the last layer; called after every solver step, used at the last."""
+        return self.readout(output) if final else None
+
+    def forward(self, data: torch.Tensor, record: bool = False):
+        """Run the sequence ``data`` ``[T, B, F]``; return log-probabilities ``[B, classes]``.
+
+        With ``record=True`` also return a dict name → list (one per layer) of ``[T, B, N]``
+        tensors: the neurons' variables at the end of each input point (Fig. 1b-d).
+        """
+        if data.dim() != 3:
+            raise ValueError(f"data must be time first [T, B, F], got shape {tuple(data.shape)}")
+        check_finite("data", data)
+        steps, batch = data.shape[0], data.shape[1]
+        layers = range(self.config.layers)
+        like = data.new_zeros(batch, self.config.width)
+        states, outputs = zip(*(self.initial_state(batch, i, like) for i in layers))
+        states, outputs = list(states), list(outputs)
+        # W ⊙ M once per sequence, not once per step
+        w_ext = [(m.effective_weight(), m.bias) for m in self.w_ext]
+        w_int = [m.effective_weight() for m in self.w_int]
+        traces = {}
+        recorded = [{} for _ in layers]
+        logits = None
+        for t in range(steps):
+            for k in range(self.config.substeps):
+                signal = data[t]
+                for i in layers:
+                    syn = F.linear(signal, *w_ext[i]) + F.linear(outputs[i], w_int[i])
+                    states[i], outputs[i], recorded[i] = self.neuron_step(i, syn, states[i])
+                    signal = outputs[i]
+                final = t == steps - 1 and k == self.config.substeps - 1
+                logits = self.readout_logits(states[-1], outputs[-1], final)
+            if record:
+                for i in layers:
+                    for name, value in recorded[i].items():
+                        traces.setdefault(name, [[] for _ in layers])[i].append(value.detach())
+        log_probs = F.log_softmax(logits, dim=-1)
+        if not record:
+            return log_probs
+        return log_probs, {name: [torch.stack(v) for v in per_layer] for name, per_layer in traces.items()}
+
+    def counts(self) -> dict:
+        """Neurons (L · N) and synapses (unmasked weights, readout included; biases not).
+
+        >>> SpintronicNetwork(TrainConfig()).counts()
+        {'neurons': 96, 'synapses': 2896}
+        """
+        synapses = sum(m.n_synapses for m in self.modules() if isinstance(m, MaskedLinear))
+        return {"neurons": self.config.layers * self.config.width, "synapses": synapses}
+
+
+class SpintronicNetwork(LayeredNetwork):
+    """Layers of spintronic oscillators with high-pass filtered outputs (Plouet et al. Fig. 1).
+
+        I = S syn + b_fixed (= 2γ),  dx/dt = -γ x + I x (1 - x),  dy/dt = -2π f_cut y + dx/dt
+
+    x starts at its rest point 0.5, y at 0. The next layer, the intra-layer weights and (by
+    default) the readout see y. Input ``[T, B, 1]`` → log-probabilities ``[B, 10]``.
+
+    >>> net = SpintronicNetwork(TrainConfig())
+    >>> net(torch.rand(64, 5, 1) * 16).shape
+    torch.Size([5, 10])
+    """
+
+    def __init__(self, config: TrainConfig, seed: int = 0):
+        super().__init__(config, seed)
+        c = config
+        self.neurons = nn.ModuleList(
+            Oscillator(c.tau, c.dt, c.gain, method=c.method, check=False) for _ in range(c.layers)
+        )
+        self.filters = nn.ModuleList(HighPass(c.f_cut_mhz, c.dt, check=False) for _ in range(c.layers))
+
+    def initial_state(self, batch_size, layer, like):
+        x = self.neurons[layer].rest_state(like)[0]
+        y = torch.zeros_like(like)
+        return (x, y), y
+
+    def neuron_step(self, layer, syn, state):
+        x, y = state
+        x_next, _ = self.neurons[layer](syn, x)
+        y, _ = self.filters[layer](x_next, (y, x))
+        return (x_next, y), y, {"x": x_next, "y": y}
+
+    def readout_logits(self, state, output, final):
+        if not final:
+            return None
+        return self.readout(output if self.config.readout == "y" else state[0])
+
+
+class CTRNNNetwork(LayeredNetwork):
+    """The software twin: CTRNN neurons dx/dt = -x/τ + S syn, output y = tanh(x) (eq. 6-8).
+
+    x starts at 0. The readout sees y (or x with ``readout="x"``).
+
+    >>> CTRNNNetwork(TrainConfig(model="ctrnn"))(torch.rand(64, 2, 1)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, config: TrainConfig, seed: int = 0):
+        super().__init__(config, seed)
+        c = config
+        self.neurons = nn.ModuleList(CTRNN(c.tau, c.dt, c.gain, method=c.method, check=False) for _ in range(c.layers))
+
+    def initial_state(self, batch_size, layer, like):
+        return torch.zeros_like(like), torch.zeros_like(like)
+
+    def neuron_step(self, layer, syn, state):
+        y, x = self.neurons[layer](syn, state)
+        return x, y, {"x": x, "y": y}
+
+    def readout_logits(self, state, output, final):
+        if not final:
+            return None
+        return self.readout(output if self.config.readout == "y" else state)
+
+
+class LIFNetwork(LayeredNetwork):
+    """The spiking twin: snnTorch ``Leaky`` neurons with the same topology.
+
+    Each layer: mem⁺ = β mem + S syn, spike when mem > 1, reset by subtraction, β = e^{-dt/τ};
+    the outputs fed forward and back are spikes (surrogate gradient: snnTorch's default).
+    Readout: the spikes of the last layer drive 10 non-spiking leaky integrators (same β);
+    their membrane after the last step are the logits, the spiking analogue of reading
+    the state after the last step.
+
+    >>> LIFNetwork(TrainConfig(model="lif"))(torch.rand(64, 2, 1)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, config: TrainConfig, seed: int = 0):
+        super().__init__(config, seed)
+        c = config
+        beta = math.exp(-c.dt / c.tau)
+        self.gain = c.gain
+        self.neurons = nn.ModuleList(snn.Leaky(beta=beta, threshold=1.0) for _ in range(c.layers))
+        self.integrator = snn.Leaky(beta=beta, reset_mechanism="none")
+        self._readout_mem = None
+
+    def initial_state(self, batch_size, layer, like):
+        if layer == self.config.layers - 1:
+            self._readout_mem = like.new_zeros(batch_size, self.readout.out_features)
+        return torch.zeros_like(like), torch.zeros_like(like)
+
+    def neuron_step(self, layer, syn, state):
+        spk, mem = self.neurons[layer](self.gain * syn, state)
+        return mem, spk, {"mem": mem, "spk": spk}
+
+    def readout_logits(self, state, output, final):
+        _, self._readout_mem = self.integrator(self.readout(output), self._readout_mem)
+        return self._readout_mem if final else None
+
+
+MODEL_CLASSES = {"spintronic": SpintronicNetwork, "ctrnn": CTRNNNetwork, "lif": LIFNetwork}
+
+
+def build_model(config: TrainConfig, seed: int = 0) -> LayeredNetwork:
+    """The network named by ``config.model``, with weights and masks drawn from ``seed``.
+
+    >>> build_model(TrainConfig(model="lif")).counts()
+    {'neurons': 96, 'synapses': 2896}
+    """
+    return MODEL_CLASSES[config.model](config, seed)

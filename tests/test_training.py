@@ -1,0 +1,122 @@
+"""Training loop: schedule, clipping, resume equivalence, weights, CLI."""
+
+import json
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from snnspin.cli import main
+from snnspin.config import TrainConfig
+from snnspin.models import build_model
+from snnspin.training import check_resumable, load_weights, lr_factor, train, train_seed
+
+TINY = dict(layers=1, width=6, epochs=3, batch_size=300)
+
+
+def test_lr_schedule_is_the_papers():
+    f = lr_factor(8.077)
+    assert f(0) == 1.0
+    assert f(1) == pytest.approx(1 / (1 / 8.077 + 1))
+    assert f(16) == pytest.approx(1 / (16 / 8.077 + 1))
+
+
+def _comparable(history):
+    return [{k: v for k, v in asdict(r).items() if k != "seconds"} for r in history]
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("model", ["spintronic", "lif"])
+def test_resume_gives_the_uninterrupted_result(tmp_path, model):
+    config = TrainConfig(model=model, **TINY)
+    full_model, full_history = train_seed(config, 0, tmp_path / "full", progress=False)
+
+    def stop_after_two(record):
+        if record.epoch == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_seed(config, 0, tmp_path / "cut", progress=False, on_epoch=stop_after_two)
+    saved = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert len(saved["history"]) == 2 and not (tmp_path / "cut" / "weights.pt").exists()
+    resumed_model, resumed_history = train_seed(config, 0, tmp_path / "cut", resume=True, progress=False)
+    assert _comparable(resumed_history) == _comparable(full_history)
+    for (name, a), b in zip(full_model.state_dict().items(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_history_records_schedule_and_learning(tmp_path):
+    config = TrainConfig(model="ctrnn", layers=1, width=16, epochs=4, tau=2.0, lr0=0.05)
+    _, history = train_seed(config, 0, tmp_path, progress=False)
+    assert [r.epoch for r in history] == [1, 2, 3, 4]
+    assert [r.lr for r in history] == pytest.approx([0.05 * lr_factor(8.077)(e) for e in range(4)])
+    assert history[-1].train_loss < history[0].train_loss
+    assert history[-1].eval_acc > 30.0  # chance is 10 %
+    on_disk = json.loads((tmp_path / "history.json").read_text())
+    assert [r["eval_acc"] for r in on_disk] == [r.eval_acc for r in history]
+
+
+def test_gradients_are_clipped_elementwise(monkeypatch):
+    seen = []
+    original = torch.nn.utils.clip_grad_value_
+
+    def spy(parameters, clip_value):
+        parameters = list(parameters)
+        original(parameters, clip_value)
+        seen.append(max(float(p.grad.abs().max()) for p in parameters if p.grad is not None))
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_value_", spy)
+    train_seed(TrainConfig(clip=1e-3, epochs=1, layers=1, width=4, batch_size=450), 0, progress=False)
+    assert seen and max(seen) == pytest.approx(1e-3)  # float32 of 1e-3; unclipped gradients are larger
+
+
+def test_weights_load_weights_only_and_shape_errors(tmp_path):
+    config = TrainConfig(**{**TINY, "epochs": 1})
+    train_seed(config, 0, tmp_path, progress=False)
+    state = torch.load(tmp_path / "weights.pt", weights_only=True)
+    model = build_model(config)
+    model.load_state_dict(state)
+    load_weights(model, tmp_path / "weights.pt")
+    wider = build_model(config.replace(width=7))
+    with pytest.raises(ValueError, match=r"has shape \(6, 1\) in the file but \(7, 1\) in the model"):
+        load_weights(wider, tmp_path / "weights.pt")
+
+
+def test_train_writes_run_folder_and_refuses_to_overwrite(tmp_path):
+    config = TrainConfig(seeds=2, **{**TINY, "epochs": 1})
+    summary = train(config, tmp_path / "run", progress=False)
+    assert set(summary["accuracy"]) == {"0", "1"}
+    assert summary["counts"] == {"neurons": 6, "synapses": 3 + 18 + 60}
+    for name in ("config.json", "summary.json", "curves.png", "seed_0/weights.pt", "seed_1/history.json"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert TrainConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text())) == config
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(config, tmp_path / "run", progress=False)
+
+
+def test_check_resumable():
+    saved = TrainConfig()
+    check_resumable(saved, saved.replace(epochs=50, seeds=3))
+    with pytest.raises(ValueError, match="tau: saved 14.12, requested 3.0"):
+        check_resumable(saved, saved.replace(tau=3.0))
+
+
+def test_cli_train_resume_and_errors(tmp_path, capsys):
+    out = tmp_path / "cli"
+    args = ["train", "--layers", "1", "--width", "4", "--epochs", "1", "--batch-size", "450", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "test accuracy per seed: seed 0:" in text and "4 neurons" in text
+    assert main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quiet"]) == 0
+    history = json.loads((out / "seed_0" / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert main(["train", "--out", str(out), "--resume", "--tau", "2.0", "--quiet"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    with pytest.raises(SystemExit):
+        main(["train", "--model", "transformer"])
