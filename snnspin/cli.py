@@ -42,6 +42,10 @@ def _train(args) -> int:
             print(f"error: --resume: no run in {out} (no config.json)", file=sys.stderr)
             return 2
         config = TrainConfig.from_dict({**read_json(saved), **given})
+    from .design import rule_warnings
+
+    for warning in rule_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"training {config.model}: {config.layers} × {config.width} neurons, τ = {config.tau} ns, "
           f"Δt = {config.delta_t} ns, {config.epochs} epochs, seeds {config.seed_list()} → {out}")
     summary = train(config, out, resume=args.resume, progress=not args.quiet)
@@ -55,6 +59,45 @@ def _train(args) -> int:
     return 0
 
 
+def load_run_model(run_dir: Path, seed: int | None = None):
+    """(config, model with trained weights, seed) from a run folder made by ``snnspin train``."""
+    from .io import read_json
+    from .models import build_model
+    from .training import load_weights
+
+    if not (run_dir / "config.json").exists():
+        raise ValueError(f"{run_dir} is not a run folder (no config.json)")
+    config = TrainConfig.from_dict(read_json(run_dir / "config.json"))
+    seeds = [seed] if seed is not None else config.seed_list()
+    for k in seeds:
+        path = run_dir / f"seed_{k}" / "weights.pt"
+        if path.exists():
+            model = build_model(config, k)
+            load_weights(model, path)
+            return config, model, k
+    raise ValueError(f"no trained weights in {run_dir} (looked for seed_<k>/weights.pt, seeds {seeds})")
+
+
+def _design(args) -> int:
+    import json
+
+    from . import design
+
+    if args.run:
+        config, model, seed = load_run_model(Path(args.run), args.seed)
+        source = f"trained weights of {args.run}, seed {seed}"
+    else:
+        config, _ = _config_from_args(args)
+        model, source = None, "a freshly initialised network"
+    report = design.report(config, model, alpha=args.alpha, presentation_ns=args.presentation_ns)
+    if args.json:
+        print(json.dumps({**report, "source": source}, indent=2))
+    else:
+        print(f"design report for the {config.model} network ({source})")
+        print(design.format_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snnspin", description="Spintronic oscillator networks: train, tune, design.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
+
+    design = sub.add_parser("design", help="design rules, device frequency and energy for a config or a trained run")
+    _add_config_options(design)
+    design.add_argument("--run", help="a run folder from `snnspin train` (uses its config and trained weights)")
+    design.add_argument("--seed", type=int, help="which seed's weights to read from --run (default: the first)")
+    design.add_argument("--alpha", type=float, default=0.01, help="Gilbert damping α (default: 0.01)")
+    design.add_argument("--presentation-ns", type=float, default=100.0,
+                        help="presentation time per input for the energy estimate, ns (default: 100, the paper's)")
+    design.add_argument("--json", action="store_true", help="print the report as JSON")
+    design.set_defaults(func=_design)
     return parser
 
 

@@ -73,3 +73,23 @@ def plot_traces(traces, labels, layer: int, neuron: int, samples=None, dt: float
     ax.set(xlabel="time (ns)", ylabel=f"{variable}", title=f"layer {layer}, neuron {neuron}")
     ax.legend(fontsize="x-small", ncol=3)
     return ax
+
+
+def plot_drive_accuracy(points, path=None):
+    """Accuracy vs cumulative drive I·Δt (the paper's Fig. 3c): green where τ > Δt, orange
+    otherwise, a red line at I·Δt = 1. ``points``: dicts with drive, accuracy, tau, delta_t
+    (``snnspin.design.drive_accuracy_points``). Saves a PNG if ``path``; returns the figure.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for ok, color, label in [(True, "tab:green", "τ > Δt"), (False, "tab:orange", "τ ≤ Δt")]:
+        chosen = [p for p in points if (p["tau"] > p["delta_t"]) == ok]
+        ax.scatter([p["drive"] for p in chosen], [p["accuracy"] for p in chosen], color=color, label=label)
+    ax.axvline(1.0, color="red")
+    ax.set(xscale="log", xlabel="cumulative drive I·Δt", ylabel="accuracy (%)")
+    ax.legend()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
