@@ -11,10 +11,19 @@ from pathlib import Path
 from .config import TrainConfig
 
 
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     """One ``--option`` per ``TrainConfig`` field; defaults are None so given ones are known."""
     for f in fields(TrainConfig):
-        kind = type(f.default)
+        kind = _parse_bool if isinstance(f.default, bool) else type(f.default)
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
             dest=f.name,

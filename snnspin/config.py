@@ -37,6 +37,7 @@ class TrainConfig:
     delta_t: float = _f(1.0, "time between input points Δt in ns (paper: 1)")
     substeps: int = _f(1, "network solver steps per input point (dt = Δt / substeps)")
     method: str = _f("exact", "neuron stepper", ("exact", "euler", "rk4"))
+    learn_tau: bool = _f(False, "train each layer's relaxation time τ (one per neuron) with the weights")
     gain: float = _f(0.5, "amplification S between layers (paper: 0.5)")
     f_cut_mhz: float = _f(1.0, "high-pass cut-off frequency in MHz (paper: 1)")
     readout: str = _f("y", "what the readout reads from the last layer: filtered output y or state x", READOUTS)
@@ -52,6 +53,8 @@ class TrainConfig:
     split_seed: int = _f(0, "seed of the stratified 50/50 train/test split")
     order: str = _f("row", "pixel scan order", ("row", "column", "snake"))
     val_fraction: float = _f(0.0, "if > 0, evaluate on this fraction of the training half instead of the test half")
+    engine: str = _f("auto", "time loop: fused (fast, exact stepper), reference (per-step layers), auto (fused when it applies)",
+                     ("auto", "fused", "reference"))
     device: str = _f("auto", "torch device: auto (CUDA when present), cpu, cuda")
 
     def __post_init__(self):

@@ -15,6 +15,7 @@ each held for ``substeps`` solver steps of dt = Δt / substeps.
 from __future__ import annotations
 
 import math
+import warnings
 
 import snntorch as snn
 import torch
@@ -24,7 +25,16 @@ from torch.nn import functional as F
 from ._checks import check_finite
 from .config import TrainConfig
 from .connectivity import MaskedLinear
+from .fused import fused_ctrnn_sequence, fused_oscillator_sequence
 from .nn import CTRNN, HighPass, Oscillator
+
+
+def _taus(config: TrainConfig):
+    """τ for one layer: a float, or one trainable value per neuron when ``learn_tau``."""
+    return torch.full((config.width,), config.tau) if config.learn_tau else config.tau
+
+
+_WARNED: set[str] = set()  # fallback reasons already reported (once per process)
 
 
 class LayeredNetwork(nn.Module):
@@ -54,6 +64,28 @@ class LayeredNetwork(nn.Module):
     def neuron_step(self, layer: int, syn: torch.Tensor, state):
         raise NotImplementedError
 
+    def fused_reason(self) -> str | None:
+        """Why the fused sequence path cannot run this model (None when it can)."""
+        return "no fused path for this model"
+
+    def fused_sequence(self, data):
+        """(y, x) of the last layer after the last step, by the fused path."""
+        raise NotImplementedError
+
+    def _use_fused(self, record: bool) -> bool:
+        engine = self.config.engine
+        if engine == "reference" or record:
+            return False
+        reason = self.fused_reason()
+        if reason is None:
+            return True
+        if engine == "fused":
+            raise ValueError(f"engine='fused' is not available: {reason}")
+        if isinstance(self, (SpintronicNetwork, CTRNNNetwork)) and reason not in _WARNED:
+            _WARNED.add(reason)
+            warnings.warn(f"using the per-step reference path: {reason}", RuntimeWarning, stacklevel=3)
+        return False
+
     def readout_logits(self, state, output, final: bool) -> torch.Tensor | None:
         """Logits from the last layer; called after every solver step, used at the last."""
         return self.readout(output) if final else None
@@ -67,6 +99,9 @@ class LayeredNetwork(nn.Module):
         if data.dim() != 3:
             raise ValueError(f"data must be time first [T, B, F], got shape {tuple(data.shape)}")
         check_finite("data", data)
+        if self._use_fused(record):
+            y, x = self.fused_sequence(data)
+            return F.log_softmax(self.readout(y if self.config.readout == "y" else x), dim=-1)
         steps, batch = data.shape[0], data.shape[1]
         layers = range(self.config.layers)
         like = data.new_zeros(batch, self.config.width)
@@ -123,7 +158,8 @@ class SpintronicNetwork(LayeredNetwork):
         super().__init__(config, seed)
         c = config
         self.neurons = nn.ModuleList(
-            Oscillator(c.tau, c.dt, c.gain, method=c.method, check=False) for _ in range(c.layers)
+            Oscillator(_taus(c), c.dt, c.gain, method=c.method, learn_tau=c.learn_tau, check=False)
+            for _ in range(c.layers)
         )
         self.filters = nn.ModuleList(HighPass(c.f_cut_mhz, c.dt, check=False) for _ in range(c.layers))
 
@@ -143,6 +179,14 @@ class SpintronicNetwork(LayeredNetwork):
             return None
         return self.readout(output if self.config.readout == "y" else state[0])
 
+    def fused_reason(self):
+        if self.config.method != "exact":
+            return f"the fused path integrates with the exact stepper only (method={self.config.method!r})"
+        return None
+
+    def fused_sequence(self, data):
+        return fused_oscillator_sequence(self, data)
+
 
 class CTRNNNetwork(LayeredNetwork):
     """The software twin: CTRNN neurons dx/dt = -x/τ + S syn, output y = tanh(x) (eq. 6-8).
@@ -156,7 +200,9 @@ class CTRNNNetwork(LayeredNetwork):
     def __init__(self, config: TrainConfig, seed: int = 0):
         super().__init__(config, seed)
         c = config
-        self.neurons = nn.ModuleList(CTRNN(c.tau, c.dt, c.gain, method=c.method, check=False) for _ in range(c.layers))
+        self.neurons = nn.ModuleList(
+            CTRNN(_taus(c), c.dt, c.gain, method=c.method, learn_tau=c.learn_tau, check=False) for _ in range(c.layers)
+        )
 
     def initial_state(self, batch_size, layer, like):
         return torch.zeros_like(like), torch.zeros_like(like)
@@ -169,6 +215,14 @@ class CTRNNNetwork(LayeredNetwork):
         if not final:
             return None
         return self.readout(output if self.config.readout == "y" else state)
+
+    def fused_reason(self):
+        if self.config.method != "exact":
+            return f"the fused path integrates with the exact stepper only (method={self.config.method!r})"
+        return None
+
+    def fused_sequence(self, data):
+        return fused_ctrnn_sequence(self, data)
 
 
 class LIFNetwork(LayeredNetwork):

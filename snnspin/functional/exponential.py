@@ -21,10 +21,11 @@ def _horner(w, coeffs):
 
 
 def _ratio_value(w: torch.Tensor) -> torch.Tensor:
-    # expm1 is correctly rounded, so expm1(w)/w is accurate for every w != 0.
+    # expm1 is correctly rounded, so expm1(w)/w is accurate for every w != 0; at w = 0
+    # a neighbour whose F is 1 to the last bit stands in (F(w) = 1 + w/2 + ...).
     zero = w == 0
-    w_safe = torch.where(zero, torch.ones_like(w), w)
-    return torch.where(zero, torch.ones_like(w), torch.expm1(w_safe) / w_safe)
+    w_safe = w.masked_fill(zero, -torch.finfo(w.dtype).tiny)
+    return torch.expm1(w_safe).div_(w_safe)
 
 
 class _Expm1Ratio(torch.autograd.Function):
@@ -56,6 +57,8 @@ def expm1_ratio(w):
     """
     if not isinstance(w, torch.Tensor):
         return 1.0 if w == 0 else math.expm1(w) / w
+    if not (w.requires_grad and torch.is_grad_enabled()):
+        return _ratio_value(w)
     return _Expm1Ratio.apply(w)
 
 

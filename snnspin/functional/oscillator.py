@@ -74,18 +74,27 @@ class _OscillatorExact(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         x, b, out, grow, w, e, f, den = ctx.saved_tensors
-        dt = ctx.dt
-        # w = s a dt with s = -1 (growing) or +1; e = e^w; g = dt F(w); D = n + b x g
-        s = torch.where(grow, -torch.ones_like(w), torch.ones_like(w))
-        de_da = e * s * dt
-        dg_da = dt * expm1_ratio_derivative(w, f) * s * dt
-        ratio = out / den
-        dm_da = torch.where(grow, torch.zeros_like(e), de_da)
-        dn_da = torch.where(grow, de_da, torch.zeros_like(e))
-        d_a = (x / den) * dm_da - ratio * (dn_da + b * x * dg_da)
-        d_b = -ratio * x * (dt * f)
-        d_x = e / (den * den)
+        d_x, d_a, d_b = exact_derivatives(x, b, out, grow, w, e, f, den, ctx.dt)
         return grad_out * d_x, grad_out * d_a, grad_out * d_b, None
+
+
+def exact_derivatives(x, b, out, grow, w, e, f, den, dt):
+    """∂x⁺/∂x, ∂x⁺/∂a, ∂x⁺/∂b of the exact step, from the pieces ``_exact_parts`` returns.
+
+    Writing x⁺ = x m / D with D = n + b x g, g = dt F(w), w = s a dt (s = -1 when a ≥ 0,
+    else +1), and (m, n) = (1, e^w) or (e^w, 1):
+    ∂x⁺/∂x = e^w / D², ∂x⁺/∂b = -(x⁺/D) x g and
+    ∂x⁺/∂a = (x/D) ∂m/∂a - (x⁺/D)(∂n/∂a + b x ∂g/∂a), with ∂e^w/∂a = s dt e^w.
+    """
+    s = torch.where(grow, -torch.ones_like(w), torch.ones_like(w))
+    de_da = e * s * dt
+    dg_da = (dt * dt) * expm1_ratio_derivative(w, f) * s
+    ratio = out / den
+    zero = torch.zeros_like(e)
+    d_a = (x / den) * torch.where(grow, zero, de_da) - ratio * (torch.where(grow, de_da, zero) + b * x * dg_da)
+    d_b = -ratio * x * (dt * f)
+    d_x = e / (den * den)
+    return d_x, d_a, d_b
 
 
 def oscillator_exact(x, drive, gamma, dt, q=0.0, sigma=1.0):
