@@ -1,0 +1,157 @@
+"""Time of one full training step (forward, NLL, backward, clipping, Adam), interleaved.
+
+Compares the fused sequence path, the per-step reference path, the same topology built
+from snnTorch's RLeaky, and torch.nn.RNN (tanh) of the same size with the same readout.
+Reports medians over repeats and ratios to nn.RNN measured in the same run, and writes
+them to benchmarks/results/speed.md.
+
+    python benchmarks/speed.py                 # all configurations, CPU
+    python benchmarks/speed.py --repeats 3 --configs paper
+    python benchmarks/speed.py --device cuda   # on a GPU, when one is present
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import snntorch as snn
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from snnspin.config import TrainConfig
+from snnspin.models import build_model
+
+CONFIGS = {
+    "paper": dict(batch=120, width=32, substeps=1),
+    "substeps10": dict(batch=120, width=32, substeps=10),
+    "batch900": dict(batch=900, width=32, substeps=1),
+    "width128": dict(batch=120, width=128, substeps=1),
+}
+
+
+class RLeakyNet(nn.Module):
+    """3 layers of snnTorch RLeaky (all-to-all recurrence) with a linear readout of the last membrane."""
+
+    def __init__(self, width, layers=3):
+        super().__init__()
+        self.fc = nn.ModuleList(nn.Linear(1 if i == 0 else width, width) for i in range(layers))
+        self.lif = nn.ModuleList(snn.RLeaky(beta=0.9, linear_features=width) for _ in range(layers))
+        self.readout = nn.Linear(width, 10)
+
+    def forward(self, data):
+        state = [lif.reset_mem() for lif in self.lif]
+        for t in range(data.shape[0]):
+            signal = data[t]
+            for i, (fc, lif) in enumerate(zip(self.fc, self.lif)):
+                spk, mem = lif(fc(signal), *state[i])
+                state[i] = (spk, mem)
+                signal = spk
+        return F.log_softmax(self.readout(state[-1][1]), -1)
+
+
+class RNNNet(nn.Module):
+    def __init__(self, width, layers=3, substeps=1):
+        super().__init__()
+        self.rnn = nn.RNN(1, width, layers)
+        self.readout = nn.Linear(width, 10)
+        self.substeps = substeps
+
+    def forward(self, data):
+        if self.substeps > 1:
+            data = data.repeat_interleave(self.substeps, 0)
+        out, _ = self.rnn(data)
+        return F.log_softmax(self.readout(out[-1]), -1)
+
+
+def make_step(model):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(data, targets):
+        loss = F.nll_loss(model(data), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_value_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return step
+
+
+def contenders(width, substeps, device):
+    base = dict(width=width, substeps=substeps, delta_t=float(substeps))
+    out = {
+        "fused": build_model(TrainConfig(engine="fused", **base)),
+        "reference": build_model(TrainConfig(engine="reference", **base)),
+        "ctrnn fused": build_model(TrainConfig(model="ctrnn", engine="fused", **base)),
+        "snntorch RLeaky": RLeakyNet(width),
+        "nn.RNN": RNNNet(width, substeps=substeps),
+    }
+    if substeps > 1:
+        out.pop("snntorch RLeaky")  # no sub-stepping in a plain RLeaky loop
+    return {name: make_step(model.to(device)) for name, model in out.items()}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(config_name, repeats, device):
+    spec = CONFIGS[config_name]
+    data = (torch.rand(64, spec["batch"], 1) * 16).to(device)
+    targets = torch.randint(0, 10, (spec["batch"],), device=device)
+    steps = contenders(spec["width"], spec["substeps"], device)
+    times = {name: [] for name in steps}
+    for name, step in steps.items():  # warm-up
+        step(data, targets)
+    for _ in range(repeats):  # interleaved
+        for name, step in steps.items():
+            sync(device)
+            start = time.perf_counter()
+            step(data, targets)
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(v) for name, v in times.items()}
+    return medians
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    lines = [
+        "# Training-step time (forward, NLL, backward, clip, Adam)",
+        "",
+        f"Device: {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
+        f"torch {torch.__version__}; medians of {args.repeats} interleaved repeats; 3 layers, 64 input points.",
+        "",
+        "| configuration | contender | ms per step | × nn.RNN |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for name in args.configs:
+        medians = measure(name, args.repeats, device)
+        ref = medians["nn.RNN"]
+        spec = CONFIGS[name]
+        label = f"{name} (batch {spec['batch']}, width {spec['width']}, substeps {spec['substeps']})"
+        for contender, seconds in medians.items():
+            row = f"| {label} | {contender} | {seconds * 1e3:.1f} | {seconds / ref:.2f} |"
+            print(row, flush=True)
+            lines.append(row)
+        speedup = medians["reference"] / medians["fused"]
+        print(f"  fused is {speedup:.2f}x faster than the reference loop", flush=True)
+        lines.append(f"| {label} | fused speed-up over reference | | {speedup:.2f}× |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
