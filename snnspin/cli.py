@@ -35,8 +35,12 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_from_args(args) -> TrainConfig:
+    """The config: defaults, then ``--config FILE`` if given, then the options given explicitly."""
+    from .io import read_json
+
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    return TrainConfig(**given), given
+    start = read_json(args.config) if getattr(args, "config", None) else {}
+    return TrainConfig.from_dict({**start, **given}), given
 
 
 def _train(args) -> int:
@@ -107,15 +111,43 @@ def _design(args) -> int:
     return 0
 
 
+def _tune(args) -> int:
+    from .hpo import tune
+
+    config, _ = _config_from_args(args)
+    out = Path(args.out) if args.out else Path("runs") / f"tune-{config.model}"
+    print(f"tuning {config.model} ({config.epochs} epochs per trial, validation on 20 % of the training half) "
+          f"until {args.trials} trials are finished; study in {args.storage or out / 'study.db'}")
+    result = tune(config, out, args.trials, storage=args.storage, study_name=args.study, progress=not args.quiet)
+    print(f"best validation accuracy {result['best_value']:.2f} % (trial {result['best_trial']}, "
+          f"{result['trials_finished']} trials finished)")
+    for name, value in result["best_params"].items():
+        print(f"  {name} = {value}")
+    print(f"best configuration: {out / 'best_config.json'}; evaluate it on the test half with\n"
+          f"  snnspin train --config {out / 'best_config.json'} --seeds 10")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snnspin", description="Spintronic oscillator networks: train, tune, design.")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train the paper's network (or its CTRNN / LIF twin) with BPTT")
     _add_config_options(train)
+    train.add_argument("--config", help="start from this config JSON (e.g. best_config.json of `snnspin tune`)")
     train.add_argument("--out", help="run folder (default: runs/<model>-<time>)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
+
+    tune = sub.add_parser("tune", help="Optuna search of τ, lr0, lr_decay, S, input and init scale (validation split)")
+    _add_config_options(tune)
+    tune.add_argument("--config", help="start from this config JSON")
+    tune.add_argument("--trials", type=int, default=50, help="finished trials to reach (default: 50)")
+    tune.add_argument("--out", help="folder for the study and best_config.json (default: runs/tune-<model>)")
+    tune.add_argument("--storage", help="Optuna storage URL shared by workers (default: sqlite file in --out)")
+    tune.add_argument("--study", help="study name (default: snnspin-<model>)")
+    tune.add_argument("--quiet", action="store_true", help="no progress bar")
+    tune.set_defaults(func=_tune)
 
     design = sub.add_parser("design", help="design rules, device frequency and energy for a config or a trained run")
     _add_config_options(design)
@@ -134,7 +166,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError) as error:
+    except (ValueError, FileExistsError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,121 @@
+"""Optuna tuning of the hyperparameters the paper tuned (the only module importing optuna).
+
+Each trial trains one model on 80 % of the training half and reports the accuracy on the
+other 20 % after every epoch (``val_fraction``): the test half is never seen while tuning.
+Hopeless trials are pruned on those per-epoch accuracies (median rule). The study lives
+in persistent storage — an SQLite file in the run folder by default, or any Optuna
+storage URL (PostgreSQL, MySQL) so that workers on several machines share it — and a
+killed ``snnspin tune`` resumes with the same command: finished trials are kept, trials
+left running by a dead worker are failed by the heartbeat and not counted.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+
+from .config import TrainConfig
+from .io import atomic_write_json
+from .training import train_seed
+
+#: name → (low, high, log scale) for every model; readout only where the model has one.
+SEARCH_SPACE = {
+    "tau": (0.5, 30.0, True),
+    "lr0": (1e-3, 0.3, True),
+    "lr_decay": (1.0, 50.0, True),
+    "gain": (0.1, 2.0, True),
+    "input_scale": (1 / 16, 2.0, True),
+    "init_scale": (0.5, 8.0, True),
+}
+TUNED = tuple(SEARCH_SPACE) + ("readout",)
+
+
+def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) -> TrainConfig:
+    """A config with the searched fields drawn by ``trial`` and the others from ``base``."""
+    values = {name: trial.suggest_float(name, low, high, log=log) for name, (low, high, log) in space.items()}
+    if base.model != "lif":
+        values["readout"] = trial.suggest_categorical("readout", ["y", "x"])
+    return base.replace(**values)
+
+
+def objective(base: TrainConfig, seed: int = 0):
+    """Optuna objective: validation accuracy (%) after the last epoch, reported every epoch."""
+
+    def run(trial: optuna.Trial) -> float:
+        config = suggest(trial, base)
+
+        def report(record):
+            value = record.eval_acc
+            trial.report(value, record.epoch)
+            if not math.isfinite(value) or trial.should_prune():
+                raise optuna.TrialPruned()
+
+        _, history = train_seed(config, seed, progress=False, on_epoch=report)
+        return history[-1].eval_acc
+
+    return run
+
+
+def open_study(name: str, storage: str, heartbeat: int = 60) -> optuna.Study:
+    """Create the study or load it if it exists (safe to call from several workers)."""
+    if storage.startswith("sqlite") or "://" in storage:
+        storage = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=None),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
+    )
+
+
+def counted(study: optuna.Study) -> int:
+    """Finished trials (complete or pruned)."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, study_name: str | None = None,
+         progress: bool = True) -> dict:
+    """Run (or resume) a study until it holds ``n_trials`` finished trials; return the best.
+
+    Writes ``best_config.json`` (a ``TrainConfig`` evaluating on the test half, ready for
+    ``snnspin train --config``) and ``best.json`` (value, parameters, trial counts).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    name = study_name or f"snnspin-{base.model}"
+    base = base.replace(val_fraction=base.val_fraction or 0.2, seeds=1)
+    study = open_study(name, storage)
+    study.set_user_attr("base_config", base.to_dict())
+    remaining = n_trials - counted(study)
+    if remaining > 0:
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        study.optimize(
+            objective(base),
+            n_trials=remaining,
+            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=states)],
+            show_progress_bar=progress,
+            catch=(ValueError, RuntimeError),
+        )
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise RuntimeError("no trial completed; nothing to report")
+    best = study.best_trial
+    best_config = base.replace(val_fraction=0.0, **best.params)
+    atomic_write_json(out / "best_config.json", best_config.to_dict())
+    result = {
+        "study": name,
+        "storage": storage if isinstance(storage, str) else str(storage),
+        "best_value": best.value,
+        "best_params": best.params,
+        "best_trial": best.number,
+        "trials_finished": counted(study),
+        "trials_complete": len(complete),
+    }
+    atomic_write_json(out / "best.json", result)
+    return result
