@@ -21,7 +21,10 @@ def _parse_bool(text: str) -> bool:
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One ``--option`` per ``TrainConfig`` field; defaults are None so given ones are known."""
+    """One ``--option`` per ``TrainConfig`` field (defaults None, so given ones are known),
+    and ``--preset`` for the values not given."""
+    parser.add_argument("--preset", choices=["tuned", "paper"], default="tuned",
+                        help="starting values per model: tuned (default) or the paper's published ones")
     for f in fields(TrainConfig):
         kind = _parse_bool if isinstance(f.default, bool) else type(f.default)
         parser.add_argument(
@@ -30,7 +33,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             type=kind,
             default=None,
             choices=f.metadata.get("choices"),
-            help=f"{f.metadata['help']} (default: {f.default})",
+            help=f"{f.metadata['help']} (paper: {f.default})",
         )
 
 
@@ -38,9 +41,13 @@ def _config_from_args(args) -> TrainConfig:
     """The config: defaults, then ``--config FILE`` if given, then the options given explicitly."""
     from .io import read_json
 
+    from .presets import preset_config
+
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    start = read_json(args.config) if getattr(args, "config", None) else {}
-    return TrainConfig.from_dict({**start, **given}), given
+    if getattr(args, "config", None):
+        return TrainConfig.from_dict({**read_json(args.config), **given}), given
+    changes = {k: v for k, v in given.items() if k != "model"}
+    return preset_config(given.get("model", "spintronic"), getattr(args, "preset", "paper"), **changes), given
 
 
 def _train(args) -> int:

@@ -58,18 +58,31 @@ def objective(base: TrainConfig, seed: int = 0):
     return run
 
 
-def open_study(name: str, storage: str, heartbeat: int = 60) -> optuna.Study:
-    """Create the study or load it if it exists (safe to call from several workers)."""
-    if storage.startswith("sqlite") or "://" in storage:
-        storage = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
-    return optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=None),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
-    )
+def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5) -> optuna.Study:
+    """Create the study or load it if it exists (safe to call from several workers).
+
+    Workers that start together on a new SQLite file race to create its tables ("table
+    studies already exists"); the loser waits a moment and loads what the winner made.
+    """
+    import random
+    import time
+
+    for attempt in range(attempts):
+        try:
+            rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
+            return optuna.create_study(
+                study_name=name,
+                storage=rdb,
+                direction="maximize",
+                load_if_exists=True,
+                sampler=optuna.samplers.TPESampler(),
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
+            )
+        except Exception:  # sqlalchemy errors while another worker creates the schema
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
 
 
 def counted(study: optuna.Study) -> int:

@@ -58,10 +58,10 @@ def test_rule_warnings():
 
 
 def test_cli_design_text_json_and_run(tmp_path, capsys):
-    assert main(["design"]) == 0
+    assert main(["design", "--preset", "paper"]) == 0
     text = capsys.readouterr().out
     assert "96" in text and "2896" in text and "38.6 pJ" in text and "7.08 GHz" in text
-    assert main(["design", "--json", "--alpha", "0.02"]) == 0
+    assert main(["design", "--preset", "paper", "--json", "--alpha", "0.02"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["synapses"] == 2896 and data["frequency_ghz"] == pytest.approx(1 / (0.02 * 14.12))
     run = tmp_path / "run"

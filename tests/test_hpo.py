@@ -66,3 +66,19 @@ def test_cli_tune_then_train_from_best_config(tmp_path, capsys):
     saved = json.loads((run / "config.json").read_text())
     best = json.loads((out / "best_config.json").read_text())
     assert saved == best
+
+
+def _open(path):
+    open_study("race", f"sqlite:///{path}")
+
+
+def test_workers_starting_together_on_a_new_file(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_open, args=(tmp_path / "new.db",)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]

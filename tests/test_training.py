@@ -120,3 +120,17 @@ def test_cli_train_resume_and_errors(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
     with pytest.raises(SystemExit):
         main(["train", "--model", "transformer"])
+
+
+def test_presets_and_cli_defaults(tmp_path):
+    from snnspin.cli import _config_from_args, build_parser
+    from snnspin.presets import TUNED, preset_config
+
+    assert preset_config("ctrnn", "paper") == TrainConfig(model="ctrnn")
+    assert preset_config("ctrnn").tau == TUNED["ctrnn"]["tau"]
+    parse = lambda *a: _config_from_args(build_parser().parse_args(["train", *a]))[0]
+    assert parse("--model", "ctrnn") == preset_config("ctrnn")
+    assert parse("--model", "lif", "--preset", "paper", "--tau", "3") == TrainConfig(model="lif", tau=3.0)
+    assert parse("--learn-tau", "true").learn_tau is True
+    with pytest.raises(ValueError, match="preset must be one of"):
+        preset_config("ctrnn", "best")
