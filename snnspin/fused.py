@@ -47,6 +47,17 @@ def _layer_inputs(data, y_all, l, substeps):
     return signal, y_prev
 
 
+def _backward_carries(x_all, grad_y, grad_x):
+    """Zero carries dL/dy, dL/dx per layer, seeded at the last layer with the output gradients,
+    and the per-step dL/dsyn buffers."""
+    zeros = torch.zeros_like(x_all[0][0])
+    gy = [zeros.clone() for _ in x_all]
+    gx = [zeros.clone() for _ in x_all]
+    gy[-1] = gy[-1] + grad_y
+    gx[-1] = gx[-1] + grad_x
+    return zeros, gy, gx, [torch.empty_like(x) for x in x_all]
+
+
 def _input_grad(data, dsyn0, w_ext0, substeps):
     g = (dsyn0 @ w_ext0).view(data.shape[0], substeps, *data.shape[1:])
     return g.sum(1)
@@ -97,12 +108,7 @@ class _FusedOscillator(torch.autograd.Function):
         x_all, y_all = stored["x"], stored["y"]
         e_hp, k_hp = math.exp(-omega * h), expm1_ratio(-omega * h)
         total = data.shape[0] * substeps
-        zeros = torch.zeros_like(x_all[0][0])
-        gy = [zeros.clone() for _ in range(layers)]
-        gx = [zeros.clone() for _ in range(layers)]
-        gy[-1] = gy[-1] + grad_y
-        gx[-1] = gx[-1] + grad_x
-        dsyn_all = [torch.empty_like(x_all[0]) for _ in range(layers)]
+        zeros, gy, gx, dsyn_all = _backward_carries(x_all, grad_y, grad_x)
         g_gain = [zeros.clone() for _ in range(layers)]
         g_a_sum = [zeros.clone() for _ in range(layers)]
         g_b_sum = [zeros.clone() for _ in range(layers)]
@@ -186,12 +192,7 @@ class _FusedCTRNN(torch.autograd.Function):
         w_all = -gammas * h
         step_gains = h * expm1_ratio(w_all)
         total = data.shape[0] * substeps
-        zeros = torch.zeros_like(x_all[0][0])
-        gy = [zeros.clone() for _ in range(layers)]
-        gx = [zeros.clone() for _ in range(layers)]
-        gy[-1] = gy[-1] + grad_y
-        gx[-1] = gx[-1] + grad_x
-        dsyn_all = [torch.empty_like(x_all[0]) for _ in range(layers)]
+        _, gy, gx, dsyn_all = _backward_carries(x_all, grad_y, grad_x)
         g_drive = [torch.empty_like(x_all[0]) for _ in range(layers)]
         for k in range(total - 1, -1, -1):
             for l in range(layers - 1, -1, -1):

@@ -81,7 +81,7 @@ class LayeredNetwork(nn.Module):
             return True
         if engine == "fused":
             raise ValueError(f"engine='fused' is not available: {reason}")
-        if isinstance(self, (SpintronicNetwork, CTRNNNetwork)) and reason not in _WARNED:
+        if isinstance(self, ContinuousNetwork) and reason not in _WARNED:
             _WARNED.add(reason)
             warnings.warn(f"using the per-step reference path: {reason}", RuntimeWarning, stacklevel=3)
         return False
@@ -141,7 +141,25 @@ class LayeredNetwork(nn.Module):
         return {"neurons": self.config.layers * self.config.width, "synapses": synapses}
 
 
-class SpintronicNetwork(LayeredNetwork):
+class ContinuousNetwork(LayeredNetwork):
+    """Shared by the oscillator and CTRNN networks: a readout of y or x, and the fused path."""
+
+    def state_x(self, state) -> torch.Tensor:
+        """The neuron state x inside a layer's state."""
+        raise NotImplementedError
+
+    def readout_logits(self, state, output, final):
+        if not final:
+            return None
+        return self.readout(output if self.config.readout == "y" else self.state_x(state))
+
+    def fused_reason(self):
+        if self.config.method != "exact":
+            return f"the fused path integrates with the exact stepper only (method={self.config.method!r})"
+        return None
+
+
+class SpintronicNetwork(ContinuousNetwork):
     """Layers of spintronic oscillators with high-pass filtered outputs (Plouet et al. Fig. 1).
 
         I = S syn + b_fixed (= 2γ),  dx/dt = -γ x + I x (1 - x),  dy/dt = -2π f_cut y + dx/dt
@@ -174,21 +192,14 @@ class SpintronicNetwork(LayeredNetwork):
         y, _ = self.filters[layer](x_next, (y, x))
         return (x_next, y), y, {"x": x_next, "y": y}
 
-    def readout_logits(self, state, output, final):
-        if not final:
-            return None
-        return self.readout(output if self.config.readout == "y" else state[0])
-
-    def fused_reason(self):
-        if self.config.method != "exact":
-            return f"the fused path integrates with the exact stepper only (method={self.config.method!r})"
-        return None
+    def state_x(self, state):
+        return state[0]
 
     def fused_sequence(self, data):
         return fused_oscillator_sequence(self, data)
 
 
-class CTRNNNetwork(LayeredNetwork):
+class CTRNNNetwork(ContinuousNetwork):
     """The software twin: CTRNN neurons dx/dt = -x/τ + S syn, output y = tanh(x) (eq. 6-8).
 
     x starts at 0. The readout sees y (or x with ``readout="x"``).
@@ -211,15 +222,8 @@ class CTRNNNetwork(LayeredNetwork):
         y, x = self.neurons[layer](syn, state)
         return x, y, {"x": x, "y": y}
 
-    def readout_logits(self, state, output, final):
-        if not final:
-            return None
-        return self.readout(output if self.config.readout == "y" else state)
-
-    def fused_reason(self):
-        if self.config.method != "exact":
-            return f"the fused path integrates with the exact stepper only (method={self.config.method!r})"
-        return None
+    def state_x(self, state):
+        return state
 
     def fused_sequence(self, data):
         return fused_ctrnn_sequence(self, data)
