@@ -1,6 +1,5 @@
 """Every tutorial notebook runs top to bottom in fast mode (SNNSPIN_FAST=1)."""
 
-import os
 from pathlib import Path
 
 import nbformat
