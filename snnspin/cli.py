@@ -135,6 +135,65 @@ def _tune(args) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from .sweep import run_sweep
+
+    out = Path(args.out)
+    storage = args.storage or f"sqlite:///{(out / 'sweeps.db').resolve()}"
+    out.mkdir(parents=True, exist_ok=True)
+    grid = None
+    if args.grid:
+        grid = {}
+        for item in args.grid:
+            name, _, values = item.partition("=")
+            kind = str if name == "model" else float
+            grid[name] = [kind(v) for v in values.split(",")]
+    base = None
+    if args.config:
+        from .io import read_json
+
+        base = TrainConfig.from_dict(read_json(args.config))
+
+    def progress(spec, accuracy):
+        print(f"  {spec['point']} seed {spec['seed']}: {accuracy:.2f} %", flush=True)
+
+    print(f"sweep {args.name} ({args.preset} preset) into {storage}")
+    results = run_sweep(args.name, storage, args.preset, args.seeds, base, grid, progress)
+    print(f"{len(results)} trainings finished in the store; draw them with: snnspin figures --storage {storage}")
+    return 0
+
+
+def _figures(args) -> int:
+    from .io import atomic_write_text
+    from .plot import plot_sweep
+    from .sweep import open_sweep, results, sweep_names, table
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = args.sweeps or sweep_names(args.storage)
+    if not names:
+        print(f"error: no sweep in {args.storage}", file=sys.stderr)
+        return 2
+    for name in names:
+        study = open_sweep(name, args.storage)
+        rows = table(study)
+        if not rows:
+            print(f"{name}: no finished training yet")
+            continue
+        x, series = study.user_attrs.get("x", "delta_t"), study.user_attrs.get("series", "")
+        plot_sweep(name, rows, x, series, out / f"{name}.png", results=results(study), overlay=not args.no_paper)
+        keys = [k for k in rows[0] if k not in ("median", "q25", "q75", "seeds", "drive")]
+        lines = [f"| {' | '.join(keys)} | seeds | median (%) | 25 % | 75 % | drive I·Δt |",
+                 "|" + " --- |" * (len(keys) + 5)]
+        for r in sorted(rows, key=lambda r: [str(r[k]) if isinstance(r[k], str) else r[k] for k in keys]):
+            drive = f"{r['drive']:.3g}" if r["drive"] is not None else "—"
+            lines.append(f"| {' | '.join(str(r[k]) for k in keys)} | {r['seeds']} | {r['median']:.2f} | "
+                         f"{r['q25']:.2f} | {r['q75']:.2f} | {drive} |")
+        atomic_write_text(out / f"{name}.md", "\n".join(lines) + "\n")
+        print(f"{name}: {out / (name + '.png')} and {out / (name + '.md')} ({len(rows)} points)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snnspin", description="Spintronic oscillator networks: train, tune, design.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,6 +214,26 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--study", help="study name (default: snnspin-<model>)")
     tune.add_argument("--quiet", action="store_true", help="no progress bar")
     tune.set_defaults(func=_tune)
+
+    from .sweep import SWEEPS
+
+    sweep = sub.add_parser("sweep", help="run a named sweep of the paper's figures (or a custom grid) into a store")
+    sweep.add_argument("name", help=f"one of {', '.join(SWEEPS)}, or any name with --grid")
+    sweep.add_argument("--preset", choices=["small", "full"], default="small",
+                       help="small: few points, 2 seeds, 15 epochs (minutes); full: the paper's grid, 10 seeds")
+    sweep.add_argument("--seeds", type=int, help="seeds per point (default: the preset's)")
+    sweep.add_argument("--grid", nargs="+", metavar="FIELD=V1,V2", help="custom grid over config fields")
+    sweep.add_argument("--config", help="base config JSON (default: the tuned spintronic preset)")
+    sweep.add_argument("--out", default="runs/sweeps", help="folder of the default SQLite store")
+    sweep.add_argument("--storage", help="Optuna/SQLAlchemy storage URL shared by workers")
+    sweep.set_defaults(func=_sweep)
+
+    figures = sub.add_parser("figures", help="draw every sweep of a store as PNG + Markdown table")
+    figures.add_argument("--storage", default=f"sqlite:///{Path('runs/sweeps/sweeps.db').resolve()}")
+    figures.add_argument("--out", default="runs/figures")
+    figures.add_argument("--sweeps", nargs="+", help="only these sweeps")
+    figures.add_argument("--no-paper", action="store_true", help="do not overlay the paper's reported values")
+    figures.set_defaults(func=_figures)
 
     design = sub.add_parser("design", help="design rules, device frequency and energy for a config or a trained run")
     _add_config_options(design)

@@ -12,6 +12,7 @@ left running by a dead worker are failed by the heartbeat and not counted.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import optuna
@@ -69,7 +70,9 @@ def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5) 
 
     for attempt in range(attempts):
         try:
-            rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
+            with warnings.catch_warnings():  # heartbeats are "experimental" in optuna, and what we need
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
             return optuna.create_study(
                 study_name=name,
                 storage=rdb,

@@ -93,3 +93,76 @@ def plot_drive_accuracy(points, path=None):
         fig.savefig(path, dpi=120)
         plt.close(fig)
     return fig
+
+
+#: Values the paper reports, drawn as red stars: (sweep, series value or None) → [(x, accuracy %)].
+PAPER_POINTS = {
+    ("timescale", "spintronic"): [(1.0, 89.83)],
+    ("timescale", "ctrnn"): [(1.0, 89.00)],
+    ("density-global", None): [(0.5, 90.28), (0.3, 85.42), (0.2, 77.78)],
+    ("density-inter", None): [(0.2, 87.22)],
+}
+
+AXIS_LABELS = {
+    "delta_t": "time between input points Δt (ns)",
+    "d_intra": "intra-layer density",
+    "d_inter": "inter-layer density",
+    "density": "connection density (inter and intra)",
+}
+
+
+def plot_sweep(name: str, rows: list[dict], x: str, series: str, path=None, results=None, overlay: bool = True):
+    """One sweep's figure in the paper's style: median accuracy over seeds vs ``x`` with the
+    25-75 % band, one line per ``series`` value; ``x="drive"`` draws Fig. 3c and
+    ``x="epoch"`` the train/test curves of Fig. 5 (from ``results``' histories).
+    ``rows`` come from ``snnspin.sweep.table``. Saves a PNG if ``path``; returns the figure.
+    """
+    plt = _pyplot()
+    if x == "drive":
+        points = [{"drive": r["drive"], "accuracy": r["median"], "tau": r["tau"], "delta_t": r["delta_t"]}
+                  for r in rows if r.get("drive") is not None]
+        fig = plot_drive_accuracy(points)
+        fig.axes[0].set_title(f"{name}: median over seeds")
+    elif x == "epoch":
+        fig = _plot_overfit(plt, results or [], series)
+    else:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        values = sorted({r.get(series) for r in rows}, key=str) if series else [None]
+        for i, value in enumerate(values):
+            chosen = sorted((r for r in rows if not series or r.get(series) == value), key=lambda r: r[x])
+            xs = [r[x] for r in chosen]
+            label = f"{series} = {value}" if series else None
+            ax.plot(xs, [r["median"] for r in chosen], "o-", color=f"C{i}", label=label)
+            ax.fill_between(xs, [r["q25"] for r in chosen], [r["q75"] for r in chosen], color=f"C{i}", alpha=0.25)
+            for px, py in PAPER_POINTS.get((name, value), []) if overlay else []:
+                ax.plot(px, py, "*", color="red", ms=12, label="paper" if i == 0 else None)
+        if x == "delta_t":
+            ax.set_xscale("log")
+        ax.set(xlabel=AXIS_LABELS.get(x, x), ylabel="accuracy (%)", title=f"{name}: median, 25-75 % band")
+        if series or overlay:
+            ax.legend(fontsize="small")
+        fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+    return fig
+
+
+def _plot_overfit(plt, results, series):
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    groups = {}
+    for r in results:
+        groups.setdefault(r["point"].get(series), []).append(r["history"])
+    for i, (value, histories) in enumerate(sorted(groups.items(), key=lambda kv: -kv[0])):
+        epochs = [h["epoch"] for h in histories[0]]
+        for key, ax, style in [("train_loss", ax_loss, "-"), ("eval_loss", ax_loss, "--"),
+                               ("train_acc", ax_acc, "-"), ("eval_acc", ax_acc, "--")]:
+            med = np.median([[h[key] for h in hist] for hist in histories], axis=0)
+            label = f"{series} = {value}" if style == "-" else None
+            ax.plot(epochs, med, style, color=f"C{i}", label=label)
+    ax_loss.set(xlabel="epoch", ylabel="loss (NLL)")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
+    ax_loss.legend(fontsize="small")
+    fig.suptitle("train (solid) and test (dashed), median over seeds")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,65 @@
+"""Sweeps: a 2-point × 2-seed sweep killed and resumed yields exactly 4 results; figures render."""
+
+import pytest
+
+from snnspin.cli import main
+from snnspin.config import TrainConfig
+from snnspin.plot import plot_sweep
+from snnspin.sweep import SWEEPS, config_for, open_sweep, points, results, run_sweep, table
+
+BASE = TrainConfig(layers=1, width=4, epochs=1, batch_size=450)
+GRID = {"delta_t": [0.5, 2.0]}
+
+
+class Kill(Exception):
+    pass
+
+
+def test_killed_sweep_resumes_to_exactly_four_results(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    finished = []
+
+    def kill_after_two(study, trial):
+        finished.append(trial.number)
+        if len(finished) == 2:
+            raise Kill
+
+    with pytest.raises(Kill):
+        run_sweep("custom", storage, seeds=2, base=BASE, grid=GRID, callbacks=[kill_after_two])
+    assert len(results(open_sweep("custom", storage))) == 2
+    out = run_sweep("custom", storage, seeds=2, base=BASE, grid=GRID)
+    assert len(out) == 4
+    assert sorted((r["point"]["delta_t"], r["seed"]) for r in out) == [(0.5, 0), (0.5, 1), (2.0, 0), (2.0, 1)]
+    assert len(run_sweep("custom", storage, seeds=2, base=BASE, grid=GRID)) == 4  # nothing redone
+    rows = table(open_sweep("custom", storage))
+    assert sorted(r["delta_t"] for r in rows) == [0.5, 2.0] and all(r["seeds"] == 2 for r in rows)
+
+
+def test_config_for_points():
+    assert config_for({"density": 0.3}, BASE).d_inter == 0.3
+    assert config_for({"density": 0.3}, BASE).d_intra == 0.3
+    ctrnn = config_for({"model": "ctrnn", "delta_t": 2.0}, BASE.replace(epochs=3))
+    assert ctrnn.model == "ctrnn" and ctrnn.delta_t == 2.0 and ctrnn.epochs == 3
+    assert len(points(SWEEPS["timescale"].grid)) == 20
+
+
+def test_figures_from_store_have_paper_axes(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    run_sweep("timescale", storage, seeds=1, base=BASE, grid={"model": ["spintronic", "ctrnn"], "delta_t": [1.0, 2.0]})
+    run_sweep("overfit", storage, seeds=1, base=BASE.replace(epochs=2), grid={"density": [0.5, 0.1]})
+    run_sweep("drive", storage, seeds=1, base=BASE, grid={"tau": [0.5, 4.0], "delta_t": [1.0]})
+    assert main(["figures", "--storage", storage, "--out", str(tmp_path / "fig")]) == 0
+    for name in ("timescale", "overfit", "drive"):
+        assert (tmp_path / "fig" / f"{name}.png").exists() and (tmp_path / "fig" / f"{name}.md").exists()
+    study = open_sweep("timescale", storage)
+    fig = plot_sweep("timescale", table(study), "delta_t", "model")
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "time between input points Δt (ns)" and ax.get_ylabel() == "accuracy (%)"
+    assert ax.get_xscale() == "log"
+    fig = plot_sweep("overfit", [], "epoch", "density", results=results(open_sweep("overfit", storage)))
+    assert [a.get_ylabel() for a in fig.axes] == ["loss (NLL)", "accuracy (%)"]
+
+
+def test_bad_sweep_name():
+    with pytest.raises(ValueError, match="unknown sweep 'fig9'"):
+        run_sweep("fig9", "sqlite:///:memory:")
