@@ -3,8 +3,10 @@
 The per-step layers (``snnspin.nn``) build an autograd graph of dozens of tiny operations
 per layer and step; at the paper's size the time goes to per-operation overhead. Here the
 forward pass runs the loop without autograd and the backward pass is BPTT written out by
-hand: one reverse loop over steps and layers carrying dL/dx and dL/dy, with the weight
-gradients formed at the end as one matmul per weight matrix over all steps.
+hand: one reverse loop carrying dL/dx and dL/dy, with the weight gradients formed at the
+end as one matmul per weight matrix over all steps. The oscillator network also advances
+all its layers together along the diagonals (step + layer) of the time × depth grid, so
+one batched operation updates every layer.
 
 Same equations as the reference path (``snnspin.functional``), solver step k, layer l:
 
@@ -63,94 +65,125 @@ def _input_grad(data, dsyn0, w_ext0, substeps):
     return g.sum(1)
 
 
-_OSC_STORED = ("x", "y", "syn", "a", "e", "f", "den")
+_WAVE_STORED = ("x", "syn", "a", "e", "f", "den")
+
+
+def _stack_weights(weights, layers, n, width_in):
+    """[L, N, P + N] weights ([W_ext padded to P columns | W_int]) and [L, 1, N] biases."""
+    p = max(width_in, n)
+    stacked = weights[0].new_zeros(layers, n, p + n)
+    for l in range(layers):
+        w_ext, _, w_int = weights[3 * l : 3 * l + 3]
+        stacked[l, :, : w_ext.shape[1]] = w_ext
+        stacked[l, :, p:] = w_int
+    biases = torch.stack([weights[3 * l + 1] for l in range(layers)]).unsqueeze(1)
+    return stacked, biases, p
 
 
 class _FusedOscillator(torch.autograd.Function):
+    """All layers advance together along diagonals d = k + l of (step k, layer l): layer l at
+    step k needs layer l-1 at step k (diagonal d-1) and itself at step k-1 (diagonal d-1), so
+    one diagonal is one batched update of every layer — L times fewer operations."""
+
     @staticmethod
     def forward(ctx, data, gains, gammas, options, *weights):
         substeps, h, omega, q, sigma, bias_fixed = options
-        layers, total = len(weights) // 3, data.shape[0] * substeps
-        batch, n = data.shape[1], weights[0].shape[0]
+        layers, steps = len(weights) // 3, data.shape[0] * substeps
+        batch, n, width_in = data.shape[1], weights[0].shape[0], data.shape[2]
+        diagonals = steps + layers - 1
+        w, bias, p = _stack_weights(weights, layers, n, width_in)
         e_hp, k_hp = math.exp(-omega * h), expm1_ratio(-omega * h)
-        b_fixes = 2.0 * gammas if bias_fixed is None else torch.full_like(gammas, bias_fixed)
-        rests = (sigma * b_fixes - gammas) / (gammas * q + sigma * b_fixes)  # [L, N]
-        stored = {key: [data.new_empty(total, batch, n) for _ in range(layers)] for key in _OSC_STORED}
-        x = [rests[l].expand(batch, n) for l in range(layers)]
-        y = [data.new_zeros(batch, n) for _ in range(layers)]
-        for k in range(total):
-            signal = data[k // substeps]
-            for l in range(layers):
-                w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
-                gain, gamma = gains[l], gammas[l]
-                syn = _syn(signal, w_ext, bias, y[l], w_int)
-                drive = sigma * (gain * syn + b_fixes[l])
-                a = drive - gamma
-                x_new, _, _, e, f, den = _exact_parts(x[l], a, gamma * q + drive, h)
-                y[l] = e_hp * y[l] + k_hp * (x_new - x[l])
-                x[l] = x_new
-                for key, value in zip(_OSC_STORED, (x_new, y[l], syn, a, e, f, den)):
-                    stored[key][l][k] = value
-                signal = y[l]
-        ctx.options, ctx.layers = options, layers
-        ctx.save_for_backward(data, gains, gammas, rests, *weights, *(t for key in _OSC_STORED for t in stored[key]))
+        gamma = gammas.unsqueeze(1)  # [L, 1, N]
+        gain = gains.view(layers, 1, 1)
+        b_fix = 2.0 * gamma if bias_fixed is None else torch.full_like(gamma, bias_fixed)
+        rest = ((sigma * b_fix - gamma) / (gamma * q + sigma * b_fix)).expand(layers, batch, n)
+        stored = {key: data.new_empty(diagonals, layers, batch, n) for key in _WAVE_STORED}
+        inputs = data.new_zeros(diagonals, layers, batch, p + n)
+        x, y = rest, data.new_zeros(layers, batch, n)
+        for d in range(diagonals):
+            z = inputs[d]
+            if d < steps:
+                z[0, :, :width_in] = data[d // substeps]
+            z[1:, :, :n] = y[:-1]
+            z[:, :, p:] = y
+            syn = torch.baddbmm(bias, z, w.transpose(1, 2))
+            drive = sigma * (gain * syn + b_fix)
+            a = drive - gamma
+            x_new, _, _, e, f, den = _exact_parts(x, a, gamma * q + drive, h)
+            y_new = e_hp * y + k_hp * (x_new - x)
+            lo, hi = max(0, d - steps + 1), min(layers - 1, d)
+            if lo > 0 or hi < layers - 1:  # edge diagonals: layers outside [lo, hi] keep their state
+                active = torch.zeros(layers, 1, 1, dtype=torch.bool, device=data.device)
+                active[lo : hi + 1] = True
+                x_new, y_new = torch.where(active, x_new, x), torch.where(active, y_new, y)
+            x, y = x_new, y_new
+            for key, value in zip(_WAVE_STORED, (x, syn, a, e, f, den)):
+                stored[key][d] = value
+        ctx.options, ctx.sizes = options, (layers, steps, p, width_in)
+        ctx.save_for_backward(data, gains, gammas, rest, w, inputs, *(stored[k] for k in _WAVE_STORED))
         return y[-1].clone(), x[-1].clone()
 
     @staticmethod
     def backward(ctx, grad_y, grad_x):
         substeps, h, omega, q, sigma, bias_fixed = ctx.options
-        layers = ctx.layers
-        saved = ctx.saved_tensors
-        data, gains, gammas, rests = saved[:4]
-        weights = saved[4 : 4 + 3 * layers]
-        flat = saved[4 + 3 * layers :]
-        stored = {key: flat[i * layers : (i + 1) * layers] for i, key in enumerate(_OSC_STORED)}
-        x_all, y_all = stored["x"], stored["y"]
+        layers, steps, p, width_in = ctx.sizes
+        data, gains, gammas, rest, w, inputs, *flat = ctx.saved_tensors
+        stored = dict(zip(_WAVE_STORED, flat))
+        x_all = stored["x"]
+        diagonals, batch, n = x_all.shape[0], x_all.shape[2], x_all.shape[3]
         e_hp, k_hp = math.exp(-omega * h), expm1_ratio(-omega * h)
-        total = data.shape[0] * substeps
-        zeros, gy, gx, dsyn_all = _backward_carries(x_all, grad_y, grad_x)
-        g_gain = [zeros.clone() for _ in range(layers)]
-        g_a_sum = [zeros.clone() for _ in range(layers)]
-        g_b_sum = [zeros.clone() for _ in range(layers)]
-        for k in range(total - 1, -1, -1):
-            for l in range(layers - 1, -1, -1):
-                w_ext, _, w_int = weights[3 * l : 3 * l + 3]
-                gain, gamma = gains[l], gammas[l]
-                x_old = x_all[l][k - 1] if k > 0 else rests[l].expand_as(zeros)
-                a = stored["a"][l][k]
-                grow = a >= 0
-                w = torch.where(grow, -a, a) * h
-                b = a + gamma * (1.0 + q)
-                d_x, d_a, d_b = exact_derivatives(
-                    x_old, b, x_all[l][k], grow, w, stored["e"][l][k], stored["f"][l][k], stored["den"][l][k], h
-                )
-                g_y = gy[l]
-                g_xn = gx[l] + k_hp * g_y
-                g_a, g_b = g_xn * d_a, g_xn * d_b
-                g_drive = sigma * (g_a + g_b)
-                g_gain[l] += g_drive * stored["syn"][l][k]
-                g_a_sum[l] += g_a
-                g_b_sum[l] += g_b
-                dsyn = gain * g_drive
-                dsyn_all[l][k] = dsyn
-                gy[l] = torch.addmm(e_hp * g_y, dsyn, w_int)
-                gx[l] = d_x * g_xn - k_hp * g_y
-                if l > 0:
-                    gy[l - 1] = gy[l - 1].addmm_(dsyn, w_ext)
+        gamma = gammas.unsqueeze(1)
+        gain = gains.view(layers, 1, 1)
+        gy = x_all.new_zeros(layers, batch, n)
+        gx = x_all.new_zeros(layers, batch, n)
+        gy[-1] += grad_y
+        gx[-1] += grad_x
+        dsyn_all = torch.empty_like(x_all)
+        g_data = torch.zeros_like(data) if ctx.needs_input_grad[0] else None
+        g_gain = x_all.new_zeros(layers, batch, n)
+        g_a_sum = x_all.new_zeros(layers, batch, n)
+        g_b_sum = x_all.new_zeros(layers, batch, n)
+        w_ext_t, w_int_t = w[:, :, :p], w[:, :, p:]
+        for d in range(diagonals - 1, -1, -1):
+            x_old = x_all[d - 1] if d > 0 else rest
+            a = stored["a"][d]
+            grow = a >= 0
+            w_exp = torch.where(grow, -a, a) * h
+            b = a + gamma * (1.0 + q)
+            d_x, d_a, d_b = exact_derivatives(x_old, b, x_all[d], grow, w_exp, stored["e"][d], stored["f"][d],
+                                              stored["den"][d], h)
+            g_xn = gx + k_hp * gy
+            lo, hi = max(0, d - steps + 1), min(layers - 1, d)
+            if lo > 0 or hi < layers - 1:
+                active = torch.zeros(layers, 1, 1, dtype=x_all.dtype, device=x_all.device)
+                active[lo : hi + 1] = 1.0
+                g_xn = g_xn * active
+            g_a, g_b = g_xn * d_a, g_xn * d_b
+            g_drive = sigma * (g_a + g_b)
+            g_gain += g_drive * stored["syn"][d]
+            g_a_sum += g_a
+            g_b_sum += g_b
+            dsyn = gain * g_drive
+            dsyn_all[d] = dsyn
+            back_ext = torch.bmm(dsyn, w_ext_t)  # [L, B, P]: to the previous layer's y (layer 0: input)
+            gx = d_x * g_xn - k_hp * gy
+            gy = torch.baddbmm(e_hp * gy, dsyn, w_int_t)
+            gy[:-1] += back_ext[1:, :, :n]
+            if g_data is not None and d < steps:
+                g_data[d // substeps] += back_ext[0, :, :width_in]
+        flat_d = dsyn_all.permute(1, 3, 0, 2).reshape(layers, n, diagonals * batch)
+        flat_z = inputs.permute(1, 0, 2, 3).reshape(layers, diagonals * batch, p + n)
+        g_w = torch.bmm(flat_d, flat_z)  # [L, N, P + N]
+        g_b_all = dsyn_all.sum((0, 2))  # [L, N]
         grads = []
         for l in range(layers):
-            signal, y_prev = _layer_inputs(data, y_all, l, substeps)
-            grads.extend(_weight_grads(dsyn_all[l], signal, y_prev))
-        g_data = _input_grad(data, dsyn_all[0], weights[0], substeps) if ctx.needs_input_grad[0] else None
-        g_gains = torch.stack([g.sum() for g in g_gain]) if ctx.needs_input_grad[1] else None
+            in_l = width_in if l == 0 else n
+            grads.extend([g_w[l, :, :in_l], g_b_all[l], g_w[l, :, p:]])
+        g_gains = g_gain.sum((1, 2)) if ctx.needs_input_grad[1] else None
         g_gammas = None
         if ctx.needs_input_grad[2]:
-            # a = σ(S syn + b_fix) - γ and b = γQ + σ(S syn + b_fix), with b_fix = 2γ unless given;
-            # the initial state x(0) = rest(γ) is a constant, as in the reference path
             dfix = 2.0 if bias_fixed is None else 0.0
-            g_gammas = torch.stack([
-                (g_a_sum[l] * (sigma * dfix - 1.0) + g_b_sum[l] * (q + sigma * dfix)).sum(0) for l in range(layers)
-            ])
+            g_gammas = (g_a_sum * (sigma * dfix - 1.0) + g_b_sum * (q + sigma * dfix)).sum(1)
         return (g_data, g_gains, g_gammas, None, *grads)
 
 
