@@ -4,9 +4,10 @@ The per-step layers (``snnspin.nn``) build an autograd graph of dozens of tiny o
 per layer and step; at the paper's size the time goes to per-operation overhead. Here the
 forward pass runs the loop without autograd and the backward pass is BPTT written out by
 hand: one reverse loop carrying dL/dx and dL/dy, with the weight gradients formed at the
-end as one matmul per weight matrix over all steps. The oscillator network also advances
-all its layers together along the diagonals (step + layer) of the time × depth grid, so
-one batched operation updates every layer.
+end as one matmul per weight matrix over all steps. All layers advance together along the
+diagonals (step + layer) of the time × depth grid: layer l at step k needs layer l-1 at
+step k and itself at step k-1, both on the previous diagonal, so one batched operation
+updates every layer (L times fewer operations than a layer-by-layer loop).
 
 Same equations as the reference path (``snnspin.functional``), solver step k, layer l:
 
@@ -29,42 +30,6 @@ from .functional.exponential import expm1_ratio, expm1_ratio_derivative
 from .functional.oscillator import _exact_parts, exact_derivatives
 
 
-def _syn(signal, w_ext, bias, y_self, w_int):
-    return torch.addmm(bias, signal, w_ext.t()).addmm_(y_self, w_int.t())
-
-
-def _weight_grads(dsyn, inputs, selfs):
-    """(dW_ext, db, dW_int) = Σ_k dsyn_kᵀ [s_k, 1, y_self_k] as one matmul over steps and batch."""
-    d = dsyn.flatten(0, 1)
-    return d.t() @ inputs.flatten(0, 1), d.sum(0), d.t() @ selfs.flatten(0, 1)
-
-
-def _layer_inputs(data, y_all, l, substeps):
-    """Per solver step: the layer's input signal [K, B, F] and its own previous output [K, B, N]."""
-    if l == 0:
-        signal = data.repeat_interleave(substeps, dim=0)
-    else:
-        signal = y_all[l - 1]
-    y_prev = torch.cat([torch.zeros_like(y_all[l][:1]), y_all[l][:-1]])
-    return signal, y_prev
-
-
-def _backward_carries(x_all, grad_y, grad_x):
-    """Zero carries dL/dy, dL/dx per layer, seeded at the last layer with the output gradients,
-    and the per-step dL/dsyn buffers."""
-    zeros = torch.zeros_like(x_all[0][0])
-    gy = [zeros.clone() for _ in x_all]
-    gx = [zeros.clone() for _ in x_all]
-    gy[-1] = gy[-1] + grad_y
-    gx[-1] = gx[-1] + grad_x
-    return zeros, gy, gx, [torch.empty_like(x) for x in x_all]
-
-
-def _input_grad(data, dsyn0, w_ext0, substeps):
-    g = (dsyn0 @ w_ext0).view(data.shape[0], substeps, *data.shape[1:])
-    return g.sum(1)
-
-
 _WAVE_STORED = ("x", "syn", "a", "e", "f", "den")
 
 
@@ -81,9 +46,7 @@ def _stack_weights(weights, layers, n, width_in):
 
 
 class _FusedOscillator(torch.autograd.Function):
-    """All layers advance together along diagonals d = k + l of (step k, layer l): layer l at
-    step k needs layer l-1 at step k (diagonal d-1) and itself at step k-1 (diagonal d-1), so
-    one diagonal is one batched update of every layer — L times fewer operations."""
+    """Oscillator + high-pass layers, advanced together along the step+layer diagonals."""
 
     @staticmethod
     def forward(ctx, data, gains, gammas, options, *weights):
@@ -188,77 +151,91 @@ class _FusedOscillator(torch.autograd.Function):
 
 
 class _FusedCTRNN(torch.autograd.Function):
+    """CTRNN layers advanced together along the step+layer diagonals (see ``_FusedOscillator``)."""
+
     @staticmethod
     def forward(ctx, data, gains, gammas, options, *weights):
         substeps, h = options
-        layers, total = len(weights) // 3, data.shape[0] * substeps
-        batch, n = data.shape[1], weights[0].shape[0]
-        decays = torch.exp(-gammas * h)  # [L, N]
-        step_gains = h * expm1_ratio(-gammas * h)
-        store = lambda: data.new_empty(total, batch, n)
-        x_all, y_all = [store() for _ in range(layers)], [store() for _ in range(layers)]
-        x = [data.new_zeros(batch, n) for _ in range(layers)]
-        y = [data.new_zeros(batch, n) for _ in range(layers)]
-        for k in range(total):
-            signal = data[k // substeps]
-            for l in range(layers):
-                w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
-                syn = _syn(signal, w_ext, bias, y[l], w_int)
-                x[l] = x[l] * decays[l] + (gains[l] * syn) * step_gains[l]
-                y[l] = torch.tanh(x[l])
-                x_all[l][k], y_all[l][k] = x[l], y[l]
-                signal = y[l]
-        ctx.options, ctx.layers = options, layers
-        ctx.save_for_backward(data, gains, gammas, *weights, *x_all, *y_all)
+        layers, steps = len(weights) // 3, data.shape[0] * substeps
+        batch, n, width_in = data.shape[1], weights[0].shape[0], data.shape[2]
+        diagonals = steps + layers - 1
+        w, bias, p = _stack_weights(weights, layers, n, width_in)
+        decay = torch.exp(-gammas * h).unsqueeze(1)  # [L, 1, N]
+        step_gain = (h * expm1_ratio(-gammas * h)).unsqueeze(1) * gains.view(layers, 1, 1)
+        x_all = data.new_empty(diagonals, layers, batch, n)
+        y_all = data.new_empty(diagonals, layers, batch, n)
+        inputs = data.new_zeros(diagonals, layers, batch, p + n)
+        x, y = data.new_zeros(layers, batch, n), data.new_zeros(layers, batch, n)
+        for d in range(diagonals):
+            z = inputs[d]
+            if d < steps:
+                z[0, :, :width_in] = data[d // substeps]
+            z[1:, :, :n] = y[:-1]
+            z[:, :, p:] = y
+            x_new = torch.baddbmm(bias, z, w.transpose(1, 2)).mul_(step_gain).add_(x * decay)
+            lo, hi = max(0, d - steps + 1), min(layers - 1, d)
+            if lo > 0 or hi < layers - 1:
+                active = torch.zeros(layers, 1, 1, dtype=torch.bool, device=data.device)
+                active[lo : hi + 1] = True
+                x_new = torch.where(active, x_new, x)
+            x = x_new
+            y = torch.tanh(x)
+            x_all[d], y_all[d] = x, y
+        ctx.options, ctx.sizes = options, (layers, steps, p, width_in)
+        ctx.save_for_backward(data, gains, gammas, w, bias, inputs, x_all, y_all)
         return y[-1].clone(), x[-1].clone()
 
     @staticmethod
     def backward(ctx, grad_y, grad_x):
         substeps, h = ctx.options
-        layers = ctx.layers
-        saved = ctx.saved_tensors
-        data, gains, gammas = saved[:3]
-        weights = saved[3 : 3 + 3 * layers]
-        x_all = saved[3 + 3 * layers : 3 + 4 * layers]
-        y_all = saved[3 + 4 * layers :]
-        decays = torch.exp(-gammas * h)
-        w_all = -gammas * h
-        step_gains = h * expm1_ratio(w_all)
-        total = data.shape[0] * substeps
-        _, gy, gx, dsyn_all = _backward_carries(x_all, grad_y, grad_x)
-        g_drive = [torch.empty_like(x_all[0]) for _ in range(layers)]
-        for k in range(total - 1, -1, -1):
-            for l in range(layers - 1, -1, -1):
-                w_ext, _, w_int = weights[3 * l : 3 * l + 3]
-                y_new = y_all[l][k]
-                g_x = gx[l] + gy[l] * (1.0 - y_new * y_new)  # dL/dx_l(k)
-                g_drive[l][k] = g_x  # dL/d(S syn · step_gain) per unit
-                dsyn = g_x * step_gains[l] * gains[l]
-                dsyn_all[l][k] = dsyn
-                gx[l] = g_x * decays[l]
-                gy[l] = dsyn @ w_int
-                if l > 0:
-                    gy[l - 1] = gy[l - 1] + dsyn @ w_ext
+        layers, steps, p, width_in = ctx.sizes
+        data, gains, gammas, w, bias, inputs, x_all, y_all = ctx.saved_tensors
+        diagonals, batch, n = x_all.shape[0], x_all.shape[2], x_all.shape[3]
+        decay = torch.exp(-gammas * h).unsqueeze(1)
+        unit_gain = (h * expm1_ratio(-gammas * h)).unsqueeze(1)  # h F(-γh), [L, 1, N]
+        step_gain = unit_gain * gains.view(layers, 1, 1)
+        gy = x_all.new_zeros(layers, batch, n)
+        gx = x_all.new_zeros(layers, batch, n)
+        gy[-1] += grad_y
+        gx[-1] += grad_x
+        g_state = torch.empty_like(x_all)  # dL/dx per diagonal (zero where a layer is inactive)
+        g_data = torch.zeros_like(data) if ctx.needs_input_grad[0] else None
+        w_ext_t, w_int_t = w[:, :, :p], w[:, :, p:]
+        for d in range(diagonals - 1, -1, -1):
+            y = y_all[d]
+            g_x = gx + gy * (1.0 - y * y)
+            lo, hi = max(0, d - steps + 1), min(layers - 1, d)
+            if lo > 0 or hi < layers - 1:
+                active = torch.zeros(layers, 1, 1, dtype=x_all.dtype, device=x_all.device)
+                active[lo : hi + 1] = 1.0
+                g_x = g_x * active
+            g_state[d] = g_x
+            dsyn = g_x * step_gain
+            back_ext = torch.bmm(dsyn, w_ext_t)
+            gx = g_x * decay
+            gy = torch.bmm(dsyn, w_int_t)
+            gy[:-1] += back_ext[1:, :, :n]
+            if g_data is not None and d < steps:
+                g_data[d // substeps] += back_ext[0, :, :width_in]
+        dsyn_all = g_state * step_gain
+        flat_d = dsyn_all.permute(1, 3, 0, 2).reshape(layers, n, diagonals * batch)
+        flat_z = inputs.permute(1, 0, 2, 3).reshape(layers, diagonals * batch, p + n)
+        g_w = torch.bmm(flat_d, flat_z)
+        g_b_all = dsyn_all.sum((0, 2))
         grads = []
         for l in range(layers):
-            signal, y_prev = _layer_inputs(data, y_all, l, substeps)
-            grads.extend(_weight_grads(dsyn_all[l], signal, y_prev))
-        g_data = _input_grad(data, dsyn_all[0], weights[0], substeps) if ctx.needs_input_grad[0] else None
+            in_l = width_in if l == 0 else n
+            grads.extend([g_w[l, :, :in_l], g_b_all[l], g_w[l, :, p:]])
         g_gains = g_gammas = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            d_step_gains = -h * h * expm1_ratio_derivative(w_all, expm1_ratio(w_all))  # d(h F(-γh))/dγ
-            per_gain, per_gamma = [], []
-            for l in range(layers):
-                signal, y_prev = _layer_inputs(data, y_all, l, substeps)
-                w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
-                syn = torch.addmm(bias, signal.flatten(0, 1), w_ext.t()).addmm_(y_prev.flatten(0, 1), w_int.t())
-                syn = syn.view_as(x_all[l])
-                x_prev = torch.cat([torch.zeros_like(x_all[l][:1]), x_all[l][:-1]])
-                g = g_drive[l]
-                per_gain.append((g * syn * step_gains[l]).sum())
-                per_gamma.append((g * (-h * decays[l] * x_prev + gains[l] * syn * d_step_gains[l])).sum((0, 1)))
-            g_gains = torch.stack(per_gain) if ctx.needs_input_grad[1] else None
-            g_gammas = torch.stack(per_gamma) if ctx.needs_input_grad[2] else None
+            syn = torch.baddbmm(bias, flat_z, w.transpose(1, 2)).view(layers, diagonals, batch, n).transpose(0, 1)
+            if ctx.needs_input_grad[1]:
+                g_gains = (g_state * syn * unit_gain).sum((0, 2, 3))
+            if ctx.needs_input_grad[2]:
+                w_exp = -gammas * h
+                d_unit = (-h * h * expm1_ratio_derivative(w_exp, expm1_ratio(w_exp))).unsqueeze(1)
+                x_prev = torch.cat([torch.zeros_like(x_all[:1]), x_all[:-1]])
+                g_gammas = (g_state * (-h * decay * x_prev + gains.view(layers, 1, 1) * syn * d_unit)).sum((0, 2))
         return (g_data, g_gains, g_gammas, None, *grads)
 
 
