@@ -40,7 +40,7 @@ _WARNED: set[str] = set()  # fallback reasons already reported (once per process
 class LayeredNetwork(nn.Module):
     """Topology and time loop shared by the three networks; subclasses define the neuron.
 
-    Subclasses implement ``initial_state(batch_size, layer)`` → (state, output) and
+    Subclasses implement ``initial_state(batch_size, layer, like)`` → (state, output) and
     ``neuron_step(layer, syn, state)`` → (state, output, recorded: dict of tensors).
     """
 
