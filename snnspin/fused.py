@@ -45,6 +45,26 @@ def _stack_weights(weights, layers, n, width_in):
     return stacked, biases, p
 
 
+def _fill_inputs(z, data, y, d, steps, substeps, width_in):
+    """Inputs of every layer on diagonal d, in place: z[l] = [signal_l | y_l], signal_0 = data."""
+    n = y.shape[-1]
+    if d < steps:
+        z[0, :, :width_in] = data[d // substeps]
+    z[1:, :, :n] = y[:-1]
+    z[:, :, z.shape[-1] - n :] = y
+    return z
+
+
+def _edge_mask(d, steps, layers, like):
+    """[L, 1, 1] mask of the layers active on diagonal d, or None when all are."""
+    lo, hi = max(0, d - steps + 1), min(layers - 1, d)
+    if lo == 0 and hi == layers - 1:
+        return None
+    mask = torch.zeros(layers, 1, 1, dtype=like.dtype, device=like.device)
+    mask[lo : hi + 1] = 1
+    return mask
+
+
 class _FusedOscillator(torch.autograd.Function):
     """Oscillator + high-pass layers, advanced together along the step+layer diagonals."""
 
@@ -64,21 +84,15 @@ class _FusedOscillator(torch.autograd.Function):
         inputs = data.new_zeros(diagonals, layers, batch, p + n)
         x, y = rest, data.new_zeros(layers, batch, n)
         for d in range(diagonals):
-            z = inputs[d]
-            if d < steps:
-                z[0, :, :width_in] = data[d // substeps]
-            z[1:, :, :n] = y[:-1]
-            z[:, :, p:] = y
+            z = _fill_inputs(inputs[d], data, y, d, steps, substeps, width_in)
             syn = torch.baddbmm(bias, z, w.transpose(1, 2))
             drive = sigma * (gain * syn + b_fix)
             a = drive - gamma
             x_new, _, _, e, f, den = _exact_parts(x, a, gamma * q + drive, h)
             y_new = e_hp * y + k_hp * (x_new - x)
-            lo, hi = max(0, d - steps + 1), min(layers - 1, d)
-            if lo > 0 or hi < layers - 1:  # edge diagonals: layers outside [lo, hi] keep their state
-                active = torch.zeros(layers, 1, 1, dtype=torch.bool, device=data.device)
-                active[lo : hi + 1] = True
-                x_new, y_new = torch.where(active, x_new, x), torch.where(active, y_new, y)
+            active = _edge_mask(d, steps, layers, data)
+            if active is not None:  # edge diagonals: layers not yet started or done keep their state
+                x_new, y_new = torch.where(active.bool(), x_new, x), torch.where(active.bool(), y_new, y)
             x, y = x_new, y_new
             for key, value in zip(_WAVE_STORED, (x, syn, a, e, f, den)):
                 stored[key][d] = value
@@ -116,10 +130,8 @@ class _FusedOscillator(torch.autograd.Function):
             d_x, d_a, d_b = exact_derivatives(x_old, b, x_all[d], grow, w_exp, stored["e"][d], stored["f"][d],
                                               stored["den"][d], h)
             g_xn = gx + k_hp * gy
-            lo, hi = max(0, d - steps + 1), min(layers - 1, d)
-            if lo > 0 or hi < layers - 1:
-                active = torch.zeros(layers, 1, 1, dtype=x_all.dtype, device=x_all.device)
-                active[lo : hi + 1] = 1.0
+            active = _edge_mask(d, steps, layers, x_all)
+            if active is not None:
                 g_xn = g_xn * active
             g_a, g_b = g_xn * d_a, g_xn * d_b
             g_drive = sigma * (g_a + g_b)
@@ -167,17 +179,11 @@ class _FusedCTRNN(torch.autograd.Function):
         inputs = data.new_zeros(diagonals, layers, batch, p + n)
         x, y = data.new_zeros(layers, batch, n), data.new_zeros(layers, batch, n)
         for d in range(diagonals):
-            z = inputs[d]
-            if d < steps:
-                z[0, :, :width_in] = data[d // substeps]
-            z[1:, :, :n] = y[:-1]
-            z[:, :, p:] = y
+            z = _fill_inputs(inputs[d], data, y, d, steps, substeps, width_in)
             x_new = torch.baddbmm(bias, z, w.transpose(1, 2)).mul_(step_gain).add_(x * decay)
-            lo, hi = max(0, d - steps + 1), min(layers - 1, d)
-            if lo > 0 or hi < layers - 1:
-                active = torch.zeros(layers, 1, 1, dtype=torch.bool, device=data.device)
-                active[lo : hi + 1] = True
-                x_new = torch.where(active, x_new, x)
+            active = _edge_mask(d, steps, layers, data)
+            if active is not None:
+                x_new = torch.where(active.bool(), x_new, x)
             x = x_new
             y = torch.tanh(x)
             x_all[d], y_all[d] = x, y
@@ -204,10 +210,8 @@ class _FusedCTRNN(torch.autograd.Function):
         for d in range(diagonals - 1, -1, -1):
             y = y_all[d]
             g_x = gx + gy * (1.0 - y * y)
-            lo, hi = max(0, d - steps + 1), min(layers - 1, d)
-            if lo > 0 or hi < layers - 1:
-                active = torch.zeros(layers, 1, 1, dtype=x_all.dtype, device=x_all.device)
-                active[lo : hi + 1] = 1.0
+            active = _edge_mask(d, steps, layers, x_all)
+            if active is not None:
                 g_x = g_x * active
             g_state[d] = g_x
             dsyn = g_x * step_gain

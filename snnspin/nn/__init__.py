@@ -4,6 +4,6 @@ from .ctrnn import CTRNN
 from .highpass import HighPass
 from .oscillator import Oscillator
 from .reset import detach_hidden, reset
-from .stateful import StatefulLayer
+from .stateful import RelaxingNeuron, StatefulLayer
 
-__all__ = ["CTRNN", "HighPass", "Oscillator", "StatefulLayer", "detach_hidden", "reset"]
+__all__ = ["CTRNN", "HighPass", "Oscillator", "RelaxingNeuron", "StatefulLayer", "detach_hidden", "reset"]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_positive
 from ..functional.ctrnn import ctrnn_step
-from ..functional.steppers import check_method, warn_if_unstable
-from .stateful import StatefulLayer
+from ..functional.steppers import warn_if_unstable
+from .stateful import RelaxingNeuron
 
 
-class CTRNN(StatefulLayer):
+class CTRNN(RelaxingNeuron):
     """CTRNN neurons (Plouet et al. eq. 6-8), one per input feature.
 
         I = S u,     dx/dt = -x/τ + I,     y = tanh(x)
@@ -42,18 +41,7 @@ class CTRNN(StatefulLayer):
         output: bool = False,
         check: bool = True,
     ):
-        super().__init__(init_hidden=init_hidden, output=output, check=check)
-        check_positive("tau", torch.as_tensor(tau, dtype=torch.float64))
-        check_positive("dt", dt)
-        check_method(method, substeps)
-        self._register_constant("tau", tau, learn_tau)
-        self._register_constant("gain", gain, learn_gain)
-        self.dt, self.method, self.substeps = float(dt), method, substeps
-
-    @property
-    def gamma(self) -> torch.Tensor:
-        """Decay rate γ = 1/τ in 1/ns."""
-        return 1.0 / self.tau
+        super().__init__(tau, dt, gain, method, substeps, learn_tau, learn_gain, init_hidden, output, check)
 
     def rest_state(self, input_):
         return (torch.zeros_like(input_),)
@@ -70,6 +58,3 @@ class CTRNN(StatefulLayer):
     def init_ctrnn(self):
         """Alias of ``reset_mem`` in snnTorch's ``init_*`` style."""
         return self.reset_mem()
-
-    def extra_repr(self) -> str:
-        return f"dt={self.dt}, method={self.method!r}, substeps={self.substeps}, init_hidden={self.init_hidden}"

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from .._checks import check_positive
 from ..functional.oscillator import oscillator_rate_bound, oscillator_rest, oscillator_step
-from ..functional.steppers import check_method, warn_if_unstable
-from .stateful import StatefulLayer
+from ..functional.steppers import warn_if_unstable
+from .stateful import RelaxingNeuron
 
 
-class Oscillator(StatefulLayer):
+class Oscillator(RelaxingNeuron):
     """Spintronic oscillator neurons (Plouet et al. eq. 2-4), one per input feature.
 
     The layer's input u is the synaptic sum W y + b of the paper (a ``nn.Linear`` before
@@ -63,15 +62,9 @@ class Oscillator(StatefulLayer):
         output: bool = False,
         check: bool = True,
     ):
-        super().__init__(init_hidden=init_hidden, output=output, check=check)
-        check_positive("tau", torch.as_tensor(tau, dtype=torch.float64))
-        check_positive("dt", dt)
-        check_method(method, substeps)
-        self._register_constant("tau", tau, learn_tau)
-        self._register_constant("gain", gain, learn_gain)
+        super().__init__(tau, dt, gain, method, substeps, learn_tau, learn_gain, init_hidden, output, check)
         self.bias_fixed = bias_fixed
-        self.dt, self.q, self.sigma = float(dt), float(q), float(sigma)
-        self.method, self.substeps = method, substeps
+        self.q, self.sigma = float(q), float(sigma)
         self.x0 = x0
         rest = self._rest_value()
         if x0 is None and bool((rest <= 0).any()):
@@ -79,11 +72,6 @@ class Oscillator(StatefulLayer):
                 "with this bias_fixed the rest point is x = 0, a fixed point the oscillator "
                 "never leaves; raise bias_fixed above γ/σ or pass x0 in (0, 1]"
             )
-
-    @property
-    def gamma(self) -> torch.Tensor:
-        """Damping γ = 1/τ in 1/ns."""
-        return 1.0 / self.tau
 
     def fixed_bias(self) -> torch.Tensor:
         """b_fixed in 1/ns: 2γ by default (the paper), else the value given."""
@@ -110,6 +98,3 @@ class Oscillator(StatefulLayer):
     def init_oscillator(self):
         """Alias of ``reset_mem`` in snnTorch's ``init_*`` style."""
         return self.reset_mem()
-
-    def extra_repr(self) -> str:
-        return f"dt={self.dt}, method={self.method!r}, substeps={self.substeps}, init_hidden={self.init_hidden}"

@@ -118,3 +118,28 @@ class StatefulLayer(nn.Module):
     def detach_hidden(self) -> None:
         """Detach the state from the graph (truncated BPTT); values are kept."""
         self._set_state(tuple(s.detach() for s in self._get_state()))
+
+
+class RelaxingNeuron(StatefulLayer):
+    """Base of the neuron layers with a relaxation time τ (ns), a gain S and a stepper:
+    checks and stores them (``learn_tau``/``learn_gain`` make them trainable)."""
+
+    def __init__(self, tau, dt, gain, method, substeps, learn_tau, learn_gain, init_hidden, output, check):
+        from .._checks import check_positive
+        from ..functional.steppers import check_method
+
+        super().__init__(init_hidden=init_hidden, output=output, check=check)
+        check_positive("tau", torch.as_tensor(tau, dtype=torch.float64))
+        check_positive("dt", dt)
+        check_method(method, substeps)
+        self._register_constant("tau", tau, learn_tau)
+        self._register_constant("gain", gain, learn_gain)
+        self.dt, self.method, self.substeps = float(dt), method, substeps
+
+    @property
+    def gamma(self) -> torch.Tensor:
+        """Rate γ = 1/τ in 1/ns."""
+        return 1.0 / self.tau
+
+    def extra_repr(self) -> str:
+        return f"dt={self.dt}, method={self.method!r}, substeps={self.substeps}, init_hidden={self.init_hidden}"
