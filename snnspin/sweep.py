@@ -8,6 +8,7 @@ its storages already give atomic hand-out of queued trials to workers on several
 machines, heartbeats that fail the trials of a killed worker, and a dashboard, so a
 sweep needs no server of its own. Re-running the same command queues only the
 (point, seed) pairs that have no finished trial, so nothing finished is lost or redone.
+Optuna is imported only when a store is opened (``snnspin.hpo`` holds the storage code).
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ import math
 import warnings
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import optuna
 
 from .config import TrainConfig
 from .presets import preset_config
+
+if TYPE_CHECKING:
+    import optuna
 
 _DT = [0.1, 0.2, 0.4, 0.7, 1.0, 1.5, 2.5, 4.0, 7.0, 10.0]
 _DT_SMALL = [0.2, 1.0, 5.0]
@@ -100,13 +105,15 @@ def trial_key(trial) -> str | None:
 
 def open_sweep(name: str, storage: str) -> optuna.Study:
     """The sweep's study (created if new; several workers may call this at once)."""
-    from .hpo import open_study
+    from .hpo import open_study  # optuna is imported only when a store is opened
 
     return open_study(f"sweep-{name}", storage)
 
 
 def queue(study, grid_points: list[dict], seeds: list[int]) -> int:
     """Queue every (point, seed) with no complete, waiting or running trial; return how many."""
+    import optuna
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
@@ -123,6 +130,8 @@ def queue(study, grid_points: list[dict], seeds: list[int]) -> int:
 
 
 def _run_one(base: TrainConfig, progress):
+    import optuna
+
     from .design import report
     from .training import train_seed
 
@@ -180,6 +189,8 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
 
 def results(study) -> list[dict]:
     """One dict per finished (point, seed): point, seed, accuracy, drive, history (first finished wins)."""
+    import optuna
+
     out, seen = [], set()
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         key = trial_key(t)
@@ -194,6 +205,8 @@ def results(study) -> list[dict]:
 
 def sweep_names(storage: str) -> list[str]:
     """The sweeps held in a store."""
+    import optuna
+
     summaries = optuna.get_all_study_summaries(storage)
     return [s.study_name[len("sweep-"):] for s in summaries if s.study_name.startswith("sweep-")]
 

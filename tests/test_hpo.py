@@ -48,8 +48,11 @@ def test_killed_trial_is_not_counted_and_study_resumes(tmp_path):
 def test_optuna_imported_only_by_hpo():
     import importlib
 
-    for name in ("snnspin.training", "snnspin.models", "snnspin.cli", "snnspin.design"):
+    from snnspin.cli import build_parser
+
+    for name in ("snnspin.training", "snnspin.models", "snnspin.cli", "snnspin.design", "snnspin.sweep"):
         importlib.import_module(name)
+    build_parser()
     modules = [m for m in sys.modules if m.startswith("snnspin")]
     users = [m for m in modules if "optuna" in vars(sys.modules[m])]
     assert set(users) <= {"snnspin.hpo"}
