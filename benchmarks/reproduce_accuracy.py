@@ -31,7 +31,6 @@ def main(argv=None):
     parser.add_argument("--out", default=str(RESULTS / "accuracy"))
     parser.add_argument("--fresh", action="store_true", help="delete earlier runs instead of resuming them")
     args = parser.parse_args(argv)
-    rows = []
     for model in args.models:
         config = preset_config(model, args.preset).replace(seeds=args.seeds)
         run = Path(args.out) / f"{model}-{args.preset}"
@@ -39,16 +38,26 @@ def main(argv=None):
             shutil.rmtree(run)
         resume = (run / "config.json").exists()
         print(f"{model}: {config.seeds} seeds, {config.epochs} epochs → {run}", flush=True)
-        summary = train(config, run, resume=resume, progress=True)
-        s = summary["stats"]
-        seconds = sum(sum(r["seconds"] for r in read_json(run / f"seed_{k}" / "history.json"))
-                      for k in config.seed_list())
+        s = train(config, run, resume=resume, progress=True)["stats"]
+        print(f"  {s['mean']:.2f} ± {s['std']:.2f} % (median {s['median']:.2f})", flush=True)
+    write_table(Path(args.out), args.preset)
+
+
+def write_table(out: Path, preset: str) -> None:
+    """The Markdown and CSV tables of every finished ``<model>-<preset>`` run under ``out``."""
+    rows = []
+    for model in ("spintronic", "ctrnn", "lif"):
+        run = out / f"{model}-{preset}"
+        if not (run / "summary.json").exists():
+            continue
+        s = read_json(run / "summary.json")["stats"]
+        seeds = sorted(run.glob("seed_*/history.json"))
+        seconds = sum(sum(r["seconds"] for r in read_json(h)) for h in seeds)
         rows.append({
-            "model": model, "preset": args.preset, "seeds": s["n"], "mean": s["mean"], "std": s["std"],
+            "model": model, "preset": preset, "seeds": s["n"], "mean": s["mean"], "std": s["std"],
             "median": s["median"], "min": s["min"], "max": s["max"],
             "paper": PAPER_ACCURACY.get(model, ""), "train_seconds": seconds,
         })
-        print(f"  {s['mean']:.2f} ± {s['std']:.2f} % (median {s['median']:.2f}), {seconds:.0f} s of training", flush=True)
     table = [
         "| model | preset | seeds | mean ± std (%) | median | min | max | paper (%) | training time (s) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -57,7 +66,7 @@ def main(argv=None):
         paper = f"{r['paper'][0]:.2f} ± {r['paper'][1]:.2f}" if r["paper"] else "—"
         table.append(f"| {r['model']} | {r['preset']} | {r['seeds']} | {r['mean']:.2f} ± {r['std']:.2f} | "
                      f"{r['median']:.2f} | {r['min']:.2f} | {r['max']:.2f} | {paper} | {r['train_seconds']:.0f} |")
-    stem = Path(args.out).parent / f"accuracy-{args.preset}"
+    stem = out.parent / f"accuracy-{preset}"
     atomic_write_text(stem.with_suffix(".md"), "\n".join(table) + "\n")
     with open(stem.with_suffix(".csv"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
