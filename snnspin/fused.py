@@ -88,7 +88,7 @@ class _FusedOscillator(torch.autograd.Function):
             syn = torch.baddbmm(bias, z, w.transpose(1, 2))
             drive = sigma * (gain * syn + b_fix)
             a = drive - gamma
-            x_new, _, _, e, f, den = _exact_parts(x, a, gamma * q + drive, h)
+            x_new, _, _, e, f, den, _ = _exact_parts(x, a, gamma * (1.0 + q), h)
             y_new = e_hp * y + k_hp * (x_new - x)
             active = _edge_mask(d, steps, layers, data)
             if active is not None:  # edge diagonals: layers not yet started or done keep their state

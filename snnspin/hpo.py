@@ -123,7 +123,7 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
             n_trials=remaining,
             callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=states)],
             show_progress_bar=progress,
-            catch=(ValueError, RuntimeError),
+            catch=(ValueError, RuntimeError, FloatingPointError),
         )
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:

@@ -183,7 +183,8 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
     study.set_user_attr("x", spec.x if spec else next(iter(grid)))
     study.set_user_attr("series", spec.series if spec else "")
     queue(study, points(grid), list(range(n_seeds)))
-    study.optimize(_run_one(base, progress), callbacks=list(callbacks), catch=(ValueError, RuntimeError))
+    study.optimize(_run_one(base, progress), callbacks=list(callbacks),
+                   catch=(ValueError, RuntimeError, FloatingPointError))
     return results(study)
 
 

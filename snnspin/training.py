@@ -16,6 +16,7 @@ and epoch, and the optimiser and schedule are restored).
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -41,6 +42,7 @@ class EpochRecord:
     eval_loss: float
     eval_acc: float
     seconds: float
+    skipped: int = 0  # batches whose gradient was not finite, so no step was taken
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -143,21 +145,32 @@ def train_seed(
         start = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
         order = _batch_order(n, seed, epoch, device)
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, skipped = 0.0, 0, 0
         for first in range(0, n, config.batch_size):
             index = order[first : first + config.batch_size]
             log_probs = model(x_train[:, index])
             loss = F.nll_loss(log_probs, y_train[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_value_(model.parameters(), config.clip)
-            optimizer.step()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"{config.model} seed {seed}: the loss became {loss.item()} at epoch {epoch + 1}; "
+                    "the weights are no longer finite (lower lr0 or clip)"
+                )
             loss_sum += loss.item() * len(index)
             correct += int((log_probs.argmax(-1) == y_train[index]).sum())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if not all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None):
+                skipped += 1  # an exploding gradient (e.g. a neuron driven up from x ≈ 0): no step
+                continue
+            torch.nn.utils.clip_grad_value_(model.parameters(), config.clip)
+            optimizer.step()
         scheduler.step()
         eval_loss, eval_acc = evaluate(model, x_eval, y_eval)
         record = EpochRecord(epoch + 1, lr, loss_sum / n, 100.0 * correct / n, eval_loss, eval_acc,
-                             time.perf_counter() - start)
+                             time.perf_counter() - start, skipped)
+        if skipped:
+            warnings.warn(f"{config.model} seed {seed}, epoch {epoch + 1}: {skipped} batch(es) had non-finite "
+                          "gradients and were skipped", RuntimeWarning, stacklevel=2)
         history.append(record)
         if folder is not None:
             atomic_torch_save(

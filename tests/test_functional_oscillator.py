@@ -158,3 +158,18 @@ def test_advance_with_exponential_decay_exact():
     x0 = torch.tensor(1.0, dtype=f64)
     out = advance(lambda x: -x, lambda x, h: x * math.exp(-h), x0, 2.0, "exact", 7)
     assert float(out) == pytest.approx(math.exp(-2.0), abs=1e-14)
+
+
+def test_saturated_neuron_under_huge_negative_drive_float32():
+    # x = 1 and a → -∞: the plain denominator 1 + b x g cancels to noise in float32
+    for drive in (-1e4, -1e6):
+        got = oscillator_exact(torch.tensor(1.0), torch.tensor(drive), 0.07, 1.0)
+        ref = oscillator_exact(torch.tensor(1.0, dtype=f64), torch.tensor(drive, dtype=f64), 0.07, 1.0)
+        assert torch.isfinite(got) and float(got) == pytest.approx(float(ref), rel=1e-3)
+
+
+def test_gradient_finite_for_dead_neuron_under_huge_growth_float32():
+    x = torch.tensor(torch.finfo(torch.float32).tiny, requires_grad=True)
+    drive = torch.tensor(50.0, requires_grad=True)
+    oscillator_exact(x, drive, 0.5, 10.0).backward()  # a dt ≈ 500: e^{-a dt} clamps at e^{-80}
+    assert torch.isfinite(x.grad) and torch.isfinite(drive.grad)

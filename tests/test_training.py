@@ -134,3 +134,32 @@ def test_presets_and_cli_defaults(tmp_path):
     assert parse("--learn-tau", "true").learn_tau is True
     with pytest.raises(ValueError, match="preset must be one of"):
         preset_config("ctrnn", "best")
+
+
+def test_non_finite_gradient_skips_the_step_and_nan_loss_raises(monkeypatch):
+    import snnspin.training as training
+
+    original = training.build_model
+    config = TrainConfig(layers=1, width=4, epochs=1, batch_size=300)
+
+    def poisoned(config, seed):  # the first backward pass gives a NaN gradient
+        model = original(config, seed)
+        fired = []
+        model.readout.weight.register_hook(lambda g: (fired.append(1), g * float("nan"))[1] if not fired else g)
+        return model
+
+    monkeypatch.setattr(training, "build_model", poisoned)
+    with pytest.warns(RuntimeWarning, match="1 batch\\(es\\) had non-finite gradients"):
+        model, history = train_seed(config, 0, progress=False)
+    assert history[0].skipped == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+    def broken(config, seed):
+        model = original(config, seed)
+        with torch.no_grad():
+            model.readout.bias[0] = float("nan")
+        return model
+
+    monkeypatch.setattr(training, "build_model", broken)
+    with pytest.raises(FloatingPointError, match="the loss became nan at epoch 1"):
+        train_seed(config, 0, progress=False)

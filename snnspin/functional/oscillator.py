@@ -47,26 +47,32 @@ def oscillator_rate(x, drive, gamma, q=0.0, sigma=1.0):
     return -(gamma * (1.0 + q * x) - sigma * drive * (1.0 - x)) * x
 
 
-def _exact_parts(x, a, b, dt):
-    """Shared pieces of the exact update: x⁺ = x m / D with D = n + b x g (see below)."""
+def _exact_parts(x, a, c, dt):
+    """Shared pieces of the exact update x⁺ = x m / D, with c = b - a = γ(1 + Q) ≥ 0.
+
+    a ≥ 0: m = 1, D = e + b x g; a < 0: m = e, D = 1 + b x g = (1 - x) + x e + c x g, using
+    a g = e - 1 on that branch, so that D is a sum of non-negative terms: no cancellation
+    even for x = 1 and a → -∞, where the plain form 1 + b x g loses every digit.
+    Returns (x⁺, grow, w, e, f, D, b).
+    """
     grow = a >= 0
     w = torch.where(grow, -a, a) * dt  # -|a| dt, with the sign of its derivative kept
     e = torch.exp(w.clamp_min(_MIN_EXPONENT))
     f = expm1_ratio(w)
-    one = torch.ones_like(e)
-    m = torch.where(grow, one, e)
-    n = torch.where(grow, e, one)
-    den = n + b * x * (dt * f)
+    xg = x * (dt * f)
+    b = a + c
+    den = torch.where(grow, e + b * xg, (1.0 - x) + x * e + c * xg)
+    m = torch.where(grow, torch.ones_like(e), e)
     out = (x * m / den).clamp_min(torch.finfo(den.dtype).tiny)
-    return out, grow, w, e, f, den
+    return out, grow, w, e, f, den, b
 
 
 class _OscillatorExact(torch.autograd.Function):
     """Closed-form step with analytic derivatives: one graph node instead of ~40."""
 
     @staticmethod
-    def forward(ctx, x, a, b, dt):
-        out, grow, w, e, f, den = _exact_parts(x, a, b, dt)
+    def forward(ctx, x, a, c, dt):
+        out, grow, w, e, f, den, b = _exact_parts(x, a, c, dt)
         ctx.save_for_backward(x, b, out, grow, w, e, f, den)
         ctx.dt = dt
         return out
@@ -75,7 +81,8 @@ class _OscillatorExact(torch.autograd.Function):
     def backward(ctx, grad_out):
         x, b, out, grow, w, e, f, den = ctx.saved_tensors
         d_x, d_a, d_b = exact_derivatives(x, b, out, grow, w, e, f, den, ctx.dt)
-        return grad_out * d_x, grad_out * d_a, grad_out * d_b, None
+        # inputs are (x, a, c) with b = a + c: ∂/∂a picks up ∂x⁺/∂b, ∂/∂c = ∂x⁺/∂b
+        return grad_out * d_x, grad_out * (d_a + d_b), grad_out * d_b, None
 
 
 def exact_derivatives(x, b, out, grow, w, e, f, den, dt):
@@ -93,7 +100,7 @@ def exact_derivatives(x, b, out, grow, w, e, f, den, dt):
     zero = torch.zeros_like(e)
     d_a = (x / den) * torch.where(grow, zero, de_da) - ratio * (torch.where(grow, de_da, zero) + b * x * dg_da)
     d_b = -ratio * x * (dt * f)
-    d_x = e / (den * den)
+    d_x = (e / den) / den  # e ≤ D on both branches: no underflow of D² to 0 in float32
     return d_x, d_a, d_b
 
 
@@ -118,11 +125,12 @@ def oscillator_exact(x, drive, gamma, dt, q=0.0, sigma=1.0):
     tensor([1.0000], dtype=torch.float64)
     """
     a, b = logistic_coefficients(drive, gamma, q, sigma)
+    c = torch.as_tensor(gamma * (1.0 + q), dtype=a.dtype, device=a.device)  # b - a, without cancellation
     if isinstance(dt, torch.Tensor):  # a grid of steps: plain autograd through the same formula
-        return _exact_parts(x, a, b, dt)[0]
-    shape = torch.broadcast_shapes(x.shape, a.shape, b.shape)
-    x, a, b = x.expand(shape), a.expand(shape), b.expand(shape)
-    return _OscillatorExact.apply(x, a, b, float(dt))
+        return _exact_parts(x, a, c, dt)[0]
+    shape = torch.broadcast_shapes(x.shape, a.shape, c.shape)
+    x, a, c = x.expand(shape), a.expand(shape), c.expand(shape)
+    return _OscillatorExact.apply(x, a, c, float(dt))
 
 
 def oscillator_step(x, drive, gamma, dt, q=0.0, sigma=1.0, method="exact", substeps=1):
