@@ -139,7 +139,7 @@ def plot_sweep(name: str, rows: list[dict], x: str, series: str, path=None, resu
         if x == "delta_t":
             ax.set_xscale("log")
         ax.set(xlabel=AXIS_LABELS.get(x, x), ylabel="accuracy (%)", title=f"{name}: median, 25-75 % band")
-        if series or overlay:
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
         fig.tight_layout()
     if path is not None:
