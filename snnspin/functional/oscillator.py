@@ -124,7 +124,7 @@ def oscillator_exact(x, drive, gamma, dt, q=0.0, sigma=1.0):
     >>> oscillator_exact(x, torch.tensor([1e4]), 0.07, 100.0)  # fixed point 1 - γ/I
     tensor([1.0000], dtype=torch.float64)
     """
-    a, b = logistic_coefficients(drive, gamma, q, sigma)
+    a, _ = logistic_coefficients(drive, gamma, q, sigma)
     c = torch.as_tensor(gamma * (1.0 + q), dtype=a.dtype, device=a.device)  # b - a, without cancellation
     if isinstance(dt, torch.Tensor):  # a grid of steps: plain autograd through the same formula
         return _exact_parts(x, a, c, dt)[0]
