@@ -81,21 +81,14 @@ def _train(args) -> int:
 
 def load_run_model(run_dir: Path, seed: int | None = None):
     """(config, model with trained weights, seed) from a run folder made by ``snnspin train``."""
-    from .io import read_json
-    from .models import build_model
-    from .training import load_weights
+    from .training import trained_models
 
-    if not (run_dir / "config.json").exists():
-        raise ValueError(f"{run_dir} is not a run folder (no config.json)")
-    config = TrainConfig.from_dict(read_json(run_dir / "config.json"))
-    seeds = [seed] if seed is not None else config.seed_list()
-    for k in seeds:
-        path = run_dir / f"seed_{k}" / "weights.pt"
-        if path.exists():
-            model = build_model(config, k)
-            load_weights(model, path)
-            return config, model, k
-    raise ValueError(f"no trained weights in {run_dir} (looked for seed_<k>/weights.pt, seeds {seeds})")
+    seeds = [seed] if seed is not None else None
+    config, models = trained_models(run_dir, seeds)
+    for k, model in models:
+        return config, model, k
+    raise ValueError(f"no trained weights in {run_dir} (looked for seed_<k>/weights.pt, "
+                     f"seeds {seeds or config.seed_list()})")
 
 
 def _design(args) -> int:
@@ -150,9 +143,7 @@ def _sweep(args) -> int:
             grid[name] = [kind(v) for v in values.split(",")]
     base = None
     if args.config:
-        from .io import read_json
-
-        base = TrainConfig.from_dict(read_json(args.config))
+        base = TrainConfig.load(args.config)
 
     def progress(spec, accuracy):
         print(f"  {spec['point']} seed {spec['seed']}: {accuracy:.2f} %", flush=True)

@@ -105,6 +105,12 @@ class TrainConfig:
     def from_json(cls, text: str) -> "TrainConfig":
         return cls.from_dict(json.loads(text))
 
+    @classmethod
+    def load(cls, path) -> "TrainConfig":
+        """Read a config JSON file (``config.json`` of a run, ``best_config.json`` of a study)."""
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_json(handle.read())
+
     def replace(self, **changes) -> "TrainConfig":
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)

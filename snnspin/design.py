@@ -214,24 +214,16 @@ def drive_accuracy_points(run_dirs) -> list[dict]:
     import statistics
     from pathlib import Path
 
-    from .config import TrainConfig
     from .io import read_json
-    from .models import build_model
-    from .training import load_weights
+    from .training import trained_models
 
     points = []
     for run in map(Path, run_dirs):
-        config = TrainConfig.from_dict(read_json(run / "config.json"))
+        config, models = trained_models(run)
         drives, accuracies = [], []
-        for seed in config.seed_list():
-            folder = run / f"seed_{seed}"
-            if not (folder / "weights.pt").exists():
-                continue
-            model = build_model(config, seed)
-            load_weights(model, folder / "weights.pt")
-            r = report(config, model)
-            drives.append(r["cumulative_drive"])
-            accuracies.append(read_json(folder / "history.json")[-1]["eval_acc"])
+        for seed, model in models:
+            drives.append(report(config, model)["cumulative_drive"])
+            accuracies.append(read_json(run / f"seed_{seed}" / "history.json")[-1]["eval_acc"])
         if drives:
             points.append({
                 "run": str(run), "tau": config.tau, "delta_t": config.delta_t,

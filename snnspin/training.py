@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from .config import TrainConfig
 from .data import SequentialDigits, as_tensors
-from .io import atomic_torch_save, atomic_write_json, read_json
+from .io import atomic_torch_save, atomic_write_json
 from .models import build_model
 
 
@@ -220,7 +220,7 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
         if saved.exists() and not resume:
             raise FileExistsError(f"{out} already holds a run; pass resume=True (--resume) or choose another folder")
         if resume and saved.exists():
-            check_resumable(TrainConfig.from_dict(read_json(saved)), config)
+            check_resumable(TrainConfig.load(saved), config)
         atomic_write_json(saved, config.to_dict())
     device = resolve_device(config.device)
     data = load_data(config, device)
@@ -259,6 +259,26 @@ def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:
     if diff:
         shown = ", ".join(f"{k}: saved {a[k]!r}, requested {b[k]!r}" for k in diff)
         raise ValueError(f"cannot resume with a different configuration ({shown})")
+
+
+def trained_models(run_dir, seeds=None):
+    """The config of a run folder and an iterator of ``(seed, model with its trained weights)``
+    over the seeds (default: the run's) that have a ``weights.pt``.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        raise ValueError(f"{run_dir} is not a run folder (no config.json)")
+    config = TrainConfig.load(run_dir / "config.json")
+
+    def models():
+        for seed in seeds if seeds is not None else config.seed_list():
+            path = run_dir / f"seed_{seed}" / "weights.pt"
+            if path.exists():
+                model = build_model(config, seed)
+                load_weights(model, path)
+                yield seed, model
+
+    return config, models()
 
 
 def load_weights(model, path) -> None:
