@@ -118,7 +118,8 @@ def _tune(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"tune-{config.model}"
     print(f"tuning {config.model} ({config.epochs} epochs per trial, validation on 20 % of the training half) "
           f"until {args.trials} trials are finished; study in {args.storage or out / 'study.db'}")
-    result = tune(config, out, args.trials, storage=args.storage, study_name=args.study, progress=not args.quiet)
+    result = tune(config, out, args.trials, storage=args.storage, study_name=args.study, progress=not args.quiet,
+                  trial_seeds=args.trial_seeds, enqueue_base=args.enqueue_base)
     print(f"best validation accuracy {result['best_value']:.2f} % (trial {result['best_trial']}, "
           f"{result['trials_finished']} trials finished)")
     for name, value in result["best_params"].items():
@@ -203,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", help="folder for the study and best_config.json (default: runs/tune-<model>)")
     tune.add_argument("--storage", help="Optuna storage URL shared by workers (default: sqlite file in --out)")
     tune.add_argument("--study", help="study name (default: snnspin-<model>)")
+    tune.add_argument("--trial-seeds", type=int, default=1,
+                      help="initialisation seeds per trial, averaged (default: 1)")
+    tune.add_argument("--enqueue-base", action="store_true",
+                      help="a new study's first trial evaluates the starting values (the preset's)")
     tune.add_argument("--quiet", action="store_true", help="no progress bar")
     tune.set_defaults(func=_tune)
 

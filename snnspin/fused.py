@@ -26,11 +26,9 @@ import math
 
 import torch
 
+from . import pointwise
 from .functional.exponential import expm1_ratio, expm1_ratio_derivative
-from .functional.oscillator import _exact_parts, exact_derivatives
 
-
-_WAVE_STORED = ("x", "syn", "a", "e", "f", "den")
 
 
 def _stack_weights(weights, layers, n, width_in):
@@ -45,24 +43,49 @@ def _stack_weights(weights, layers, n, width_in):
     return stacked, biases, p
 
 
-def _fill_inputs(z, data, y, d, steps, substeps, width_in):
-    """Inputs of every layer on diagonal d, in place: z[l] = [signal_l | y_l], signal_0 = data."""
-    n = y.shape[-1]
-    if d < steps:
-        z[0, :, :width_in] = data[d // substeps]
-    z[1:, :, :n] = y[:-1]
-    z[:, :, z.shape[-1] - n :] = y
-    return z
+def _active_layers(d, steps, layers):
+    """(lo, hi): the layers that take a step on diagonal d (the others have not started or are done)."""
+    return max(0, d - steps + 1), min(layers - 1, d)
 
 
-def _edge_mask(d, steps, layers, like):
-    """[L, 1, 1] mask of the layers active on diagonal d, or None when all are."""
-    lo, hi = max(0, d - steps + 1), min(layers - 1, d)
-    if lo == 0 and hi == layers - 1:
-        return None
-    mask = torch.zeros(layers, 1, 1, dtype=like.dtype, device=like.device)
-    mask[lo : hi + 1] = 1
-    return mask
+def _layer_inputs(data, layers, n, p, substeps):
+    """[D, L, B, P + N] inputs per diagonal, holding the data (layer 0's signal, repeated over
+    sub-steps, zero-padded to P columns) and zeros on diagonal 0 (the state before the first
+    step); the kernels write the rest: recurrent columns and the upper layers' signals."""
+    steps, batch, width_in = data.shape[0] * substeps, data.shape[1], data.shape[2]
+    inputs = data.new_empty(steps + layers - 1, layers, batch, p + n)
+    inputs[0].zero_()
+    inputs[:, 0, :, :p].zero_()
+    inputs[:steps, 0, :, :width_in] = data.repeat_interleave(substeps, 0) if substeps > 1 else data
+    return inputs
+
+
+def _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, needs_data):
+    """Gradients of every (W_ext, b, W_int) from dL/dsyn at all diagonals, and dL/d(data)
+    (layer 0's signal columns). dW_l = Σ_d dsyn_l(d)ᵀ z_l(d): one batched matmul over the
+    (diagonal, layer) pairs, reading both arrays where they lie, then a sum over diagonals."""
+    diagonals, layers, batch, n = dsyn_all.shape
+    p, width_in, steps = w.shape[-1] - n, data.shape[2], data.shape[0] * substeps
+    per_pair = torch.bmm(dsyn_all.view(-1, batch, n).transpose(1, 2), inputs.view(-1, batch, p + n))
+    g_w = per_pair.view(diagonals, layers, n, p + n).sum(0)  # [L, N, P + N]
+    g_b = dsyn_all.sum(0).sum(1)  # [L, N]; the outer sum first: ~30 times faster than sum((0, 2))
+    grads = []
+    for l in range(layers):
+        in_l = width_in if l == 0 else n
+        grads.extend([g_w[l, :, :in_l], g_b[l], g_w[l, :, p:]])
+    g_data = None
+    if needs_data:
+        g_steps = torch.matmul(dsyn_all[:steps, 0], w[0, :, :width_in])  # [steps, B, F]
+        g_data = g_steps.view(data.shape[0], substeps, batch, width_in).sum(1)
+    return grads, g_data
+
+
+def _output_grads(grad_y, grad_x, like):
+    """(dL/dx, dL/dy) buffers [L, B, N], non-zero in the last layer only."""
+    gx, gy = torch.zeros_like(like), torch.zeros_like(like)
+    gy[-1] += grad_y
+    gx[-1] += grad_x
+    return gx, gy
 
 
 class _FusedOscillator(torch.autograd.Function):
@@ -71,89 +94,52 @@ class _FusedOscillator(torch.autograd.Function):
     @staticmethod
     def forward(ctx, data, gains, gammas, options, *weights):
         substeps, h, omega, q, sigma, bias_fixed = options
+        kernels = pointwise.for_tensor(data)
         layers, steps = len(weights) // 3, data.shape[0] * substeps
         batch, n, width_in = data.shape[1], weights[0].shape[0], data.shape[2]
         diagonals = steps + layers - 1
         w, bias, p = _stack_weights(weights, layers, n, width_in)
+        w_t = w.transpose(1, 2)
         e_hp, k_hp = math.exp(-omega * h), expm1_ratio(-omega * h)
-        gamma = gammas.unsqueeze(1)  # [L, 1, N]
-        gain = gains.view(layers, 1, 1)
+        gains, gamma = gains.contiguous(), gammas.contiguous()  # [L], [L, N]
         b_fix = 2.0 * gamma if bias_fixed is None else torch.full_like(gamma, bias_fixed)
-        rest = ((sigma * b_fix - gamma) / (gamma * q + sigma * b_fix)).expand(layers, batch, n)
-        stored = {key: data.new_empty(diagonals, layers, batch, n) for key in _WAVE_STORED}
-        inputs = data.new_zeros(diagonals, layers, batch, p + n)
-        x, y = rest, data.new_zeros(layers, batch, n)
+        rest = ((sigma * b_fix - gamma) / (gamma * q + sigma * b_fix)).unsqueeze(1).expand(layers, batch, n)
+        rest = rest.contiguous()
+        # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed)
+        x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_empty(diagonals, layers, batch, n)
+        inputs = _layer_inputs(data, layers, n, p, substeps)
+        z, xs, syns = inputs.unbind(0) + (None,), x_all.unbind(0), syn_all.unbind(0)  # views, made once
+        x, y, y_next = rest, data.new_zeros(layers, batch, n), data.new_empty(layers, batch, n)
         for d in range(diagonals):
-            z = _fill_inputs(inputs[d], data, y, d, steps, substeps, width_in)
-            syn = torch.baddbmm(bias, z, w.transpose(1, 2))
-            drive = sigma * (gain * syn + b_fix)
-            a = drive - gamma
-            x_new, _, _, e, f, den, _ = _exact_parts(x, a, gamma * (1.0 + q), h)
-            y_new = e_hp * y + k_hp * (x_new - x)
-            active = _edge_mask(d, steps, layers, data)
-            if active is not None:  # edge diagonals: layers not yet started or done keep their state
-                x_new, y_new = torch.where(active.bool(), x_new, x), torch.where(active.bool(), y_new, y)
-            x, y = x_new, y_new
-            for key, value in zip(_WAVE_STORED, (x, syn, a, e, f, den)):
-                stored[key][d] = value
-        ctx.options, ctx.sizes = options, (layers, steps, p, width_in)
-        ctx.save_for_backward(data, gains, gammas, rest, w, inputs, *(stored[k] for k in _WAVE_STORED))
+            torch.baddbmm(bias, z[d], w_t, out=syns[d])
+            lo, hi = _active_layers(d, steps, layers)
+            kernels.osc_forward(lo, hi, syns[d], x, y, gains, gamma, b_fix, sigma, q, h, e_hp, k_hp, xs[d], y_next,
+                                z[d + 1])
+            x, y, y_next = xs[d], y_next, y
+        ctx.options, ctx.kernels = options, kernels
+        ctx.save_for_backward(data, gains, gamma, b_fix, rest, w, inputs, x_all, syn_all)
         return y[-1].clone(), x[-1].clone()
 
     @staticmethod
     def backward(ctx, grad_y, grad_x):
         substeps, h, omega, q, sigma, bias_fixed = ctx.options
-        layers, steps, p, width_in = ctx.sizes
-        data, gains, gammas, rest, w, inputs, *flat = ctx.saved_tensors
-        stored = dict(zip(_WAVE_STORED, flat))
-        x_all = stored["x"]
-        diagonals, batch, n = x_all.shape[0], x_all.shape[2], x_all.shape[3]
+        data, gains, gamma, b_fix, rest, w, inputs, x_all, syn_all = ctx.saved_tensors
+        diagonals, layers = x_all.shape[:2]
+        steps = data.shape[0] * substeps
         e_hp, k_hp = math.exp(-omega * h), expm1_ratio(-omega * h)
-        gamma = gammas.unsqueeze(1)
-        gain = gains.view(layers, 1, 1)
-        gy = x_all.new_zeros(layers, batch, n)
-        gx = x_all.new_zeros(layers, batch, n)
-        gy[-1] += grad_y
-        gx[-1] += grad_x
+        gx, gy = _output_grads(grad_y, grad_x, rest)
         dsyn_all = torch.empty_like(x_all)
-        g_data = torch.zeros_like(data) if ctx.needs_input_grad[0] else None
-        g_gain = x_all.new_zeros(layers, batch, n)
-        g_a_sum = x_all.new_zeros(layers, batch, n)
-        g_b_sum = x_all.new_zeros(layers, batch, n)
-        w_ext_t, w_int_t = w[:, :, :p], w[:, :, p:]
+        g_gain, g_a_sum, g_b_sum = (torch.zeros_like(rest) for _ in range(3))
+        back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
+        xs, syns, dsyn = x_all.unbind(0), syn_all.unbind(0), dsyn_all.unbind(0)
         for d in range(diagonals - 1, -1, -1):
-            x_old = x_all[d - 1] if d > 0 else rest
-            a = stored["a"][d]
-            grow = a >= 0
-            w_exp = torch.where(grow, -a, a) * h
-            b = a + gamma * (1.0 + q)
-            d_x, d_a, d_b = exact_derivatives(x_old, b, x_all[d], grow, w_exp, stored["e"][d], stored["f"][d],
-                                              stored["den"][d], h)
-            g_xn = gx + k_hp * gy
-            active = _edge_mask(d, steps, layers, x_all)
-            if active is not None:
-                g_xn = g_xn * active
-            g_a, g_b = g_xn * d_a, g_xn * d_b
-            g_drive = sigma * (g_a + g_b)
-            g_gain += g_drive * stored["syn"][d]
-            g_a_sum += g_a
-            g_b_sum += g_b
-            dsyn = gain * g_drive
-            dsyn_all[d] = dsyn
-            back_ext = torch.bmm(dsyn, w_ext_t)  # [L, B, P]: to the previous layer's y (layer 0: input)
-            gx = d_x * g_xn - k_hp * gy
-            gy = torch.baddbmm(e_hp * gy, dsyn, w_int_t)
-            gy[:-1] += back_ext[1:, :, :n]
-            if g_data is not None and d < steps:
-                g_data[d // substeps] += back_ext[0, :, :width_in]
-        flat_d = dsyn_all.permute(1, 3, 0, 2).reshape(layers, n, diagonals * batch)
-        flat_z = inputs.permute(1, 0, 2, 3).reshape(layers, diagonals * batch, p + n)
-        g_w = torch.bmm(flat_d, flat_z)  # [L, N, P + N]
-        g_b_all = dsyn_all.sum((0, 2))  # [L, N]
-        grads = []
-        for l in range(layers):
-            in_l = width_in if l == 0 else n
-            grads.extend([g_w[l, :, :in_l], g_b_all[l], g_w[l, :, p:]])
+            lo, hi = _active_layers(d, steps, layers)
+            x_old = xs[d - 1] if d > 0 else rest
+            ctx.kernels.osc_backward(lo, hi, back, gx, gy, x_old, syns[d], gains, gamma, b_fix, sigma, q, h, e_hp,
+                                     k_hp, dsyn[d], g_gain, g_a_sum, g_b_sum)
+            if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
+                back = torch.bmm(dsyn[d], w, out=back_buffer)
+        grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, ctx.needs_input_grad[0])
         g_gains = g_gain.sum((1, 2)) if ctx.needs_input_grad[1] else None
         g_gammas = None
         if ctx.needs_input_grad[2]:
@@ -168,78 +154,59 @@ class _FusedCTRNN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, data, gains, gammas, options, *weights):
         substeps, h = options
+        kernels = pointwise.for_tensor(data)
         layers, steps = len(weights) // 3, data.shape[0] * substeps
         batch, n, width_in = data.shape[1], weights[0].shape[0], data.shape[2]
         diagonals = steps + layers - 1
         w, bias, p = _stack_weights(weights, layers, n, width_in)
-        decay = torch.exp(-gammas * h).unsqueeze(1)  # [L, 1, N]
-        step_gain = (h * expm1_ratio(-gammas * h)).unsqueeze(1) * gains.view(layers, 1, 1)
+        w_t = w.transpose(1, 2)
+        decay = torch.exp(-gammas * h).contiguous()  # [L, N]
+        step_gain = (h * expm1_ratio(-gammas * h) * gains.view(layers, 1)).contiguous()
         x_all = data.new_empty(diagonals, layers, batch, n)
         y_all = data.new_empty(diagonals, layers, batch, n)
-        inputs = data.new_zeros(diagonals, layers, batch, p + n)
-        x, y = data.new_zeros(layers, batch, n), data.new_zeros(layers, batch, n)
+        inputs = _layer_inputs(data, layers, n, p, substeps)
+        syn = data.new_empty(layers, batch, n)
+        z, xs, ys = inputs.unbind(0) + (None,), x_all.unbind(0), y_all.unbind(0)
+        x = data.new_zeros(layers, batch, n)
         for d in range(diagonals):
-            z = _fill_inputs(inputs[d], data, y, d, steps, substeps, width_in)
-            x_new = torch.baddbmm(bias, z, w.transpose(1, 2)).mul_(step_gain).add_(x * decay)
-            active = _edge_mask(d, steps, layers, data)
-            if active is not None:
-                x_new = torch.where(active.bool(), x_new, x)
-            x = x_new
-            y = torch.tanh(x)
-            x_all[d], y_all[d] = x, y
-        ctx.options, ctx.sizes = options, (layers, steps, p, width_in)
-        ctx.save_for_backward(data, gains, gammas, w, bias, inputs, x_all, y_all)
-        return y[-1].clone(), x[-1].clone()
+            torch.baddbmm(bias, z[d], w_t, out=syn)
+            lo, hi = _active_layers(d, steps, layers)
+            kernels.ctrnn_forward(lo, hi, syn, x, step_gain, decay, xs[d], ys[d], z[d + 1])
+            x = xs[d]
+        ctx.options, ctx.kernels = options, kernels
+        ctx.save_for_backward(data, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay)
+        return y_all[-1, -1].clone(), x_all[-1, -1].clone()
 
     @staticmethod
     def backward(ctx, grad_y, grad_x):
         substeps, h = ctx.options
-        layers, steps, p, width_in = ctx.sizes
-        data, gains, gammas, w, bias, inputs, x_all, y_all = ctx.saved_tensors
-        diagonals, batch, n = x_all.shape[0], x_all.shape[2], x_all.shape[3]
-        decay = torch.exp(-gammas * h).unsqueeze(1)
-        unit_gain = (h * expm1_ratio(-gammas * h)).unsqueeze(1)  # h F(-γh), [L, 1, N]
-        step_gain = unit_gain * gains.view(layers, 1, 1)
-        gy = x_all.new_zeros(layers, batch, n)
-        gx = x_all.new_zeros(layers, batch, n)
-        gy[-1] += grad_y
-        gx[-1] += grad_x
-        g_state = torch.empty_like(x_all)  # dL/dx per diagonal (zero where a layer is inactive)
-        g_data = torch.zeros_like(data) if ctx.needs_input_grad[0] else None
-        w_ext_t, w_int_t = w[:, :, :p], w[:, :, p:]
+        data, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
+        diagonals, layers, batch, n = x_all.shape
+        steps = data.shape[0] * substeps
+        gx, gy = _output_grads(grad_y, grad_x, x_all[0])
+        g_state, dsyn_all = torch.empty_like(x_all), torch.empty_like(x_all)  # dL/dx, dL/dsyn per diagonal
+        back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
+        ys, g_states, dsyn = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0)
         for d in range(diagonals - 1, -1, -1):
-            y = y_all[d]
-            g_x = gx + gy * (1.0 - y * y)
-            active = _edge_mask(d, steps, layers, x_all)
-            if active is not None:
-                g_x = g_x * active
-            g_state[d] = g_x
-            dsyn = g_x * step_gain
-            back_ext = torch.bmm(dsyn, w_ext_t)
-            gx = g_x * decay
-            gy = torch.bmm(dsyn, w_int_t)
-            gy[:-1] += back_ext[1:, :, :n]
-            if g_data is not None and d < steps:
-                g_data[d // substeps] += back_ext[0, :, :width_in]
-        dsyn_all = g_state * step_gain
-        flat_d = dsyn_all.permute(1, 3, 0, 2).reshape(layers, n, diagonals * batch)
-        flat_z = inputs.permute(1, 0, 2, 3).reshape(layers, diagonals * batch, p + n)
-        g_w = torch.bmm(flat_d, flat_z)
-        g_b_all = dsyn_all.sum((0, 2))
-        grads = []
-        for l in range(layers):
-            in_l = width_in if l == 0 else n
-            grads.extend([g_w[l, :, :in_l], g_b_all[l], g_w[l, :, p:]])
+            lo, hi = _active_layers(d, steps, layers)
+            ctx.kernels.ctrnn_backward(lo, hi, back, gx, gy, ys[d], step_gain, decay, g_states[d], dsyn[d])
+            if d > 0:
+                back = torch.bmm(dsyn[d], w, out=back_buffer)
+        grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, ctx.needs_input_grad[0])
         g_gains = g_gammas = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            p = w.shape[-1] - n
+            flat_z = inputs.permute(1, 0, 2, 3).reshape(layers, diagonals * batch, p + n)
             syn = torch.baddbmm(bias, flat_z, w.transpose(1, 2)).view(layers, diagonals, batch, n).transpose(0, 1)
+            unit_gain = (h * expm1_ratio(-gammas * h)).unsqueeze(1)  # h F(-γh), [L, 1, N]
             if ctx.needs_input_grad[1]:
-                g_gains = (g_state * syn * unit_gain).sum((0, 2, 3))
+                g_gains = (g_state * syn * unit_gain).sum(0).sum((1, 2))
             if ctx.needs_input_grad[2]:
                 w_exp = -gammas * h
                 d_unit = (-h * h * expm1_ratio_derivative(w_exp, expm1_ratio(w_exp))).unsqueeze(1)
                 x_prev = torch.cat([torch.zeros_like(x_all[:1]), x_all[:-1]])
-                g_gammas = (g_state * (-h * decay * x_prev + gains.view(layers, 1, 1) * syn * d_unit)).sum((0, 2))
+                g_gammas = (g_state * (-h * decay.unsqueeze(1) * x_prev + gains.view(layers, 1, 1) * syn * d_unit)
+                            ).sum(0).sum(1)
         return (g_data, g_gains, g_gammas, None, *grads)
 
 

@@ -46,22 +46,29 @@ def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) 
 LAST_EPOCHS = 5
 
 
-def objective(base: TrainConfig, seed: int = 0):
-    """Optuna objective: mean validation accuracy (%) of the last ``LAST_EPOCHS`` epochs;
-    each epoch's accuracy is reported for pruning."""
+def objective(base: TrainConfig, seeds=(0,)):
+    """Optuna objective: validation accuracy (%) averaged over the last ``LAST_EPOCHS``
+    epochs and over the initialisation ``seeds`` (trained one after the other).
+
+    Seed i's epoch e is reported as step ``i * epochs + e`` for pruning, so trials are
+    compared at the same point of the same seed.
+    """
 
     def run(trial: optuna.Trial) -> float:
         config = suggest(trial, base)
+        finals = []
+        for index, seed in enumerate(seeds):
 
-        def report(record):
-            value = record.eval_acc
-            trial.report(value, record.epoch)
-            if not math.isfinite(value) or trial.should_prune():
-                raise optuna.TrialPruned()
+            def report(record, offset=index * config.epochs):
+                value = record.eval_acc
+                trial.report(value, offset + record.epoch)
+                if not math.isfinite(value) or trial.should_prune():
+                    raise optuna.TrialPruned()
 
-        _, history = train_seed(config, seed, progress=False, on_epoch=report)
-        last = [r.eval_acc for r in history[-LAST_EPOCHS:]]
-        return sum(last) / len(last)
+            _, history = train_seed(config, seed, progress=False, on_epoch=report)
+            last = [r.eval_acc for r in history[-LAST_EPOCHS:]]
+            finals.append(sum(last) / len(last))
+        return sum(finals) / len(finals)
 
     return run
 
@@ -102,8 +109,13 @@ def counted(study: optuna.Study) -> int:
 
 
 def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, study_name: str | None = None,
-         progress: bool = True) -> dict:
+         progress: bool = True, trial_seeds: int = 1, enqueue_base: bool = False) -> dict:
     """Run (or resume) a study until it holds ``n_trials`` finished trials; return the best.
+
+    ``trial_seeds``: initialisation seeds per trial (the objective is their mean; more
+    seeds cost time but rank trials less by luck). ``enqueue_base``: the first trial of a
+    new study evaluates ``base``'s own values (e.g. the tuned preset), so the search
+    starts from the best point known.
 
     Writes ``best_config.json`` (a ``TrainConfig`` evaluating on the test half, ready for
     ``snnspin train --config``) and ``best.json`` (value, parameters, trial counts).
@@ -115,11 +127,17 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     base = base.replace(val_fraction=base.val_fraction or 0.2, seeds=1)
     study = open_study(name, storage)
     study.set_user_attr("base_config", base.to_dict())
+    study.set_user_attr("trial_seeds", trial_seeds)
+    if enqueue_base and not study.trials:
+        start = {name: getattr(base, name) for name in SEARCH_SPACE}
+        if base.model != "lif":
+            start["readout"] = base.readout
+        study.enqueue_trial(start)
     remaining = n_trials - counted(study)
     if remaining > 0:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         study.optimize(
-            objective(base),
+            objective(base, tuple(range(trial_seeds))),
             n_trials=remaining,
             callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=states)],
             show_progress_bar=progress,

@@ -1,0 +1,84 @@
+/* Pointwise kernels of the fused sequence path (snnspin/fused.py), one call per diagonal.
+ *
+ * Same equations, in the same order of operations, as the torch backend (TorchKernels in
+ * snnspin/pointwise.py, built on snnspin/functional); the tests hold the two to 1e-13 in
+ * float64. The body is written once, in kernels_body.h, and included for double and float.
+ *
+ * Layout: C-contiguous state, drive and gradient arrays [L, B, N]; the layer inputs z and
+ * back-propagated inputs [L, B, P + N] (P signal columns, then N recurrent ones);
+ * per-neuron values [L, N]; per-layer gains [L]. Layers outside [lo, hi] are inactive on
+ * the diagonal: they keep their state and pass no gradient to their drive.
+ *
+ * Speed (why this file exists: the torch backend launches ~20-30 small kernels per diagonal):
+ * - transcendentals are declared "omp declare simd", so with -fopenmp-simd gcc calls glibc's
+ *   vector math library (libmvec, <= 4 ulp) on whole SIMD registers; only exp and tanh are
+ *   needed: F(w) = (e^w - 1)/w comes from e^w or its series, not from a second expm1;
+ * - flush-to-zero / denormals-are-zero during each kernel, and subnormal outputs flushed:
+ *   an oscillator at its floor x = tiny, and gradients decaying through BPTT, otherwise
+ *   make subnormal operands, each ~100 times slower. Results change below 1e-38 (float32)
+ *   or 1e-308 (float64) only;
+ * - with -fopenmp, the (layer, batch) rows are split over threads. torch's CPU wheels ship
+ *   libgomp.so.1, which this library then shares: torch.set_num_threads applies here too.
+ *
+ * Built at first use with the system C compiler by snnspin/native/__init__.py.
+ */
+#include <math.h>
+#include <stddef.h>
+
+#pragma omp declare simd notinbranch
+double exp(double);
+#pragma omp declare simd notinbranch
+double tanh(double);
+#pragma omp declare simd notinbranch
+float expf(float);
+#pragma omp declare simd notinbranch
+float tanhf(float);
+
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#define ENTER_FTZ unsigned int saved_csr = _mm_getcsr(); _mm_setcsr(saved_csr | 0x8040u);
+#define LEAVE_FTZ _mm_setcsr(saved_csr);
+#else
+#define ENTER_FTZ
+#define LEAVE_FTZ
+#endif
+
+/* Rows of at least this many elements in all are split over threads. */
+#define PARALLEL_MIN 8192
+
+#define MIN_EXPONENT (-80.0) /* _MIN_EXPONENT in functional/oscillator.py */
+#define SERIES_BELOW 0.05    /* _SERIES_BELOW in functional/exponential.py */
+#define RATIO_SERIES_BELOW 0.5
+
+/* F(w) = sum_k w^k / (k+1)!, k = 0..14: truncation < 5e-17 for |w| < 0.5. Above, F is
+ * (e^w - 1)/w, with e^w <= 0.61 so that e^w - 1 does not cancel (<= 2 ulp). */
+static const double RATIO_COEFFS[15] = {
+    1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
+    1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800, 1.0 / 87178291200,
+    1.0 / 1307674368000};
+/* F'(w) = sum_k k w^(k-1) / (k+1)!, k = 1..7 (_DCOEFFS in functional/exponential.py). */
+static const double DERIVATIVE_COEFFS[7] = {1.0 / 2, 2.0 / 6, 3.0 / 24, 4.0 / 120, 5.0 / 720,
+                                            6.0 / 5040, 7.0 / 40320};
+
+#define FLUSH(v, tiny) (((v) < (tiny) && (v) > -(tiny)) ? 0 : (v))
+#define JOIN2(a, b) a##_##b
+#define JOIN(a, b) JOIN2(a, b)
+
+#define T double
+#define SUFFIX f64
+#define EXP exp
+#define TANH tanh
+#define TINY 2.2250738585072014e-308
+#include "kernels_body.h"
+#undef T
+#undef SUFFIX
+#undef EXP
+#undef TANH
+#undef TINY
+
+#define T float
+#define SUFFIX f32
+#define EXP expf
+#define TANH tanhf
+#define TINY 1.17549435e-38f
+#include "kernels_body.h"

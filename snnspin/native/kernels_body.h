@@ -1,0 +1,215 @@
+/* The kernels for one floating-point type T (included by kernels.c with T = double, float).
+ * Each public kernel processes one diagonal; its (layer, batch) rows are independent. */
+
+static inline T JOIN(horner, SUFFIX)(const double *c, int n, T w) {
+    T out = (T)c[n - 1];
+    for (int k = n - 2; k >= 0; k--) out = out * w + (T)c[k];
+    return out;
+}
+
+/* The exact step of one oscillator (_exact_parts in functional/oscillator.py): growth rate a,
+ * c = γ(1 + Q); returns x⁺ and sets e = e^w, F(w), D. Shared by the forward and the backward,
+ * which recomputes it rather than storing three more arrays per diagonal. */
+static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out, T *den_out) {
+    const T tiny = TINY, min_w = (T)MIN_EXPONENT;
+    const int grow = a >= 0;
+    const T w = (grow ? -a : a) * h; /* -|a| h <= 0 */
+    const T e = EXP(w < min_w ? min_w : w);
+    const int near = w > -(T)RATIO_SERIES_BELOW;
+    const T w_safe = near ? (T)1 : w;
+    const T f = near ? JOIN(horner, SUFFIX)(RATIO_COEFFS, 15, w) : (e - (T)1) / w_safe;
+    const T xg = xv * (h * f), bb = a + c;
+    const T den = grow ? e + bb * xg : ((T)1 - xv) + xv * e + c * xg;
+    const T m = grow ? (T)1 : e;
+    const T xn = xv * m / den;
+    *e_out = e;
+    *f_out = f;
+    *den_out = den;
+    return xn < tiny ? tiny : xn;
+}
+
+/* Row (l, b) of the oscillator + high-pass forward: drive, exact step (eq. 2), filter (eq. 5). */
+static inline void JOIN(osc_forward_row, SUFFIX)(long l, long b, long L, long B, long N, long P, int active,
+                                                 const T *syn, const T *x, const T *y, T gl, const T *gam,
+                                                 const T *bfix, T sigma, T q, T h, T e_hp, T k_hp, T *x_out,
+                                                 T *y_out, T *z_next) {
+    const T tiny = TINY;
+    const long o = (l * B + b) * N;
+#pragma omp simd
+    for (long j = 0; j < N; j++) {
+        const T g = gam[j], xv = x[o + j];
+        const T a = sigma * (gl * syn[o + j] + bfix[j]) - g;
+        T e, f, den;
+        const T xn = JOIN(exact_step, SUFFIX)(xv, a, g * ((T)1 + q), h, &e, &f, &den);
+        x_out[o + j] = xn;
+        y_out[o + j] = FLUSH(e_hp * y[o + j] + k_hp * (xn - xv), tiny);
+    }
+    if (!active)
+        for (long j = 0; j < N; j++) {
+            x_out[o + j] = x[o + j];
+            y_out[o + j] = y[o + j];
+        }
+    if (z_next) { /* y⁺ is this layer's recurrent input and the next layer's signal */
+        T *own = z_next + (l * B + b) * (P + N) + P;
+        for (long j = 0; j < N; j++) own[j] = y_out[o + j];
+        if (l + 1 < L) {
+            T *up = z_next + ((l + 1) * B + b) * (P + N);
+            for (long j = 0; j < N; j++) up[j] = y_out[o + j];
+        }
+    }
+}
+
+/* Oscillator + high-pass forward, one diagonal: x⁺ and y⁺ from the synaptic sums syn; when
+ * z_next is given, y⁺ also into the next diagonal's inputs. */
+void JOIN(osc_forward, SUFFIX)(long L, long B, long N, long P, long lo, long hi, const T *syn, const T *x,
+                               const T *y, const T *gain, const T *gamma, const T *bias_fixed, double sigma,
+                               double q, double h, double e_hp, double k_hp, T *x_out, T *y_out, T *z_next) {
+#pragma omp parallel if (L * B * N >= PARALLEL_MIN)
+    {
+        ENTER_FTZ
+#pragma omp for schedule(static)
+        for (long r = 0; r < L * B; r++) {
+            const long l = r / B, b = r % B;
+            JOIN(osc_forward_row, SUFFIX)(l, b, L, B, N, P, l >= lo && l <= hi, syn, x, y, gain[l], gamma + l * N,
+                                          bias_fixed + l * N, (T)sigma, (T)q, (T)h, (T)e_hp, (T)k_hp, x_out, y_out,
+                                          z_next);
+        }
+        LEAVE_FTZ
+    }
+}
+
+/* Row (l, b) of the oscillator backward: ∂x⁺/∂(x, a, b) as exact_derivatives in functional/oscillator.py. */
+static inline void JOIN(osc_backward_row, SUFFIX)(long l, long b, long L, long B, long N, long P, T activity,
+                                                  const T *back, T *gx, T *gy, const T *x_old, const T *syn, T gl,
+                                                  const T *gam, const T *bfix, T sigma, T q, T h, T e_hp, T k_hp,
+                                                  T *dsyn_out, T *g_gain, T *g_a_sum, T *g_b_sum) {
+    const T tiny = TINY;
+    const long o = (l * B + b) * N;
+    if (back) { /* what diagonal d+1 passed back: own recurrent columns, then the next layer's signal */
+        const T *own = back + (l * B + b) * (P + N) + P;
+        for (long j = 0; j < N; j++) gy[o + j] += own[j];
+        if (l + 1 < L) {
+            const T *up = back + ((l + 1) * B + b) * (P + N);
+            for (long j = 0; j < N; j++) gy[o + j] += up[j];
+        }
+    }
+#pragma omp simd
+    for (long j = 0; j < N; j++) {
+        const T g = gam[j], xv = x_old[o + j], gyv = gy[o + j];
+        const T a = sigma * (gl * syn[o + j] + bfix[j]) - g, c = g * ((T)1 + q);
+        T e, f, den;
+        const T xn = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den);
+        const T bb = a + c;
+        const int grow = a >= 0;
+        const T w = (grow ? -a : a) * h;
+        const T s = grow ? (T)-1 : (T)1;
+        const T de_da = e * s * h;
+        const int small = w < (T)SERIES_BELOW && w > -(T)SERIES_BELOW;
+        const T w_safe = small ? (T)1 : w;
+        const T dfw = small ? JOIN(horner, SUFFIX)(DERIVATIVE_COEFFS, 7, w) : (e - f) / w_safe;
+        const T dg_da = (h * h) * dfw * s;
+        const T ratio = xn / den;
+        const T d_a = (xv / den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
+        const T d_b = -ratio * xv * (h * f);
+        const T d_x = (e / den) / den;
+        const T g_xn = (gx[o + j] + k_hp * gyv) * activity;
+        const T g_a = g_xn * d_a, g_b = g_xn * d_b;
+        const T g_drive = sigma * (g_a + g_b);
+        g_gain[o + j] += g_drive * syn[o + j];
+        g_a_sum[o + j] += g_a;
+        g_b_sum[o + j] += g_b;
+        dsyn_out[o + j] = FLUSH(gl * g_drive, tiny);
+        gx[o + j] = FLUSH(d_x * g_xn - k_hp * gyv, tiny);
+        gy[o + j] = FLUSH(e_hp * gyv, tiny);
+    }
+}
+
+/* Oscillator + high-pass backward, one diagonal, from the state before it (x_old) and its
+ * synaptic sums (the step itself is recomputed). On entry gy holds what later diagonals passed
+ * down without the matmul part, which back = dsyn(d+1) · [W_ext | W_int] supplies (NULL on
+ * the last diagonal); on return gx, gy hold the same for diagonal d-1, dsyn_out dL/dsyn(d).
+ * Accumulates dL/d(gain) (times syn, per element), dL/da and dL/db over the diagonals. */
+void JOIN(osc_backward, SUFFIX)(long L, long B, long N, long P, long lo, long hi, const T *back, T *gx, T *gy,
+                                const T *x_old, const T *syn, const T *gain, const T *gamma, const T *bias_fixed,
+                                double sigma, double q, double h, double e_hp, double k_hp, T *dsyn_out, T *g_gain,
+                                T *g_a_sum, T *g_b_sum) {
+#pragma omp parallel if (L * B * N >= PARALLEL_MIN)
+    {
+        ENTER_FTZ
+#pragma omp for schedule(static)
+        for (long r = 0; r < L * B; r++) {
+            const long l = r / B, b = r % B;
+            const T activity = (l >= lo && l <= hi) ? (T)1 : (T)0;
+            JOIN(osc_backward_row, SUFFIX)(l, b, L, B, N, P, activity, back, gx, gy, x_old, syn, gain[l],
+                                           gamma + l * N, bias_fixed + l * N, (T)sigma, (T)q, (T)h, (T)e_hp,
+                                           (T)k_hp, dsyn_out, g_gain, g_a_sum, g_b_sum);
+        }
+        LEAVE_FTZ
+    }
+}
+
+/* CTRNN forward, one diagonal (eq. 6-8): x⁺ = S syn h F(-γh) + x e^{-γh}, y⁺ = tanh(x⁺). */
+void JOIN(ctrnn_forward, SUFFIX)(long L, long B, long N, long P, long lo, long hi, const T *syn, const T *x,
+                                 const T *step_gain, const T *decay, T *x_out, T *y_out, T *z_next) {
+#pragma omp parallel if (L * B * N >= PARALLEL_MIN)
+    {
+        ENTER_FTZ
+        const T tiny = TINY;
+#pragma omp for schedule(static)
+        for (long r = 0; r < L * B; r++) {
+            const long l = r / B, b = r % B, o = r * N;
+            const int active = l >= lo && l <= hi;
+            const T *sg = step_gain + l * N, *dec = decay + l * N;
+#pragma omp simd
+            for (long j = 0; j < N; j++) {
+                const T xn = active ? FLUSH(syn[o + j] * sg[j] + x[o + j] * dec[j], tiny) : x[o + j];
+                x_out[o + j] = xn;
+                y_out[o + j] = TANH(xn);
+            }
+            if (z_next) {
+                T *own = z_next + r * (P + N) + P;
+                for (long j = 0; j < N; j++) own[j] = y_out[o + j];
+                if (l + 1 < L) {
+                    T *up = z_next + ((l + 1) * B + b) * (P + N);
+                    for (long j = 0; j < N; j++) up[j] = y_out[o + j];
+                }
+            }
+        }
+        LEAVE_FTZ
+    }
+}
+
+/* CTRNN backward, one diagonal: gy (zero on entry but for the output gradient) gets back's part;
+ * writes dL/dx (g_state) and dL/dsyn; leaves gx = dL/dx · e^{-γh} and gy = 0. */
+void JOIN(ctrnn_backward, SUFFIX)(long L, long B, long N, long P, long lo, long hi, const T *back, T *gx, T *gy,
+                                  const T *y, const T *step_gain, const T *decay, T *g_state, T *dsyn_out) {
+#pragma omp parallel if (L * B * N >= PARALLEL_MIN)
+    {
+        ENTER_FTZ
+        const T tiny = TINY;
+#pragma omp for schedule(static)
+        for (long r = 0; r < L * B; r++) {
+            const long l = r / B, b = r % B, o = r * N;
+            const T activity = (l >= lo && l <= hi) ? (T)1 : (T)0;
+            const T *sg = step_gain + l * N, *dec = decay + l * N;
+            if (back) {
+                const T *own = back + r * (P + N) + P;
+                for (long j = 0; j < N; j++) gy[o + j] += own[j];
+                if (l + 1 < L) {
+                    const T *up = back + ((l + 1) * B + b) * (P + N);
+                    for (long j = 0; j < N; j++) gy[o + j] += up[j];
+                }
+            }
+#pragma omp simd
+            for (long j = 0; j < N; j++) {
+                const T yv = y[o + j];
+                const T g_x = FLUSH((gx[o + j] + gy[o + j] * ((T)1 - yv * yv)) * activity, tiny);
+                g_state[o + j] = g_x;
+                dsyn_out[o + j] = FLUSH(g_x * sg[j], tiny);
+                gx[o + j] = FLUSH(g_x * dec[j], tiny);
+                gy[o + j] = 0;
+            }
+        }
+        LEAVE_FTZ
+    }
+}

@@ -1,0 +1,177 @@
+"""The per-diagonal pointwise updates of the fused path, in two interchangeable backends.
+
+``TORCH`` is written with torch operations on top of ``snnspin.functional`` (any device);
+``NATIVE`` calls the C kernels of ``snnspin.native`` (CPU, float32/float64), one call per
+update instead of ~20-30 small torch kernels. Both take the same arguments, update the
+same output buffers in place and agree to rounding (tested to 1e-12 in float64).
+``for_tensor(t)`` picks NATIVE when it can run on ``t`` and TORCH otherwise; ``using(TORCH)``
+forces one backend inside a ``with`` block (benchmarks, tests).
+
+Shapes: state, drive and gradient buffers ``[L, B, N]`` (contiguous); ``z_next`` and
+``back``, the next diagonal's layer inputs and the back-propagated ones, ``[L, B, P + N]``
+(P signal columns, then the N recurrent ones); ``gain`` ``[L]``; ``gamma``,
+``bias_fixed``, ``step_gain`` and ``decay`` ``[L, N]``. Layers outside ``[lo, hi]`` are
+inactive on this diagonal: their state is kept and they pass no gradient to their drive.
+The equations are those of ``snnspin.fused``.
+
+>>> for_tensor(torch.zeros(1, device="meta")) is TORCH
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from . import native
+from .functional.oscillator import _exact_parts, exact_derivatives
+
+
+def _keep_inactive(new, old, lo, hi):
+    """``new`` with the layers outside [lo, hi] taken from ``old`` (in place)."""
+    new[:lo] = old[:lo]
+    new[hi + 1 :] = old[hi + 1 :]
+    return new
+
+
+def _silence_inactive(grad, lo, hi):
+    grad[:lo] *= 0
+    grad[hi + 1 :] *= 0
+    return grad
+
+
+def _write_next_inputs(z_next, y):
+    """y_l into its own recurrent columns and, as signal, into layer l + 1's first columns."""
+    if z_next is not None:
+        n = y.shape[-1]
+        z_next[:, :, z_next.shape[-1] - n :] = y
+        z_next[1:, :, :n] = y[:-1]
+
+
+def _add_back(gy, back):
+    """dL/dy_l += (back-propagated recurrent part of layer l) + (signal part of layer l + 1)."""
+    if back is not None:
+        n = gy.shape[-1]
+        gy += back[:, :, back.shape[-1] - n :]
+        gy[:-1] += back[1:, :, :n]
+
+
+def _oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h):
+    """a = σ (S syn + b_fixed) - γ and the exact step's parts (x⁺, grow, w, e, F, D, b)."""
+    g = gamma.unsqueeze(1)
+    a = sigma * (gain.view(-1, 1, 1) * syn + bias_fixed.unsqueeze(1)) - g
+    return a, _exact_parts(x, a, g * (1.0 + q), h)
+
+
+class TorchKernels:
+    """The updates with torch operations (reference semantics of the native kernels)."""
+
+    name = "torch"
+
+    @staticmethod
+    def osc_forward(lo, hi, syn, x, y, gain, gamma, bias_fixed, sigma, q, h, e_hp, k_hp, x_out, y_out, z_next):
+        x_new = _oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h)[1][0]
+        y_new = e_hp * y + k_hp * (x_new - x)
+        x_out.copy_(_keep_inactive(x_new, x, lo, hi))
+        y_out.copy_(_keep_inactive(y_new, y, lo, hi))
+        _write_next_inputs(z_next, y_out)
+
+    @staticmethod
+    def osc_backward(lo, hi, back, gx, gy, x_old, syn, gain, gamma, bias_fixed, sigma, q, h, e_hp, k_hp,
+                     dsyn_out, g_gain, g_a_sum, g_b_sum):
+        _add_back(gy, back)
+        a, (x_new, grow, w, e, f, den, b) = _oscillator_step(syn, x_old, gain, gamma, bias_fixed, sigma, q, h)
+        d_x, d_a, d_b = exact_derivatives(x_old, b, x_new, grow, w, e, f, den, h)
+        g_xn = _silence_inactive(gx + k_hp * gy, lo, hi)
+        g_a, g_b = g_xn * d_a, g_xn * d_b
+        g_drive = sigma * (g_a + g_b)
+        g_gain += g_drive * syn
+        g_a_sum += g_a
+        g_b_sum += g_b
+        dsyn_out.copy_(gain.view(-1, 1, 1) * g_drive)
+        gx.copy_(d_x * g_xn - k_hp * gy)
+        gy.mul_(e_hp)
+
+    @staticmethod
+    def ctrnn_forward(lo, hi, syn, x, step_gain, decay, x_out, y_out, z_next):
+        x_new = syn * step_gain.unsqueeze(1) + x * decay.unsqueeze(1)
+        x_out.copy_(_keep_inactive(x_new, x, lo, hi))
+        torch.tanh(x_out, out=y_out)
+        _write_next_inputs(z_next, y_out)
+
+    @staticmethod
+    def ctrnn_backward(lo, hi, back, gx, gy, y, step_gain, decay, g_state, dsyn_out):
+        _add_back(gy, back)
+        g_x = _silence_inactive(gx + gy * (1.0 - y * y), lo, hi)
+        g_state.copy_(g_x)
+        dsyn_out.copy_(g_x * step_gain.unsqueeze(1))
+        gx.copy_(g_x * decay.unsqueeze(1))
+        gy.zero_()
+
+
+def _pointer(t):
+    return None if t is None else t.data_ptr()
+
+
+class NativeKernels:
+    """The same updates by the C kernels of ``snnspin.native`` (CPU, contiguous tensors)."""
+
+    name = "native"
+
+    @staticmethod
+    def _call(name, state, wide, lo, hi, tensors, scalars=(), outputs=()):
+        """``state`` gives L, B, N and the dtype; ``wide`` (z_next or back, may be None) P + N.
+        Every tensor must be C-contiguous: the fused path allocates them so."""
+        layers, batch, n = state.shape
+        p = wide.shape[-1] - n if wide is not None else 0
+        native.function(name, state.dtype)(layers, batch, n, p, lo, hi, *(_pointer(t) for t in tensors), *scalars,
+                                           *(_pointer(t) for t in outputs))
+
+    @classmethod
+    def osc_forward(cls, lo, hi, syn, x, y, gain, gamma, bias_fixed, sigma, q, h, e_hp, k_hp, x_out, y_out, z_next):
+        cls._call("osc_forward", x, z_next, lo, hi, (syn, x, y, gain, gamma, bias_fixed), (sigma, q, h, e_hp, k_hp),
+                  (x_out, y_out, z_next))
+
+    @classmethod
+    def osc_backward(cls, lo, hi, back, gx, gy, x_old, syn, gain, gamma, bias_fixed, sigma, q, h, e_hp, k_hp,
+                     dsyn_out, g_gain, g_a_sum, g_b_sum):
+        cls._call("osc_backward", x_old, back, lo, hi, (back, gx, gy, x_old, syn, gain, gamma, bias_fixed),
+                  (sigma, q, h, e_hp, k_hp), (dsyn_out, g_gain, g_a_sum, g_b_sum))
+
+    @classmethod
+    def ctrnn_forward(cls, lo, hi, syn, x, step_gain, decay, x_out, y_out, z_next):
+        cls._call("ctrnn_forward", x, z_next, lo, hi, (syn, x, step_gain, decay), (), (x_out, y_out, z_next))
+
+    @classmethod
+    def ctrnn_backward(cls, lo, hi, back, gx, gy, y, step_gain, decay, g_state, dsyn_out):
+        cls._call("ctrnn_backward", y, back, lo, hi, (back, gx, gy, y, step_gain, decay), (), (g_state, dsyn_out))
+
+
+TORCH, NATIVE = TorchKernels(), NativeKernels()
+_forced: list = []
+
+
+def for_tensor(tensor: torch.Tensor):
+    """NATIVE when the native kernels run on ``tensor`` (CPU, float32/64, compiler found), else
+    TORCH; inside ``using(k)``, ``k``."""
+    if _forced:
+        return _forced[-1]
+    return NATIVE if native.supports(tensor) else TORCH
+
+
+@contextlib.contextmanager
+def using(kernels):
+    """Run the fused path with ``kernels`` (TORCH or NATIVE) inside the block.
+
+    >>> with using(TORCH):
+    ...     for_tensor(torch.zeros(1)).name
+    'torch'
+    """
+    if kernels is NATIVE and not native.available():
+        raise RuntimeError("the native kernels are not available on this machine (see snnspin.native)")
+    _forced.append(kernels)
+    try:
+        yield kernels
+    finally:
+        _forced.pop()
