@@ -1,7 +1,8 @@
 """Time of one full training step (forward, NLL, backward, clipping, Adam), interleaved.
 
-Compares the fused sequence path, the per-step reference path, the same topology built
-from snnTorch's RLeaky, and torch.nn.RNN (tanh) of the same size with the same readout.
+Compares the fused sequence path (with the native C kernels, and with the torch kernels it
+falls back to), the per-step reference path, the CTRNN twin's fused path, the same topology
+built from snnTorch's RLeaky, and torch.nn.RNN (tanh) of the same size with the same readout.
 Reports medians over repeats and ratios to nn.RNN measured in the same run, and writes
 them to benchmarks/results/speed.md.
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from snnspin import pointwise
 from snnspin.config import TrainConfig
 from snnspin.models import build_model
 
@@ -81,10 +83,21 @@ def make_step(model):
     return step
 
 
+def with_kernels(kernels, step):
+    """``step`` run with the fused path's pointwise kernels forced to ``kernels``."""
+
+    def forced(data, targets):
+        with pointwise.using(kernels):
+            step(data, targets)
+
+    return forced
+
+
 def contenders(width, substeps, device):
     base = dict(width=width, substeps=substeps, delta_t=float(substeps))
     out = {
         "fused": build_model(TrainConfig(engine="fused", **base)),
+        "fused, torch kernels": build_model(TrainConfig(engine="fused", **base)),
         "reference": build_model(TrainConfig(engine="reference", **base)),
         "ctrnn fused": build_model(TrainConfig(model="ctrnn", engine="fused", **base)),
         "snntorch RLeaky": RLeakyNet(width),
@@ -92,7 +105,9 @@ def contenders(width, substeps, device):
     }
     if substeps > 1:
         out.pop("snntorch RLeaky")  # no sub-stepping in a plain RLeaky loop
-    return {name: make_step(model.to(device)) for name, model in out.items()}
+    steps = {name: make_step(model.to(device)) for name, model in out.items()}
+    steps["fused, torch kernels"] = with_kernels(pointwise.TORCH, steps["fused, torch kernels"])
+    return steps
 
 
 def sync(device):
@@ -131,7 +146,9 @@ def main(argv=None):
         "# Training-step time (forward, NLL, backward, clip, Adam)",
         "",
         f"Device: {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
-        f"torch {torch.__version__}; medians of {args.repeats} interleaved repeats; 3 layers, 64 input points.",
+        f"torch {torch.__version__}; medians of {args.repeats} interleaved repeats; 3 layers, 64 input points. "
+        f"`fused` uses the {pointwise.for_tensor(torch.zeros(1, device=device)).name} kernels "
+        "(`snnspin.pointwise`); `fused, torch kernels` forces the torch ones.",
         "",
         "| configuration | contender | ms per step | × nn.RNN |",
         "| --- | --- | ---: | ---: |",
