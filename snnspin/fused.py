@@ -9,6 +9,13 @@ diagonals (step + layer) of the time × depth grid: layer l at step k needs laye
 step k and itself at step k-1, both on the previous diagonal, so one batched operation
 updates every layer (L times fewer operations than a layer-by-layer loop).
 
+Per diagonal the forward pass is one batched matmul (``baddbmm``: the synaptic sums of all
+layers) and one pointwise update, the backward one pointwise update and one ``bmm``. The
+pointwise updates come from ``snnspin.pointwise``: native C kernels on CPU (one call each,
+``snnspin.native``), torch operations elsewhere (CUDA) or without a C compiler. Memory per
+diagonal: the oscillator keeps its state and synaptic sums (the backward recomputes the
+step), the inputs of every layer, and dL/dsyn in the backward pass.
+
 Same equations as the reference path (``snnspin.functional``), solver step k, layer l:
 
     syn_l(k) = W_ext,l s_{l-1}(k) + W_int,l y_l(k-1) + b_l     (s_{-1}: input, s_l = y_l)

@@ -5,6 +5,8 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.nn import functional as F
 
 from snnspin import native, pointwise
@@ -76,6 +78,28 @@ def test_oscillator_kernels_match_torch(dtype, active, batch):
     backward[2] = None  # the first diagonal of the backward pass has nothing coming back
     _assert_same(_run(pointwise.NATIVE, "osc_backward", backward), _run(pointwise.TORCH, "osc_backward", backward),
                  dtype)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    x=st.floats(0.0, 1.0),
+    drive=st.floats(-1e4, 1e4),
+    gamma=st.floats(1e-3, 10.0),
+    h=st.floats(1e-6, 100.0),
+    q=st.floats(0.0, 2.0),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_native_step_stays_in_unit_interval_and_matches_torch(x, drive, gamma, h, q, dtype):
+    """The native exact step, like the torch one, maps [0, 1] into [0, 1] for any drive and step."""
+    shape = (1, 1, 1)
+    syn = torch.full(shape, drive, dtype=dtype)  # gain 1, b_fixed 0: the drive is syn
+    args = [0, 0, syn, torch.full(shape, x, dtype=dtype), torch.zeros(shape, dtype=dtype),
+            torch.ones(1, dtype=dtype), torch.full((1, 1), gamma, dtype=dtype), torch.zeros((1, 1), dtype=dtype),
+            1.0, q, h, 1.0, 1.0, torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype), None]
+    got = _run(pointwise.NATIVE, "osc_forward", args)[-2]
+    want = _run(pointwise.TORCH, "osc_forward", args)[-2]
+    assert torch.isfinite(got).all() and 0.0 <= float(got) <= 1.0
+    assert abs(float(got) - float(want)) <= 8 * torch.finfo(dtype).eps * max(float(want), 1e-30) + 1e-37
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
