@@ -85,3 +85,23 @@ def test_workers_starting_together_on_a_new_file(tmp_path):
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
+
+
+def test_trial_seeds_average_and_base_enqueued_first(tmp_path):
+    from snnspin.training import train_seed
+
+    base = TINY.replace(tau=3.0, lr0=0.05)
+    result = tune(base, tmp_path, n_trials=1, progress=False, trial_seeds=2, enqueue_base=True)
+    study = open_study("snnspin-spintronic", f"sqlite:///{tmp_path / 'study.db'}")
+    first = study.trials[0]
+    assert first.params["tau"] == 3.0 and first.params["lr0"] == 0.05  # the base's own values
+    assert study.user_attrs["trial_seeds"] == 2
+    # the value is the mean over seeds 0 and 1 of each seed's last-epochs validation mean
+    config = suggest(optuna.trial.FixedTrial(first.params), base.replace(val_fraction=0.2, seeds=1))
+    per_seed = []
+    for seed in (0, 1):
+        _, history = train_seed(config, seed, progress=False)
+        per_seed.append(sum(r.eval_acc for r in history[-5:]) / len(history[-5:]))
+    assert result["best_value"] == pytest.approx(sum(per_seed) / 2)
+    # seed i's epochs were reported after seed i-1's, for pruning at matching steps
+    assert sorted(first.intermediate_values) == [1, 2, 3, 4]
