@@ -6,8 +6,15 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from snnspin import native, pointwise
 from snnspin.config import TrainConfig
 from snnspin.models import build_model
+
+# the fused path on CPU runs the native kernels when a C compiler is found; the torch kernels
+# (the GPU's, and the fallback) are checked against the reference path too
+KERNELS = [pytest.param(pointwise.TORCH, id="torch-kernels"),
+           pytest.param(pointwise.NATIVE, id="native-kernels",
+                        marks=pytest.mark.skipif(not native.available(), reason="no C compiler"))]
 
 CASES = [
     dict(),
@@ -45,22 +52,29 @@ def _compare(model, changes, dtype, tol, near_zero_growth=False):
         assert float((g_ref[name] - g_fused[name]).abs().max()) <= tol * scale, name
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("model", ["spintronic", "ctrnn"])
 @pytest.mark.parametrize("changes", CASES)
-def test_fused_matches_reference_float64(model, changes):
-    _compare(model, changes, torch.float64, 1e-12)
+def test_fused_matches_reference_float64(model, changes, kernels):
+    with pointwise.using(kernels):
+        _compare(model, changes, torch.float64, 1e-12)
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("model", ["spintronic", "ctrnn"])
-def test_fused_matches_reference_float32(model):
-    _compare(model, dict(substeps=2, delta_t=2.0), torch.float32, 1e-5)
+def test_fused_matches_reference_float32(model, kernels):
+    with pointwise.using(kernels):
+        _compare(model, dict(substeps=2, delta_t=2.0), torch.float32, 1e-5)
 
 
-def test_fused_small_growth_branch():
-    _compare("spintronic", dict(layers=2), torch.float64, 1e-12, near_zero_growth=True)
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_fused_small_growth_branch(kernels):
+    with pointwise.using(kernels):
+        _compare("spintronic", dict(layers=2), torch.float64, 1e-12, near_zero_growth=True)
 
 
-def test_fused_gradcheck_float64():
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_fused_gradcheck_float64(kernels):
     torch.set_default_dtype(torch.float64)
     try:
         net = build_model(TrainConfig(layers=2, width=3, tau=2.0, d_intra=1.0, d_inter=1.0, learn_tau=True), 0)
@@ -73,7 +87,8 @@ def test_fused_gradcheck_float64():
         return torch.func.functional_call(net, dict(zip(names, params)), (data,))
 
     params = tuple(p.detach().clone().requires_grad_() for p in net.parameters())
-    assert torch.autograd.gradcheck(run, params)
+    with pointwise.using(kernels):
+        assert torch.autograd.gradcheck(run, params)
 
 
 def test_fused_is_default_and_reference_on_request():
