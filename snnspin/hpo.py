@@ -73,8 +73,11 @@ def objective(base: TrainConfig, seeds=(0,)):
     return run
 
 
-def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5) -> optuna.Study:
+def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5, warmup: int = 5) -> optuna.Study:
     """Create the study or load it if it exists (safe to call from several workers).
+
+    Trials are pruned by the median rule from step ``warmup`` on (steps: epochs, counted
+    over the seeds of a trial).
 
     Workers that start together on a new SQLite file race to create its tables ("table
     studies already exists"); the loser waits a moment and loads what the winner made.
@@ -93,7 +96,7 @@ def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5) 
                 direction="maximize",
                 load_if_exists=True,
                 sampler=optuna.samplers.TPESampler(),
-                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=5),
+                pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup),
             )
         except Exception:  # sqlalchemy errors while another worker creates the schema
             if attempt == attempts - 1:
@@ -125,7 +128,8 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
     name = study_name or f"snnspin-{base.model}"
     base = base.replace(val_fraction=base.val_fraction or 0.2, seeds=1)
-    study = open_study(name, storage)
+    # no verdict before half of the first seed's epochs: a slower start is not a worse end
+    study = open_study(name, storage, warmup=max(5, base.epochs // 2))
     study.set_user_attr("base_config", base.to_dict())
     study.set_user_attr("trial_seeds", trial_seeds)
     if enqueue_base and not study.trials:
