@@ -71,6 +71,8 @@ class TorchKernels:
 
     @staticmethod
     def osc_forward(lo, hi, syn, x, y, gain, gamma, bias_fixed, sigma, q, h, e_hp, k_hp, x_out, y_out, z_next):
+        """x⁺ = Φ_exact(x, a), a = σ (S syn + b_fixed) - γ (eq. 2, step h ns); y⁺ = E y + K (x⁺ - x)
+        (eq. 5, E = ``e_hp``, K = ``k_hp``), into ``x_out``, ``y_out`` (and ``z_next``)."""
         x_new = _oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h)[1][0]
         y_new = e_hp * y + k_hp * (x_new - x)
         x_out.copy_(_keep_inactive(x_new, x, lo, hi))
@@ -80,6 +82,8 @@ class TorchKernels:
     @staticmethod
     def osc_backward(lo, hi, back, gx, gy, x_old, syn, gain, gamma, bias_fixed, sigma, q, h, e_hp, k_hp,
                      dsyn_out, g_gain, g_a_sum, g_b_sum):
+        """One BPTT step back through ``osc_forward`` (recomputed from ``x_old`` and ``syn``): updates
+        (gx, gy) in place, writes dL/dsyn, accumulates dL/dS · (per element), dL/da and dL/db."""
         _add_back(gy, back)
         a, (x_new, grow, w, e, f, den, b) = _oscillator_step(syn, x_old, gain, gamma, bias_fixed, sigma, q, h)
         d_x, d_a, d_b = exact_derivatives(x_old, b, x_new, grow, w, e, f, den, h)
@@ -95,6 +99,7 @@ class TorchKernels:
 
     @staticmethod
     def ctrnn_forward(lo, hi, syn, x, step_gain, decay, x_out, y_out, z_next):
+        """x⁺ = syn · S h F(-γh) + x e^{-γh} (eq. 6-8, ``step_gain`` and ``decay``), y⁺ = tanh(x⁺)."""
         x_new = syn * step_gain.unsqueeze(1) + x * decay.unsqueeze(1)
         x_out.copy_(_keep_inactive(x_new, x, lo, hi))
         torch.tanh(x_out, out=y_out)
@@ -102,6 +107,7 @@ class TorchKernels:
 
     @staticmethod
     def ctrnn_backward(lo, hi, back, gx, gy, y, step_gain, decay, g_state, dsyn_out):
+        """One BPTT step back through ``ctrnn_forward``: writes dL/dx⁺ (``g_state``) and dL/dsyn."""
         _add_back(gy, back)
         g_x = _silence_inactive(gx + gy * (1.0 - y * y), lo, hi)
         g_state.copy_(g_x)
@@ -115,7 +121,8 @@ def _pointer(t):
 
 
 class NativeKernels:
-    """The same updates by the C kernels of ``snnspin.native`` (CPU, contiguous tensors)."""
+    """The same updates by the C kernels of ``snnspin.native`` (CPU, contiguous tensors); each
+    method has ``TorchKernels``' signature and meaning."""
 
     name = "native"
 
