@@ -63,6 +63,8 @@ def _layer_inputs(data, layers, n, p, substeps):
     inputs = data.new_empty(steps + layers - 1, layers, batch, p + n)
     inputs[0].zero_()
     inputs[:, 0, :, :p].zero_()
+    if p > n:  # signals wider than a layer: the upper layers' padding columns (zero weights) must be 0, not NaN
+        inputs[:, 1:, :, n:p].zero_()
     inputs[:steps, 0, :, :width_in] = data.repeat_interleave(substeps, 0) if substeps > 1 else data
     return inputs
 

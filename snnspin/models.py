@@ -42,6 +42,8 @@ class LayeredNetwork(nn.Module):
 
     Subclasses implement ``initial_state(batch_size, layer, like)`` → (state, output) and
     ``neuron_step(layer, syn, state)`` → (state, output, recorded: dict of tensors).
+    ``n_inputs``: features per input point (1 for the paper's pixel series, e.g. 8 for the
+    digits read a row at a time); input ``[T, B, n_inputs]``.
     """
 
     def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1, n_classes: int = 10):
@@ -172,8 +174,8 @@ class SpintronicNetwork(ContinuousNetwork):
     torch.Size([5, 10])
     """
 
-    def __init__(self, config: TrainConfig, seed: int = 0):
-        super().__init__(config, seed)
+    def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1):
+        super().__init__(config, seed, n_inputs)
         c = config
         self.neurons = nn.ModuleList(
             Oscillator(_taus(c), c.dt, c.gain, method=c.method, learn_tau=c.learn_tau, check=False)
@@ -208,8 +210,8 @@ class CTRNNNetwork(ContinuousNetwork):
     torch.Size([2, 10])
     """
 
-    def __init__(self, config: TrainConfig, seed: int = 0):
-        super().__init__(config, seed)
+    def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1):
+        super().__init__(config, seed, n_inputs)
         c = config
         self.neurons = nn.ModuleList(
             CTRNN(_taus(c), c.dt, c.gain, method=c.method, learn_tau=c.learn_tau, check=False) for _ in range(c.layers)
@@ -242,8 +244,8 @@ class LIFNetwork(LayeredNetwork):
     torch.Size([2, 10])
     """
 
-    def __init__(self, config: TrainConfig, seed: int = 0):
-        super().__init__(config, seed)
+    def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1):
+        super().__init__(config, seed, n_inputs)
         c = config
         beta = math.exp(-c.dt / c.tau)
         self.gain = c.gain

@@ -108,3 +108,26 @@ def test_unsupported_stepper_falls_back_once_or_errors():
         net(data)  # said once
     with pytest.raises(ValueError, match="engine='fused' is not available"):
         build_model(TrainConfig(method="euler", engine="fused", layers=1, width=3))(data)
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+@pytest.mark.parametrize("model", ["spintronic", "ctrnn"])
+def test_fused_with_inputs_wider_than_a_layer(model, kernels):
+    """6 input features into layers of 4: the stacked weights pad every layer's signal to 6 columns."""
+    from snnspin.models import CTRNNNetwork, SpintronicNetwork
+
+    cls = SpintronicNetwork if model == "spintronic" else CTRNNNetwork
+    data = torch.rand(10, 3, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 4
+    targets = torch.arange(3)
+    grads = []
+    for engine in ("reference", "fused"):
+        torch.set_default_dtype(torch.float64)
+        try:
+            net = cls(TrainConfig(model=model, engine=engine, width=4, layers=3), seed=0, n_inputs=6)
+        finally:
+            torch.set_default_dtype(torch.float32)
+        with pointwise.using(kernels):
+            F.nll_loss(net(data), targets).backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters()})
+    for name, want in grads[0].items():
+        assert torch.allclose(grads[1][name], want, rtol=1e-10, atol=1e-12), name
