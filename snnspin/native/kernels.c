@@ -1,7 +1,7 @@
 /* Pointwise kernels of the fused sequence path (snnspin/fused.py), one call per diagonal.
  *
- * Same equations, in the same order of operations, as the torch backend (TorchKernels in
- * snnspin/pointwise.py, built on snnspin/functional); the tests hold the two to 1e-13 in
+ * Same equations, in nearly the same order of operations, as the torch backend (TorchKernels
+ * in snnspin/pointwise.py, built on snnspin/functional); the tests hold the two to 1e-13 in
  * float64. The body is written once, in kernels_body.h, and included for double and float.
  *
  * Layout: C-contiguous state, drive and gradient arrays [L, B, N]; the layer inputs z and

@@ -18,8 +18,10 @@ static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out
     const int near = w > -(T)RATIO_SERIES_BELOW;
     const T w_safe = near ? (T)1 : w;
     const T f = near ? JOIN(horner, SUFFIX)(RATIO_COEFFS, 15, w) : (e - (T)1) / w_safe;
-    const T xg = xv * (h * f), bb = a + c;
-    const T den = grow ? e + bb * xg : ((T)1 - xv) + xv * e + c * xg;
+    const T hf = h * f, bb = a + c;
+    /* (b h F) x rather than b (x h F): for a state at its floor x = tiny, x h F is subnormal
+     * (flushed here) while b h F >= 1 keeps the product normal; e can be as small as e^-80 */
+    const T den = grow ? e + (bb * hf) * xv : ((T)1 - xv) + xv * e + c * (xv * hf);
     const T m = grow ? (T)1 : e;
     const T xn = xv * m / den;
     *e_out = e;
