@@ -10,7 +10,7 @@ threads over the rows when the compiler supports ``-fopenmp``), cached as
 ``<cache>/kernels-<hash>.so`` (``$SNNSPIN_CACHE``, else ``$XDG_CACHE_HOME/snnspin``, else
 ``~/.cache/snnspin``) and loaded with ctypes: no build step at install time and no
 dependency beyond a C compiler. Without one — or with ``SNNSPIN_NATIVE=0`` — the torch
-kernels run instead, with the same results (tested to 1e-12 in float64).
+kernels run instead, with the same results to rounding (tested to 1e-12 in float64).
 
 >>> from snnspin import native
 >>> native.available() in (True, False)
@@ -49,13 +49,18 @@ def cache_dir() -> Path:
 
 
 def _cpu_model() -> str:
+    """The CPU's model and feature flags: the library is built with -march=native, so a cache
+    shared between machines (an NFS home) must not hand one CPU's build to another."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "flags")):
-                return line
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor()
+        return platform.processor()
+    first = {}
+    for line in lines:
+        key = line.split(":")[0].strip()
+        if key in ("model name", "flags", "Features", "CPU part") and key not in first:
+            first[key] = line
+    return "\n".join(first.values()) or platform.processor()
 
 
 def _library_path(compiler: str) -> Path:
@@ -118,7 +123,7 @@ def _load():
             _state["library"] = functions
         except (RuntimeError, OSError) as error:
             warnings.warn(f"snnspin: native kernels unavailable ({error}); using the torch kernels "
-                          "(same results, slower on CPU)", RuntimeWarning, stacklevel=3)
+                          "(same results to rounding, slower on CPU)", RuntimeWarning, stacklevel=3)
     return _state["library"]
 
 
