@@ -19,8 +19,9 @@ static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out
     const T w_safe = near ? (T)1 : w;
     const T f = near ? JOIN(horner, SUFFIX)(RATIO_COEFFS, 15, w) : (e - (T)1) / w_safe;
     const T hf = h * f, bb = a + c;
-    /* (b h F) x rather than b (x h F): for a state at its floor x = tiny, x h F is subnormal
-     * (flushed here) while b h F >= 1 keeps the product normal; e can be as small as e^-80 */
+    /* (b h F) x rather than b (x h F): for a state at its floor x = tiny, x h F can be subnormal
+     * (flushed here). On this branch b h F = (b/a)(1 - e) >= 1 - e, so where the term matters
+     * against e (small e, down to e^-80) the product stays normal. */
     const T den = grow ? e + (bb * hf) * xv : ((T)1 - xv) + xv * e + c * (xv * hf);
     const T m = grow ? (T)1 : e;
     const T xn = xv * m / den;
