@@ -123,6 +123,8 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     Writes ``best_config.json`` (a ``TrainConfig`` evaluating on the test half, ready for
     ``snnspin train --config``) and ``best.json`` (value, parameters, trial counts).
     """
+    if trial_seeds < 1:
+        raise ValueError(f"trial_seeds must be at least 1, got {trial_seeds}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"

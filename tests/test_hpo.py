@@ -105,3 +105,10 @@ def test_trial_seeds_average_and_base_enqueued_first(tmp_path):
     assert result["best_value"] == pytest.approx(sum(per_seed) / 2)
     # seed i's epochs were reported after seed i-1's, for pruning at matching steps
     assert sorted(first.intermediate_values) == [1, 2, 3, 4]
+
+
+def test_trial_seeds_must_be_positive(tmp_path, capsys):
+    with pytest.raises(ValueError, match="trial_seeds must be at least 1"):
+        tune(TINY, tmp_path, n_trials=1, progress=False, trial_seeds=0)
+    assert main(["tune", "--trial-seeds", "0", "--quiet", "--out", str(tmp_path)]) == 2
+    assert "trial_seeds must be at least 1" in capsys.readouterr().err
