@@ -30,6 +30,7 @@ The tests compare loss and every gradient with the reference path to 1e-12 in fl
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -69,6 +70,26 @@ def _layer_inputs(data, layers, n, p, substeps):
     return inputs
 
 
+class _Grid(NamedTuple):
+    """The time × depth grid both fused passes walk: sizes, stacked weights and inputs."""
+
+    layers: int
+    steps: int  # solver steps: input points × sub-steps
+    diagonals: int
+    batch: int
+    n: int
+    w: torch.Tensor  # [L, N, P + N]
+    bias: torch.Tensor  # [L, 1, N]
+    inputs: torch.Tensor  # [D, L, B, P + N], see _layer_inputs
+
+
+def _grid(data, weights, substeps) -> _Grid:
+    layers, steps = len(weights) // 3, data.shape[0] * substeps
+    batch, n, width_in = data.shape[1], weights[0].shape[0], data.shape[2]
+    w, bias, p = _stack_weights(weights, layers, n, width_in)
+    return _Grid(layers, steps, steps + layers - 1, batch, n, w, bias, _layer_inputs(data, layers, n, p, substeps))
+
+
 def _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, needs_data):
     """Gradients of every (W_ext, b, W_int) from dL/dsyn at all diagonals, and dL/d(data)
     (layer 0's signal columns). dW_l = Σ_d dsyn_l(d)ᵀ z_l(d): one batched matmul over the
@@ -103,11 +124,8 @@ class _FusedOscillator(torch.autograd.Function):
     @staticmethod
     def forward(ctx, data, gains, gammas, options, *weights):
         substeps, h, omega, q, sigma, bias_fixed = options
-        kernels = pointwise.for_tensor(data)
-        layers, steps = len(weights) // 3, data.shape[0] * substeps
-        batch, n, width_in = data.shape[1], weights[0].shape[0], data.shape[2]
-        diagonals = steps + layers - 1
-        w, bias, p = _stack_weights(weights, layers, n, width_in)
+        kernels, grid = pointwise.for_tensor(data), _grid(data, weights, substeps)
+        layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
         w_t = w.transpose(1, 2)
         e_hp, k_hp = math.exp(-omega * h), expm1_ratio(-omega * h)
         gains, gamma = gains.contiguous(), gammas.contiguous()  # [L], [L, N]
@@ -116,12 +134,11 @@ class _FusedOscillator(torch.autograd.Function):
         rest = rest.contiguous()
         # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed)
         x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_empty(diagonals, layers, batch, n)
-        inputs = _layer_inputs(data, layers, n, p, substeps)
         z, xs, syns = inputs.unbind(0) + (None,), x_all.unbind(0), syn_all.unbind(0)  # views, made once
         x, y, y_next = rest, data.new_zeros(layers, batch, n), data.new_empty(layers, batch, n)
         for d in range(diagonals):
-            torch.baddbmm(bias, z[d], w_t, out=syns[d])
-            lo, hi = _active_layers(d, steps, layers)
+            torch.baddbmm(grid.bias, z[d], w_t, out=syns[d])
+            lo, hi = _active_layers(d, grid.steps, layers)
             kernels.osc_forward(lo, hi, syns[d], x, y, gains, gamma, b_fix, sigma, q, h, e_hp, k_hp, xs[d], y_next,
                                 z[d + 1])
             x, y, y_next = xs[d], y_next, y
@@ -163,27 +180,23 @@ class _FusedCTRNN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, data, gains, gammas, options, *weights):
         substeps, h = options
-        kernels = pointwise.for_tensor(data)
-        layers, steps = len(weights) // 3, data.shape[0] * substeps
-        batch, n, width_in = data.shape[1], weights[0].shape[0], data.shape[2]
-        diagonals = steps + layers - 1
-        w, bias, p = _stack_weights(weights, layers, n, width_in)
+        kernels, grid = pointwise.for_tensor(data), _grid(data, weights, substeps)
+        layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
         w_t = w.transpose(1, 2)
         decay = torch.exp(-gammas * h).contiguous()  # [L, N]
         step_gain = (h * expm1_ratio(-gammas * h) * gains.view(layers, 1)).contiguous()
         x_all = data.new_empty(diagonals, layers, batch, n)
         y_all = data.new_empty(diagonals, layers, batch, n)
-        inputs = _layer_inputs(data, layers, n, p, substeps)
         syn = data.new_empty(layers, batch, n)
         z, xs, ys = inputs.unbind(0) + (None,), x_all.unbind(0), y_all.unbind(0)
         x = data.new_zeros(layers, batch, n)
         for d in range(diagonals):
-            torch.baddbmm(bias, z[d], w_t, out=syn)
-            lo, hi = _active_layers(d, steps, layers)
+            torch.baddbmm(grid.bias, z[d], w_t, out=syn)
+            lo, hi = _active_layers(d, grid.steps, layers)
             kernels.ctrnn_forward(lo, hi, syn, x, step_gain, decay, xs[d], ys[d], z[d + 1])
             x = xs[d]
         ctx.options, ctx.kernels = options, kernels
-        ctx.save_for_backward(data, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay)
+        ctx.save_for_backward(data, gains, gammas, w, grid.bias, inputs, x_all, y_all, step_gain, decay)
         return y_all[-1, -1].clone(), x_all[-1, -1].clone()
 
     @staticmethod
