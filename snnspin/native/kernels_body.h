@@ -7,6 +7,30 @@ static inline T JOIN(horner, SUFFIX)(const double *c, int n, T w) {
     return out;
 }
 
+/* Row (l, b) of y⁺ into the next diagonal's inputs: this layer's recurrent columns and, as its
+ * signal, the first columns of layer l + 1. */
+static inline void JOIN(write_next_inputs, SUFFIX)(T *z_next, const T *y_row, long l, long b, long L, long B,
+                                                   long N, long P) {
+    T *own = z_next + (l * B + b) * (P + N) + P;
+    for (long j = 0; j < N; j++) own[j] = y_row[j];
+    if (l + 1 < L) {
+        T *up = z_next + ((l + 1) * B + b) * (P + N);
+        for (long j = 0; j < N; j++) up[j] = y_row[j];
+    }
+}
+
+/* Row (l, b) of dL/dy += what diagonal d+1 passed back: this layer's recurrent columns of back,
+ * then the signal columns of layer l + 1 (the reverse of write_next_inputs). */
+static inline void JOIN(add_back, SUFFIX)(T *gy_row, const T *back, long l, long b, long L, long B, long N,
+                                          long P) {
+    const T *own = back + (l * B + b) * (P + N) + P;
+    for (long j = 0; j < N; j++) gy_row[j] += own[j];
+    if (l + 1 < L) {
+        const T *up = back + ((l + 1) * B + b) * (P + N);
+        for (long j = 0; j < N; j++) gy_row[j] += up[j];
+    }
+}
+
 /* The exact step of one oscillator (_exact_parts in functional/oscillator.py): growth rate a,
  * c = γ(1 + Q); returns x⁺ and sets e = e^w, F(w), D. Shared by the forward and the backward,
  * which recomputes it rather than storing three more arrays per diagonal. */
@@ -52,14 +76,7 @@ static inline void JOIN(osc_forward_row, SUFFIX)(long l, long b, long L, long B,
             x_out[o + j] = x[o + j];
             y_out[o + j] = y[o + j];
         }
-    if (z_next) { /* y⁺ is this layer's recurrent input and the next layer's signal */
-        T *own = z_next + (l * B + b) * (P + N) + P;
-        for (long j = 0; j < N; j++) own[j] = y_out[o + j];
-        if (l + 1 < L) {
-            T *up = z_next + ((l + 1) * B + b) * (P + N);
-            for (long j = 0; j < N; j++) up[j] = y_out[o + j];
-        }
-    }
+    if (z_next) JOIN(write_next_inputs, SUFFIX)(z_next, y_out + o, l, b, L, B, N, P);
 }
 
 /* Oscillator + high-pass forward, one diagonal: x⁺ and y⁺ from the synaptic sums syn; when
@@ -88,14 +105,7 @@ static inline void JOIN(osc_backward_row, SUFFIX)(long l, long b, long L, long B
                                                   T *dsyn_out, T *g_gain, T *g_a_sum, T *g_b_sum) {
     const T tiny = TINY;
     const long o = (l * B + b) * N;
-    if (back) { /* what diagonal d+1 passed back: own recurrent columns, then the next layer's signal */
-        const T *own = back + (l * B + b) * (P + N) + P;
-        for (long j = 0; j < N; j++) gy[o + j] += own[j];
-        if (l + 1 < L) {
-            const T *up = back + ((l + 1) * B + b) * (P + N);
-            for (long j = 0; j < N; j++) gy[o + j] += up[j];
-        }
-    }
+    if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, L, B, N, P);
 #pragma omp simd
     for (long j = 0; j < N; j++) {
         const T g = gam[j], xv = x_old[o + j], gyv = gy[o + j];
@@ -169,14 +179,7 @@ void JOIN(ctrnn_forward, SUFFIX)(long L, long B, long N, long P, long lo, long h
                 x_out[o + j] = xn;
                 y_out[o + j] = TANH(xn);
             }
-            if (z_next) {
-                T *own = z_next + r * (P + N) + P;
-                for (long j = 0; j < N; j++) own[j] = y_out[o + j];
-                if (l + 1 < L) {
-                    T *up = z_next + ((l + 1) * B + b) * (P + N);
-                    for (long j = 0; j < N; j++) up[j] = y_out[o + j];
-                }
-            }
+            if (z_next) JOIN(write_next_inputs, SUFFIX)(z_next, y_out + o, l, b, L, B, N, P);
         }
         LEAVE_FTZ
     }
@@ -195,14 +198,7 @@ void JOIN(ctrnn_backward, SUFFIX)(long L, long B, long N, long P, long lo, long 
             const long l = r / B, b = r % B, o = r * N;
             const T activity = (l >= lo && l <= hi) ? (T)1 : (T)0;
             const T *sg = step_gain + l * N, *dec = decay + l * N;
-            if (back) {
-                const T *own = back + r * (P + N) + P;
-                for (long j = 0; j < N; j++) gy[o + j] += own[j];
-                if (l + 1 < L) {
-                    const T *up = back + ((l + 1) * B + b) * (P + N);
-                    for (long j = 0; j < N; j++) gy[o + j] += up[j];
-                }
-            }
+            if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, L, B, N, P);
 #pragma omp simd
             for (long j = 0; j < N; j++) {
                 const T yv = y[o + j];
