@@ -203,7 +203,7 @@ class _FusedCTRNN(torch.autograd.Function):
     def backward(ctx, grad_y, grad_x):
         substeps, h = ctx.options
         data, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
-        diagonals, layers, batch, n = x_all.shape
+        diagonals, layers = x_all.shape[:2]
         steps = data.shape[0] * substeps
         gx, gy = _output_grads(grad_y, grad_x, x_all[0])
         g_state, dsyn_all = torch.empty_like(x_all), torch.empty_like(x_all)  # dL/dx, dL/dsyn per diagonal
@@ -217,9 +217,7 @@ class _FusedCTRNN(torch.autograd.Function):
         grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, ctx.needs_input_grad[0])
         g_gains = g_gammas = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            p = w.shape[-1] - n
-            flat_z = inputs.permute(1, 0, 2, 3).reshape(layers, diagonals * batch, p + n)
-            syn = torch.baddbmm(bias, flat_z, w.transpose(1, 2)).view(layers, diagonals, batch, n).transpose(0, 1)
+            syn = torch.matmul(inputs, w.transpose(1, 2)) + bias  # [D, L, B, N], broadcast over diagonals
             unit_gain = (h * expm1_ratio(-gammas * h)).unsqueeze(1)  # h F(-γh), [L, 1, N]
             if ctx.needs_input_grad[1]:
                 g_gains = (g_state * syn * unit_gain).sum(0).sum((1, 2))
