@@ -25,18 +25,25 @@ Same equations as the reference path (``snnspin.functional``), solver step k, la
 with h the solver step, E = e^{-ωh}, K = F(-ωh), F(w) = (e^w - 1)/w. Each returns the last
 layer's (y, x) after the last step ``[B, N]``; the readout runs outside, under autograd.
 The tests compare loss and every gradient with the reference path to 1e-12 in float64.
+
+Every constant comes per layer (and per neuron) from the layers' parameter records
+(``layer.physics``, ``snnspin.functional.params``): gain, τ, b_fixed, Q, σ, the reset state
+and the filter's f_cut and dt. What the fused path cannot represent (another stepper, layers
+with different steps, a trainable Q, σ, x0 or f_cut, torch.func transforms) is named by
+``fused_reason``: ``engine="auto"`` then takes the reference path, ``engine="fused"`` raises.
+Second derivatives are refused loudly (``once_differentiable``); the reference path has them.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
 
+from torch.autograd.function import once_differentiable
+
 from . import pointwise
 from .functional.exponential import expm1_ratio, expm1_ratio_derivative
-
 
 
 def _stack_weights(weights, layers, n, width_in):
@@ -119,19 +126,20 @@ def _output_grads(grad_y, grad_x, like):
 
 
 class _FusedOscillator(torch.autograd.Function):
-    """Oscillator + high-pass layers, advanced together along the step+layer diagonals."""
+    """Oscillator + high-pass layers, advanced together along the step+layer diagonals.
+
+    Inputs: data ``[T, B, F]``; per-neuron gain, γ and b_fixed ``[L, N]`` (differentiable);
+    constants (σ, Q, E, K, rest state ``[L, N]``, sub-steps, h); the weights."""
 
     @staticmethod
-    def forward(ctx, data, gains, gammas, options, *weights):
-        substeps, h, omega, q, sigma, bias_fixed = options
+    def forward(ctx, data, gains, gammas, bias_fixed, constants, *weights):
+        sigma, q, e_hp, k_hp, rest_state, substeps, h = constants
         kernels, grid = pointwise.for_tensor(data), _grid(data, weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
         w_t = w.transpose(1, 2)
-        e_hp, k_hp = math.exp(-omega * h), expm1_ratio(-omega * h)
-        gains, gamma = gains.contiguous(), gammas.contiguous()  # [L], [L, N]
-        b_fix = 2.0 * gamma if bias_fixed is None else torch.full_like(gamma, bias_fixed)
-        rest = ((sigma * b_fix - gamma) / (gamma * q + sigma * b_fix)).unsqueeze(1).expand(layers, batch, n)
-        rest = rest.contiguous()
+        per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
+                          sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, h=h)
+        rest = rest_state.unsqueeze(1).expand(layers, batch, n).contiguous()
         # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed)
         x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_empty(diagonals, layers, batch, n)
         z, xs, syns = inputs.unbind(0) + (None,), x_all.unbind(0), syn_all.unbind(0)  # views, made once
@@ -139,20 +147,20 @@ class _FusedOscillator(torch.autograd.Function):
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syns[d])
             lo, hi = _active_layers(d, grid.steps, layers)
-            kernels.osc_forward(lo, hi, syns[d], x, y, gains, gamma, b_fix, sigma, q, h, e_hp, k_hp, xs[d], y_next,
-                                z[d + 1])
+            kernels.osc_forward(lo, hi, syn=syns[d], x=x, y=y, x_out=xs[d], y_out=y_next, z_next=z[d + 1],
+                                **per_neuron)
             x, y, y_next = xs[d], y_next, y
-        ctx.options, ctx.kernels = options, kernels
-        ctx.save_for_backward(data, gains, gamma, b_fix, rest, w, inputs, x_all, syn_all)
+        ctx.substeps, ctx.kernels, ctx.per_neuron = substeps, kernels, per_neuron
+        ctx.save_for_backward(data, rest, w, inputs, x_all, syn_all)
         return y[-1].clone(), x[-1].clone()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_y, grad_x):
-        substeps, h, omega, q, sigma, bias_fixed = ctx.options
-        data, gains, gamma, b_fix, rest, w, inputs, x_all, syn_all = ctx.saved_tensors
+        data, rest, w, inputs, x_all, syn_all = ctx.saved_tensors
+        per_neuron = ctx.per_neuron
         diagonals, layers = x_all.shape[:2]
-        steps = data.shape[0] * substeps
-        e_hp, k_hp = math.exp(-omega * h), expm1_ratio(-omega * h)
+        steps = data.shape[0] * ctx.substeps
         gx, gy = _output_grads(grad_y, grad_x, rest)
         dsyn_all = torch.empty_like(x_all)
         g_gain, g_a_sum, g_b_sum = (torch.zeros_like(rest) for _ in range(3))
@@ -160,22 +168,24 @@ class _FusedOscillator(torch.autograd.Function):
         xs, syns, dsyn = x_all.unbind(0), syn_all.unbind(0), dsyn_all.unbind(0)
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
-            x_old = xs[d - 1] if d > 0 else rest
-            ctx.kernels.osc_backward(lo, hi, back, gx, gy, x_old, syns[d], gains, gamma, b_fix, sigma, q, h, e_hp,
-                                     k_hp, dsyn[d], g_gain, g_a_sum, g_b_sum)
+            ctx.kernels.osc_backward(lo, hi, back=back, gx=gx, gy=gy, x_old=xs[d - 1] if d > 0 else rest,
+                                     syn=syns[d], dsyn_out=dsyn[d], g_gain=g_gain, g_a_sum=g_a_sum,
+                                     g_b_sum=g_b_sum, **per_neuron)
             if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
-        grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, ctx.needs_input_grad[0])
-        g_gains = g_gain.sum((1, 2)) if ctx.needs_input_grad[1] else None
-        g_gammas = None
-        if ctx.needs_input_grad[2]:
-            dfix = 2.0 if bias_fixed is None else 0.0
-            g_gammas = (g_a_sum * (sigma * dfix - 1.0) + g_b_sum * (q + sigma * dfix)).sum(1)
-        return (g_data, g_gains, g_gammas, None, *grads)
+        grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, ctx.substeps, ctx.needs_input_grad[0])
+        # a = σ (S syn + b_fixed) - γ, b = a + γ (1 + Q): ∂a/∂γ = -1, ∂b/∂γ = Q; ∂a/∂b_fixed = ∂b/∂b_fixed = σ
+        g_a, g_b = g_a_sum.sum(1), g_b_sum.sum(1)  # [L, N]
+        g_gains = g_gain.sum(1) if ctx.needs_input_grad[1] else None
+        g_gammas = per_neuron["q"] * g_b - g_a if ctx.needs_input_grad[2] else None
+        g_bias = per_neuron["sigma"] * (g_a + g_b) if ctx.needs_input_grad[3] else None
+        return (g_data, g_gains, g_gammas, g_bias, None, *grads)
 
 
 class _FusedCTRNN(torch.autograd.Function):
-    """CTRNN layers advanced together along the step+layer diagonals (see ``_FusedOscillator``)."""
+    """CTRNN layers advanced together along the step+layer diagonals (see ``_FusedOscillator``).
+
+    Inputs: data; per-neuron gain and γ ``[L, N]``; (sub-steps, h); the weights."""
 
     @staticmethod
     def forward(ctx, data, gains, gammas, options, *weights):
@@ -184,7 +194,7 @@ class _FusedCTRNN(torch.autograd.Function):
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
         w_t = w.transpose(1, 2)
         decay = torch.exp(-gammas * h).contiguous()  # [L, N]
-        step_gain = (h * expm1_ratio(-gammas * h) * gains.view(layers, 1)).contiguous()
+        step_gain = (h * expm1_ratio(-gammas * h) * gains).contiguous()
         x_all = data.new_empty(diagonals, layers, batch, n)
         y_all = data.new_empty(diagonals, layers, batch, n)
         syn = data.new_empty(layers, batch, n)
@@ -193,13 +203,15 @@ class _FusedCTRNN(torch.autograd.Function):
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syn)
             lo, hi = _active_layers(d, grid.steps, layers)
-            kernels.ctrnn_forward(lo, hi, syn, x, step_gain, decay, xs[d], ys[d], z[d + 1])
+            kernels.ctrnn_forward(lo, hi, syn=syn, x=x, step_gain=step_gain, decay=decay, x_out=xs[d], y_out=ys[d],
+                                  z_next=z[d + 1])
             x = xs[d]
         ctx.options, ctx.kernels = options, kernels
         ctx.save_for_backward(data, gains, gammas, w, grid.bias, inputs, x_all, y_all, step_gain, decay)
         return y_all[-1, -1].clone(), x_all[-1, -1].clone()
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_y, grad_x):
         substeps, h = ctx.options
         data, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
@@ -211,7 +223,8 @@ class _FusedCTRNN(torch.autograd.Function):
         ys, g_states, dsyn = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0)
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
-            ctx.kernels.ctrnn_backward(lo, hi, back, gx, gy, ys[d], step_gain, decay, g_states[d], dsyn[d])
+            ctx.kernels.ctrnn_backward(lo, hi, back=back, gx=gx, gy=gy, y=ys[d], step_gain=step_gain, decay=decay,
+                                       g_state=g_states[d], dsyn_out=dsyn[d])
             if d > 0:
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, ctx.needs_input_grad[0])
@@ -220,12 +233,12 @@ class _FusedCTRNN(torch.autograd.Function):
             syn = torch.matmul(inputs, w.transpose(1, 2)) + bias  # [D, L, B, N], broadcast over diagonals
             unit_gain = (h * expm1_ratio(-gammas * h)).unsqueeze(1)  # h F(-γh), [L, 1, N]
             if ctx.needs_input_grad[1]:
-                g_gains = (g_state * syn * unit_gain).sum(0).sum((1, 2))
+                g_gains = (g_state * syn * unit_gain).sum(0).sum(1)
             if ctx.needs_input_grad[2]:
                 w_exp = -gammas * h
                 d_unit = (-h * h * expm1_ratio_derivative(w_exp, expm1_ratio(w_exp))).unsqueeze(1)
                 x_prev = torch.cat([torch.zeros_like(x_all[:1]), x_all[:-1]])
-                g_gammas = (g_state * (-h * decay.unsqueeze(1) * x_prev + gains.view(layers, 1, 1) * syn * d_unit)
+                g_gammas = (g_state * (-h * decay.unsqueeze(1) * x_prev + gains.unsqueeze(1) * syn * d_unit)
                             ).sum(0).sum(1)
         return (g_data, g_gains, g_gammas, None, *grads)
 
@@ -237,23 +250,77 @@ def _weights(model):
     return out
 
 
-def _per_layer(model, data):
-    """Stacked per-layer gains ``[L]`` and rates γ ``[L, N]`` (trainable ones keep their graph)."""
-    n = model.config.width
-    gains = torch.stack([m.gain.reshape(()) for m in model.neurons]).to(data)
-    gammas = torch.stack([m.gamma.expand(n) for m in model.neurons]).to(data)
-    return gains, gammas
+def _per_neuron(values, n, name, like):
+    """Stack one value per layer (a number or ``[N]``) into ``[L, N]`` in ``like``'s dtype; trainable
+    values keep their graph (the expand's backward sums a shared value's gradient)."""
+    rows = []
+    for layer, value in enumerate(values):
+        value = torch.as_tensor(value, dtype=like.dtype, device=like.device)  # a float is not rounded to float32 first
+        if value.numel() not in (1, n):
+            raise ValueError(f"layer {layer}: {name} has {value.numel()} values for {n} neurons")
+        rows.append(value.reshape(-1).expand(n))
+    return torch.stack(rows)
+
+
+def _common_step(layers) -> float:
+    steps = {layer.dt for layer in layers}
+    if len(steps) != 1:
+        raise ValueError(f"the layers advance by different steps dt = {sorted(steps)} ns")
+    return steps.pop()
+
+
+def oscillator_fused_reason(model) -> str | None:
+    """Why the fused path cannot run this ``SpintronicNetwork`` exactly as its layers say (None: it can)."""
+    for i, (neuron, filt) in enumerate(zip(model.neurons, model.filters)):
+        if neuron.method != "exact":
+            return f"layer {i}: the fused path integrates with the exact stepper only (method={neuron.method!r})"
+        for owner, name in ((neuron, "q"), (neuron, "sigma"), (neuron, "x0"), (filt, "f_cut_mhz")):
+            value = getattr(owner, name)
+            if isinstance(value, torch.Tensor) and value.requires_grad:
+                return f"layer {i}: a trainable {name} is not supported by the fused path"
+    if len({m.dt for m in model.neurons}) != 1:
+        return f"the layers advance by different steps dt = {sorted({m.dt for m in model.neurons})} ns"
+    return None
+
+
+def ctrnn_fused_reason(model) -> str | None:
+    """Why the fused path cannot run this ``CTRNNNetwork`` (None: it can)."""
+    for i, neuron in enumerate(model.neurons):
+        if neuron.method != "exact":
+            return f"layer {i}: the fused path integrates with the exact stepper only (method={neuron.method!r})"
+    if len({m.dt for m in model.neurons}) != 1:
+        return f"the layers advance by different steps dt = {sorted({m.dt for m in model.neurons})} ns"
+    return None
 
 
 def fused_oscillator_sequence(model, data):
     """Run a ``SpintronicNetwork``'s layers over ``data`` ``[T, B, F]``; return the last
-    layer's (y, x) ``[B, N]`` after the last step, differentiable w.r.t. every parameter."""
-    first, c = model.neurons[0], model.config
-    options = (c.substeps, c.dt, 2.0 * math.pi * c.f_cut_mhz * 1e-3, first.q, first.sigma, first.bias_fixed)
-    return _FusedOscillator.apply(data, *_per_layer(model, data), options, *_weights(model))
+    layer's (y, x) ``[B, N]`` after the last step, differentiable w.r.t. every parameter.
+
+    Every constant is read per layer from ``model.neurons[i].physics`` and
+    ``model.filters[i].physics``; the network's sub-steps per input point from its config."""
+    n = model.config.width
+    neurons = [m.physics for m in model.neurons]
+    filters = [f.physics for f in model.filters]
+    h = _common_step(model.neurons)
+    with torch.no_grad():
+        omega_h = _per_neuron([f.omega_c() * f.dt for f in filters], n, "f_cut", data)
+        constants = (_per_neuron([p.sigma for p in neurons], n, "sigma", data).contiguous(),
+                     _per_neuron([p.q for p in neurons], n, "q", data).contiguous(),
+                     torch.exp(-omega_h).contiguous(), expm1_ratio(-omega_h).contiguous(),
+                     _per_neuron([p.rest() for p in neurons], n, "x0", data), model.config.substeps, h)
+    gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
+    gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
+    bias_fixed = _per_neuron([p.fixed_bias() for p in neurons], n, "bias_fixed", data)
+    return _FusedOscillator.apply(data, gains, gammas, bias_fixed, constants, *_weights(model))
 
 
 def fused_ctrnn_sequence(model, data):
-    """Run a ``CTRNNNetwork``'s layers over ``data``; return the last layer's (y, x) ``[B, N]``."""
-    options = (model.config.substeps, model.config.dt)
-    return _FusedCTRNN.apply(data, *_per_layer(model, data), options, *_weights(model))
+    """Run a ``CTRNNNetwork``'s layers over ``data``; return the last layer's (y, x) ``[B, N]``.
+    Gain, τ and dt are read per layer from ``model.neurons[i].physics``."""
+    n = model.config.width
+    neurons = [m.physics for m in model.neurons]
+    options = (model.config.substeps, _common_step(model.neurons))
+    gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
+    gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
+    return _FusedCTRNN.apply(data, gains, gammas, options, *_weights(model))

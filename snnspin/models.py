@@ -25,8 +25,9 @@ from torch.nn import functional as F
 from ._checks import check_finite
 from .config import TrainConfig
 from .connectivity import MaskedLinear
-from .fused import fused_ctrnn_sequence, fused_oscillator_sequence
+from .fused import ctrnn_fused_reason, fused_ctrnn_sequence, fused_oscillator_sequence, oscillator_fused_reason
 from .nn import CTRNN, HighPass, Oscillator
+from .nn.stateful import as_float_input
 
 
 def _taus(config: TrainConfig):
@@ -35,6 +36,12 @@ def _taus(config: TrainConfig):
 
 
 _WARNED: set[str] = set()  # fallback reasons already reported (once per process)
+
+
+def _under_torch_func(data, model) -> bool:
+    """Whether torch.func transforms (grad, vmap, ...) wrap the data or the weights."""
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return wrapped(data) or any(wrapped(p) for p in model.parameters())
 
 
 class LayeredNetwork(nn.Module):
@@ -51,6 +58,7 @@ class LayeredNetwork(nn.Module):
         self.config = config
         generator = torch.Generator().manual_seed(seed)
         n = config.width
+        self.n_inputs, self.n_classes = n_inputs, n_classes
         sizes = [n_inputs] + [n] * config.layers
         self.w_ext = nn.ModuleList(
             MaskedLinear(sizes[i], n, config.d_inter, True, config.init_scale, generator) for i in range(config.layers)
@@ -67,18 +75,20 @@ class LayeredNetwork(nn.Module):
         raise NotImplementedError
 
     def fused_reason(self) -> str | None:
-        """Why the fused sequence path cannot run this model (None when it can)."""
+        """Why the fused sequence path cannot run this model exactly as its layers say (None when it can)."""
         return "no fused path for this model"
 
     def fused_sequence(self, data):
         """(y, x) of the last layer after the last step, by the fused path."""
         raise NotImplementedError
 
-    def _use_fused(self, record: bool) -> bool:
+    def _use_fused(self, record: bool, data: torch.Tensor) -> bool:
         engine = self.config.engine
         if engine == "reference" or record:
             return False
         reason = self.fused_reason()
+        if reason is None and _under_torch_func(data, self):
+            reason = "torch.func transforms (grad, vmap, jacrev) run on the per-step path"
         if reason is None:
             return True
         if engine == "fused":
@@ -98,10 +108,14 @@ class LayeredNetwork(nn.Module):
         With ``record=True`` also return a dict name → list (one per layer) of ``[T, B, N]``
         tensors: the neurons' variables at the end of each input point (Fig. 1b-d).
         """
+        data = as_float_input(data)
         if data.dim() != 3:
             raise ValueError(f"data must be time first [T, B, F], got shape {tuple(data.shape)}")
+        if data.shape[2] != self.n_inputs:
+            raise ValueError(f"data have {data.shape[2]} features per time step ([T, B, F] = {tuple(data.shape)}) "
+                             f"but the model takes {self.n_inputs} (n_inputs)")
         check_finite("data", data)
-        if self._use_fused(record):
+        if self._use_fused(record, data):
             y, x = self.fused_sequence(data)
             return F.log_softmax(self.readout(y if self.config.readout == "y" else x), dim=-1)
         steps, batch = data.shape[0], data.shape[1]
@@ -155,12 +169,6 @@ class ContinuousNetwork(LayeredNetwork):
             return None
         return self.readout(output if self.config.readout == "y" else self.state_x(state))
 
-    def fused_reason(self):
-        if self.config.method != "exact":
-            return f"the fused path integrates with the exact stepper only (method={self.config.method!r})"
-        return None
-
-
 class SpintronicNetwork(ContinuousNetwork):
     """Layers of spintronic oscillators with high-pass filtered outputs (Plouet et al. Fig. 1).
 
@@ -174,8 +182,8 @@ class SpintronicNetwork(ContinuousNetwork):
     torch.Size([5, 10])
     """
 
-    def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1):
-        super().__init__(config, seed, n_inputs)
+    def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1, n_classes: int = 10):
+        super().__init__(config, seed, n_inputs, n_classes)
         c = config
         self.neurons = nn.ModuleList(
             Oscillator(_taus(c), c.dt, c.gain, method=c.method, learn_tau=c.learn_tau, check=False)
@@ -197,6 +205,9 @@ class SpintronicNetwork(ContinuousNetwork):
     def state_x(self, state):
         return state[0]
 
+    def fused_reason(self):
+        return oscillator_fused_reason(self)
+
     def fused_sequence(self, data):
         return fused_oscillator_sequence(self, data)
 
@@ -210,8 +221,8 @@ class CTRNNNetwork(ContinuousNetwork):
     torch.Size([2, 10])
     """
 
-    def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1):
-        super().__init__(config, seed, n_inputs)
+    def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1, n_classes: int = 10):
+        super().__init__(config, seed, n_inputs, n_classes)
         c = config
         self.neurons = nn.ModuleList(
             CTRNN(_taus(c), c.dt, c.gain, method=c.method, learn_tau=c.learn_tau, check=False) for _ in range(c.layers)
@@ -226,6 +237,9 @@ class CTRNNNetwork(ContinuousNetwork):
 
     def state_x(self, state):
         return state
+
+    def fused_reason(self):
+        return ctrnn_fused_reason(self)
 
     def fused_sequence(self, data):
         return fused_ctrnn_sequence(self, data)
@@ -244,8 +258,8 @@ class LIFNetwork(LayeredNetwork):
     torch.Size([2, 10])
     """
 
-    def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1):
-        super().__init__(config, seed, n_inputs)
+    def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1, n_classes: int = 10):
+        super().__init__(config, seed, n_inputs, n_classes)
         c = config
         beta = math.exp(-c.dt / c.tau)
         self.gain = c.gain

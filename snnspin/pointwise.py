@@ -9,8 +9,10 @@ forces one backend inside a ``with`` block (benchmarks, tests).
 
 Shapes: state, drive and gradient buffers ``[L, B, N]`` (contiguous); ``z_next`` and
 ``back``, the next diagonal's layer inputs and the back-propagated ones, ``[L, B, P + N]``
-(P signal columns, then the N recurrent ones); ``gain`` ``[L]``; ``gamma``,
-``bias_fixed``, ``step_gain`` and ``decay`` ``[L, N]``. Layers outside ``[lo, hi]`` are
+(P signal columns, then the N recurrent ones); the per-neuron constants (``gain``, ``gamma``,
+``bias_fixed``, ``sigma``, ``q``, the filter's ``e_hp`` and ``k_hp``, ``step_gain``,
+``decay``) ``[L, N]``; ``h`` the solver step (ns). Arguments are passed by name, as listed
+in ``snnspin.native.KERNELS``, the one table of them. Layers outside ``[lo, hi]`` are
 inactive on this diagonal: their state is kept and they pass no gradient to their drive.
 The equations are those of ``snnspin.fused``.
 
@@ -59,9 +61,9 @@ def _add_back(gy, back):
 
 def _oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h):
     """a = σ (S syn + b_fixed) - γ and the exact step's parts (x⁺, grow, w, e, F, D, b)."""
-    g = gamma.unsqueeze(1)
-    a = sigma * (gain.view(-1, 1, 1) * syn + bias_fixed.unsqueeze(1)) - g
-    return a, _exact_parts(x, a, g * (1.0 + q), h)
+    g, sigma = gamma.unsqueeze(1), sigma.unsqueeze(1)
+    a = sigma * (gain.unsqueeze(1) * syn + bias_fixed.unsqueeze(1)) - g
+    return a, _exact_parts(x, a, g * (1.0 + q.unsqueeze(1)), h)
 
 
 class TorchKernels:
@@ -70,35 +72,36 @@ class TorchKernels:
     name = "torch"
 
     @staticmethod
-    def osc_forward(lo, hi, syn, x, y, gain, gamma, bias_fixed, sigma, q, h, e_hp, k_hp, x_out, y_out, z_next):
+    def osc_forward(lo, hi, *, syn, x, y, gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, h, x_out, y_out, z_next):
         """x⁺ = Φ_exact(x, a), a = σ (S syn + b_fixed) - γ (eq. 2, step h ns); y⁺ = E y + K (x⁺ - x)
         (eq. 5, E = ``e_hp``, K = ``k_hp``), into ``x_out``, ``y_out`` (and ``z_next``)."""
         x_new = _oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h)[1][0]
-        y_new = e_hp * y + k_hp * (x_new - x)
+        y_new = e_hp.unsqueeze(1) * y + k_hp.unsqueeze(1) * (x_new - x)
         x_out.copy_(_keep_inactive(x_new, x, lo, hi))
         y_out.copy_(_keep_inactive(y_new, y, lo, hi))
         _write_next_inputs(z_next, y_out)
 
     @staticmethod
-    def osc_backward(lo, hi, back, gx, gy, x_old, syn, gain, gamma, bias_fixed, sigma, q, h, e_hp, k_hp,
+    def osc_backward(lo, hi, *, back, gx, gy, x_old, syn, gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, h,
                      dsyn_out, g_gain, g_a_sum, g_b_sum):
         """One BPTT step back through ``osc_forward`` (recomputed from ``x_old`` and ``syn``): updates
         (gx, gy) in place, writes dL/dsyn, accumulates dL/dS · (per element), dL/da and dL/db."""
         _add_back(gy, back)
         a, (x_new, grow, w, e, f, den, b) = _oscillator_step(syn, x_old, gain, gamma, bias_fixed, sigma, q, h)
         d_x, d_a, d_b = exact_derivatives(x_old, b, x_new, grow, w, e, f, den, h)
+        k_hp = k_hp.unsqueeze(1)
         g_xn = _silence_inactive(gx + k_hp * gy, lo, hi)
         g_a, g_b = g_xn * d_a, g_xn * d_b
-        g_drive = sigma * (g_a + g_b)
+        g_drive = sigma.unsqueeze(1) * (g_a + g_b)
         g_gain += g_drive * syn
         g_a_sum += g_a
         g_b_sum += g_b
-        dsyn_out.copy_(gain.view(-1, 1, 1) * g_drive)
+        dsyn_out.copy_(gain.unsqueeze(1) * g_drive)
         gx.copy_(d_x * g_xn - k_hp * gy)
-        gy.mul_(e_hp)
+        gy.mul_(e_hp.unsqueeze(1))
 
     @staticmethod
-    def ctrnn_forward(lo, hi, syn, x, step_gain, decay, x_out, y_out, z_next):
+    def ctrnn_forward(lo, hi, *, syn, x, step_gain, decay, x_out, y_out, z_next):
         """x⁺ = syn · S h F(-γh) + x e^{-γh} (eq. 6-8, ``step_gain`` and ``decay``), y⁺ = tanh(x⁺)."""
         x_new = syn * step_gain.unsqueeze(1) + x * decay.unsqueeze(1)
         x_out.copy_(_keep_inactive(x_new, x, lo, hi))
@@ -106,7 +109,7 @@ class TorchKernels:
         _write_next_inputs(z_next, y_out)
 
     @staticmethod
-    def ctrnn_backward(lo, hi, back, gx, gy, y, step_gain, decay, g_state, dsyn_out):
+    def ctrnn_backward(lo, hi, *, back, gx, gy, y, step_gain, decay, g_state, dsyn_out):
         """One BPTT step back through ``ctrnn_forward``: writes dL/dx⁺ (``g_state``) and dL/dsyn."""
         _add_back(gy, back)
         g_x = _silence_inactive(gx + gy * (1.0 - y * y), lo, hi)
@@ -116,8 +119,13 @@ class TorchKernels:
         gy.zero_()
 
 
-def _pointer(t):
-    return None if t is None else t.data_ptr()
+def _native(kernel):
+    def run(lo, hi, **arguments):
+        native.call(kernel, lo, hi, **arguments)
+
+    run.__name__ = run.__qualname__ = kernel
+    run.__doc__ = f"``TorchKernels.{kernel}`` by the C kernel (arguments checked by ``snnspin.native.call``)."
+    return staticmethod(run)
 
 
 class NativeKernels:
@@ -125,34 +133,10 @@ class NativeKernels:
     method has ``TorchKernels``' signature and meaning."""
 
     name = "native"
-
-    @staticmethod
-    def _call(name, state, wide, lo, hi, tensors, scalars=(), outputs=()):
-        """``state`` gives L, B, N and the dtype; ``wide`` (z_next or back, may be None) P + N.
-        Every tensor must be C-contiguous: the fused path allocates them so."""
-        layers, batch, n = state.shape
-        p = wide.shape[-1] - n if wide is not None else 0
-        native.function(name, state.dtype)(layers, batch, n, p, lo, hi, *(_pointer(t) for t in tensors), *scalars,
-                                           *(_pointer(t) for t in outputs))
-
-    @classmethod
-    def osc_forward(cls, lo, hi, syn, x, y, gain, gamma, bias_fixed, sigma, q, h, e_hp, k_hp, x_out, y_out, z_next):
-        cls._call("osc_forward", x, z_next, lo, hi, (syn, x, y, gain, gamma, bias_fixed), (sigma, q, h, e_hp, k_hp),
-                  (x_out, y_out, z_next))
-
-    @classmethod
-    def osc_backward(cls, lo, hi, back, gx, gy, x_old, syn, gain, gamma, bias_fixed, sigma, q, h, e_hp, k_hp,
-                     dsyn_out, g_gain, g_a_sum, g_b_sum):
-        cls._call("osc_backward", x_old, back, lo, hi, (back, gx, gy, x_old, syn, gain, gamma, bias_fixed),
-                  (sigma, q, h, e_hp, k_hp), (dsyn_out, g_gain, g_a_sum, g_b_sum))
-
-    @classmethod
-    def ctrnn_forward(cls, lo, hi, syn, x, step_gain, decay, x_out, y_out, z_next):
-        cls._call("ctrnn_forward", x, z_next, lo, hi, (syn, x, step_gain, decay), (), (x_out, y_out, z_next))
-
-    @classmethod
-    def ctrnn_backward(cls, lo, hi, back, gx, gy, y, step_gain, decay, g_state, dsyn_out):
-        cls._call("ctrnn_backward", y, back, lo, hi, (back, gx, gy, y, step_gain, decay), (), (g_state, dsyn_out))
+    osc_forward = _native("osc_forward")
+    osc_backward = _native("osc_backward")
+    ctrnn_forward = _native("ctrnn_forward")
+    ctrnn_backward = _native("ctrnn_backward")
 
 
 TORCH, NATIVE = TorchKernels(), NativeKernels()

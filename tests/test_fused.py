@@ -92,16 +92,16 @@ def test_fused_gradcheck_float64(kernels):
 
 
 def test_fused_is_default_and_reference_on_request():
-    net = build_model(TrainConfig())
-    assert net._use_fused(record=False)
-    assert not net._use_fused(record=True)
-    assert not build_model(TrainConfig(engine="reference"))._use_fused(record=False)
+    net, data = build_model(TrainConfig()), torch.zeros(2, 1, 1)
+    assert net._use_fused(False, data)
+    assert not net._use_fused(True, data)
+    assert not build_model(TrainConfig(engine="reference"))._use_fused(False, data)
 
 
 def test_unsupported_stepper_falls_back_once_or_errors():
     data = torch.rand(4, 2, 1)
     net = build_model(TrainConfig(method="rk4", layers=1, width=3))
-    with pytest.warns(RuntimeWarning, match="reference path: the fused path integrates with the exact stepper only"):
+    with pytest.warns(RuntimeWarning, match="reference path: layer 0: the fused path integrates with the exact stepper only"):
         net(data)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -131,3 +131,107 @@ def test_fused_with_inputs_wider_than_a_layer(model, kernels):
         grads.append({n: p.grad.clone() for n, p in net.named_parameters()})
     for name, want in grads[0].items():
         assert torch.allclose(grads[1][name], want, rtol=1e-10, atol=1e-12), name
+
+
+def _set(layer_list, index, name, value):
+    def change(net):
+        setattr(getattr(net, layer_list)[index], name, value)
+    return change
+
+
+W = 6  # width of the networks below
+PER_LAYER_SETTINGS = {
+    "tau per neuron (layer 1)": _set("neurons", 1, "tau", torch.linspace(1.5, 6.0, W, dtype=torch.float64)),
+    "gain (layer 2)": _set("neurons", 2, "gain", 0.9),
+    "gain per neuron (layer 0)": _set("neurons", 0, "gain", torch.linspace(0.2, 0.8, W, dtype=torch.float64)),
+    "bias_fixed (layer 0)": _set("neurons", 0, "bias_fixed", 0.8),
+    "bias_fixed per neuron (layer 2)": _set("neurons", 2, "bias_fixed", torch.linspace(0.7, 1.2, W,
+                                                                                      dtype=torch.float64)),
+    "q (layer 1)": _set("neurons", 1, "q", 0.4),
+    "sigma per neuron (layer 2)": _set("neurons", 2, "sigma", torch.linspace(0.8, 1.4, W, dtype=torch.float64)),
+    "x0 (layer 0)": _set("neurons", 0, "x0", 0.3),
+    "x0 per neuron (layer 1)": _set("neurons", 1, "x0", torch.linspace(0.1, 0.9, W, dtype=torch.float64)),
+    "f_cut (layer 1)": _set("filters", 1, "f_cut_mhz", 40.0),
+    "f_cut per neuron (layer 2)": _set("filters", 2, "f_cut_mhz", torch.linspace(1.0, 90.0, W,
+                                                                                 dtype=torch.float64)),
+    "filter dt (layer 0)": _set("filters", 0, "dt", 0.5),
+    "held-drive sub-steps (layer 1)": _set("neurons", 1, "substeps", 3),
+}
+CTRNN_SETTINGS = {
+    "tau per neuron (layer 1)": _set("neurons", 1, "tau", torch.linspace(1.5, 6.0, W, dtype=torch.float64)),
+    "gain (layer 2)": _set("neurons", 2, "gain", 0.9),
+    "gain per neuron (layer 0)": _set("neurons", 0, "gain", torch.linspace(0.2, 0.8, W, dtype=torch.float64)),
+    "held-drive sub-steps (layer 0)": _set("neurons", 0, "substeps", 4),
+}
+
+
+def _loss_and_grads(model, engine, change, learn_tau, kernels):
+    torch.set_default_dtype(torch.float64)
+    try:
+        net = build_model(TrainConfig(model=model, engine=engine, width=W, layers=3, tau=3.0, gain=0.5,
+                                      learn_tau=learn_tau, init_scale=2.0), 4)
+        if change is not None:
+            change(net)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    data = torch.rand(12, 5, 1, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 8
+    with pointwise.using(kernels):
+        loss = F.nll_loss(net(data), torch.arange(5))
+    loss.backward()
+    return float(loss.detach()), {n: p.grad.clone() for n, p in net.named_parameters()}
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+@pytest.mark.parametrize("learn_tau", [False, True])
+@pytest.mark.parametrize("model, setting", [("spintronic", k) for k in PER_LAYER_SETTINGS] +
+                         [("ctrnn", k) for k in CTRNN_SETTINGS])
+def test_every_per_layer_setting_reaches_the_fused_path(model, setting, learn_tau, kernels):
+    """Each layer's own settings, changed one at a time: fused = reference to 1e-12 in float64,
+    and the setting really changes the result."""
+    change = (PER_LAYER_SETTINGS if model == "spintronic" else CTRNN_SETTINGS)[setting]
+    if learn_tau and "tau" in setting:
+        pytest.skip("a per-neuron τ assigned as a buffer replaces the trainable one")
+    loss_ref, g_ref = _loss_and_grads(model, "reference", change, learn_tau, kernels)
+    loss_fused, g_fused = _loss_and_grads(model, "fused", change, learn_tau, kernels)
+    loss_plain, _ = _loss_and_grads(model, "reference", None, learn_tau, kernels)
+    if "sub-steps" not in setting:  # held-drive sub-steps of the exact step leave the result as it is
+        assert abs(loss_plain - loss_ref) > 1e-9, "the setting changed nothing: the test would not see it ignored"
+    assert abs(loss_ref - loss_fused) <= 1e-12 * abs(loss_ref)
+    assert g_ref.keys() == g_fused.keys()
+    for name, want in g_ref.items():
+        assert float((g_fused[name] - want).abs().max()) <= 1e-12 * (float(want.abs().max()) + 1e-30), name
+
+
+@pytest.mark.parametrize("change, reason", [
+    (_set("neurons", 1, "method", "euler"), "layer 1: the fused path integrates with the exact stepper only"),
+    (_set("neurons", 2, "dt", 0.5), "different steps dt"),
+    (_set("filters", 0, "f_cut_mhz", torch.nn.Parameter(torch.tensor(2.0))), "layer 0: a trainable f_cut_mhz"),
+    (_set("neurons", 1, "q", torch.nn.Parameter(torch.tensor(0.1))), "layer 1: a trainable q"),
+])
+def test_what_the_fused_path_cannot_represent_is_refused_or_routed(change, reason):
+    data = torch.rand(6, 2, 1) * 4
+    for engine in ("fused", "auto"):
+        net = build_model(TrainConfig(engine=engine, width=4), 0)
+        change(net)
+        if engine == "fused":
+            with pytest.raises(ValueError, match=reason):
+                net(data)
+        else:
+            with warnings.catch_warnings(record=True):
+                warnings.simplefilter("always")
+                fallback = net(data)
+            net.config = net.config.replace(engine="reference")
+            assert torch.equal(fallback, net(data))  # auto took the reference path
+
+
+def test_input_width_is_checked_by_every_engine():
+    for engine in ("fused", "reference"):
+        net = build_model(TrainConfig(engine=engine, width=4), 0)
+        with pytest.raises(ValueError, match=r"data have 2 features .* the model takes 1"):
+            net(torch.rand(5, 3, 2))
+
+
+def test_integer_data_are_promoted():
+    net = build_model(TrainConfig(width=4), 0)
+    data = torch.randint(0, 17, (5, 3, 1))
+    assert torch.equal(net(data), net(data.float()))

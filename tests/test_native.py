@@ -1,6 +1,6 @@
 """The native (C) pointwise kernels against the torch ones, kernel by kernel and end to end."""
 
-import shutil
+import threading
 import warnings
 
 import pytest
@@ -13,8 +13,7 @@ from snnspin import native, pointwise
 from snnspin.config import TrainConfig
 from snnspin.models import build_model
 
-pytestmark = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
-                                reason="no C compiler: the native kernels cannot be built")
+pytestmark = pytest.mark.skipif(not native.available(), reason="the native kernels are not available here")
 
 L, B, N, P = 3, 5, 4, 6
 TOL = {torch.float64: 1e-13, torch.float32: 2e-6}
@@ -27,57 +26,69 @@ def _random(dtype, seed, *shape, scale=1.0, positive=False):
     return (t * scale).to(dtype)
 
 
-def _osc_inputs(dtype):
-    syn = _random(dtype, 1, L, B, N, scale=3.0)
+def _osc_constants(dtype):
+    """Per-neuron constants [L, N], every one different, so that a swapped argument shows."""
     gamma = 0.2 + _random(dtype, 2, L, N, positive=True)
-    gain = torch.tensor([0.5, 1.0, 2.0], dtype=dtype)
-    bias_fixed = 2.0 * gamma
-    syn[1, 2, 3] = -gamma[1, 3] / gain[1]  # drive = γ: a ≈ 0, the series branches
+    return dict(gain=0.5 + _random(dtype, 11, L, N, positive=True), gamma=gamma,
+                bias_fixed=2.0 * gamma + 0.1 * _random(dtype, 12, L, N, positive=True),
+                sigma=0.7 + 0.6 * _random(dtype, 13, L, N, positive=True), q=_random(dtype, 14, L, N, positive=True),
+                e_hp=0.98 + 0.02 * _random(dtype, 15, L, N, positive=True),
+                k_hp=0.99 + 0.01 * _random(dtype, 16, L, N, positive=True), h=0.7)
+
+
+def _osc_state(dtype, constants):
+    syn = _random(dtype, 1, L, B, N, scale=3.0)
+    # drive = γ: a ≈ 0, the series branches (a = σ (S syn + b_fixed) - γ)
+    c = {k: v[1, 3] for k, v in constants.items() if k != "h"}
+    syn[1, 2, 3] = (c["gamma"] / c["sigma"] - c["bias_fixed"]) / c["gain"]
     x = _random(dtype, 3, L, B, N, positive=True)
     x[2, 1] = 1.0  # saturated oscillators, the cancellation-prone case
     y = _random(dtype, 4, L, B, N, scale=0.1)
-    return syn, x, y, gain, gamma, bias_fixed
+    return syn, x, y
 
 
-def _run(kernels, name, args):
-    args = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-    getattr(kernels, name)(*args)
-    return [a for a in args if isinstance(a, torch.Tensor)]
+def _run(kernels, name, lo, hi, arguments):
+    arguments = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in arguments.items()}
+    getattr(kernels, name)(lo, hi, **arguments)
+    return arguments
 
 
 def _assert_same(native_out, torch_out, dtype):
-    for got, want in zip(native_out, torch_out):
-        scale = float(want.abs().max()) + 1e-30
-        assert float((got - want).abs().max()) <= TOL[dtype] * scale
+    for name, want in torch_out.items():
+        if isinstance(want, torch.Tensor):
+            scale = float(want.abs().max()) + 1e-30
+            assert float((native_out[name] - want).abs().max()) <= TOL[dtype] * scale, name
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("active", [(0, 2), (1, 2), (0, 0)])
 @pytest.mark.parametrize("batch", [B, 700])  # 3 × 700 × 4 ≥ PARALLEL_MIN: rows split over threads (OpenMP)
 def test_oscillator_kernels_match_torch(dtype, active, batch):
-    syn, x, y, gain, gamma, bias_fixed = (t.repeat(1, batch // B, 1) if t.dim() == 3 else t for t in _osc_inputs(dtype))
+    constants = _osc_constants(dtype)
+    syn, x, y = (t.repeat(1, batch // B, 1) for t in _osc_state(dtype, constants))
     n_b = syn.shape[1]
-    z_next = torch.zeros(L, n_b, P + N, dtype=dtype)
-    forward = [*active, syn, x, y, gain, gamma, bias_fixed, 1.0, 0.3, 0.7, 0.99, 0.995,
-               torch.zeros(L, n_b, N, dtype=dtype), torch.zeros(L, n_b, N, dtype=dtype), z_next]
-    got, want = _run(pointwise.NATIVE, "osc_forward", forward), _run(pointwise.TORCH, "osc_forward", forward)
+    forward = dict(syn=syn, x=x, y=y, x_out=torch.zeros(L, n_b, N, dtype=dtype),
+                   y_out=torch.zeros(L, n_b, N, dtype=dtype), z_next=torch.zeros(L, n_b, P + N, dtype=dtype),
+                   **constants)
+    got, want = _run(pointwise.NATIVE, "osc_forward", *active, forward), _run(pointwise.TORCH, "osc_forward", *active,
+                                                                              forward)
     _assert_same(got, want, dtype)
-    x_new, y_new, z = want[-3:]
+    x_new, y_new, z = want["x_out"], want["y_out"], want["z_next"]
     assert torch.equal(z[:, :, P:], y_new) and torch.equal(z[1:, :, :N], y_new[:-1]) and not z[0, :, :N].any()
     lo, hi = active
-    assert torch.equal(got[-3][:lo], x[:lo]) and torch.equal(got[-3][hi + 1 :], x[hi + 1 :])
-    assert (got[-3] >= 0).all() and (got[-3] <= 1).all()
+    assert torch.equal(got["x_out"][:lo], x[:lo]) and torch.equal(got["x_out"][hi + 1 :], x[hi + 1 :])
+    assert (got["x_out"] >= 0).all() and (got["x_out"] <= 1).all()
 
-    back = _random(dtype, 5, L, n_b, P + N)
-    gx, gy = _random(dtype, 6, L, n_b, N), _random(dtype, 7, L, n_b, N)
-    accumulators = [_random(dtype, 8 + k, L, n_b, N) for k in range(3)]
-    backward = [*active, back, gx, gy, x, syn, gain, gamma, bias_fixed, 1.0, 0.3, 0.7, 0.99, 0.995,
-                torch.zeros(L, n_b, N, dtype=dtype), *accumulators]
-    _assert_same(_run(pointwise.NATIVE, "osc_backward", backward), _run(pointwise.TORCH, "osc_backward", backward),
-                 dtype)
-    backward[2] = None  # the first diagonal of the backward pass has nothing coming back
-    _assert_same(_run(pointwise.NATIVE, "osc_backward", backward), _run(pointwise.TORCH, "osc_backward", backward),
-                 dtype)
+    backward = dict(back=_random(dtype, 5, L, n_b, P + N), gx=_random(dtype, 6, L, n_b, N),
+                    gy=_random(dtype, 7, L, n_b, N), x_old=x, syn=syn, dsyn_out=torch.zeros(L, n_b, N, dtype=dtype),
+                    **{name: _random(dtype, 8 + k, L, n_b, N) for k, name in enumerate(("g_gain", "g_a_sum",
+                                                                                       "g_b_sum"))},
+                    **constants)
+    _assert_same(_run(pointwise.NATIVE, "osc_backward", *active, backward),
+                 _run(pointwise.TORCH, "osc_backward", *active, backward), dtype)
+    backward["back"] = None  # the first diagonal of the backward pass has nothing coming back
+    _assert_same(_run(pointwise.NATIVE, "osc_backward", *active, backward),
+                 _run(pointwise.TORCH, "osc_backward", *active, backward), dtype)
 
 
 @settings(max_examples=1000, deadline=None)
@@ -96,13 +107,14 @@ def test_native_step_stays_in_unit_interval_and_matches_torch(x, drive, gamma, h
     kernels read subnormals as 0 (denormals-are-zero), as documented in kernels.c.
     """
     assume(x == 0.0 or x >= torch.finfo(dtype).tiny)
-    shape = (1, 1, 1)
-    syn = torch.full(shape, drive, dtype=dtype)  # gain 1, b_fixed 0: the drive is syn
-    args = [0, 0, syn, torch.full(shape, x, dtype=dtype), torch.zeros(shape, dtype=dtype),
-            torch.ones(1, dtype=dtype), torch.full((1, 1), gamma, dtype=dtype), torch.zeros((1, 1), dtype=dtype),
-            1.0, q, h, 1.0, 1.0, torch.empty(shape, dtype=dtype), torch.empty(shape, dtype=dtype), None]
-    got = _run(pointwise.NATIVE, "osc_forward", args)[-2]
-    want = _run(pointwise.TORCH, "osc_forward", args)[-2]
+    shape, one = (1, 1, 1), torch.ones((1, 1), dtype=dtype)
+    # gain 1, b_fixed 0, σ 1: the drive is syn
+    arguments = dict(syn=torch.full(shape, drive, dtype=dtype), x=torch.full(shape, x, dtype=dtype),
+                     y=torch.zeros(shape, dtype=dtype), gain=one, gamma=gamma * one, bias_fixed=0 * one, sigma=one,
+                     q=q * one, e_hp=one, k_hp=one, h=h, x_out=torch.empty(shape, dtype=dtype),
+                     y_out=torch.empty(shape, dtype=dtype), z_next=None)
+    got = _run(pointwise.NATIVE, "osc_forward", 0, 0, arguments)["x_out"]
+    want = _run(pointwise.TORCH, "osc_forward", 0, 0, arguments)["x_out"]
     assert torch.isfinite(got).all() and 0.0 <= float(got) <= 1.0
     assert abs(float(got) - float(want)) <= 8 * torch.finfo(dtype).eps * max(float(want), 1e-30) + 1e-37
 
@@ -111,16 +123,19 @@ def test_native_step_stays_in_unit_interval_and_matches_torch(x, drive, gamma, h
 def test_ctrnn_kernels_match_torch(dtype):
     syn, x = _random(dtype, 1, L, B, N, scale=2.0), _random(dtype, 2, L, B, N)
     step_gain, decay = _random(dtype, 3, L, N, positive=True), _random(dtype, 4, L, N, positive=True)
-    forward = [1, 2, syn, x, step_gain, decay, torch.zeros(L, B, N, dtype=dtype), torch.zeros(L, B, N, dtype=dtype),
-               torch.zeros(L, B, P + N, dtype=dtype)]
-    got, want = _run(pointwise.NATIVE, "ctrnn_forward", forward), _run(pointwise.TORCH, "ctrnn_forward", forward)
+    forward = dict(syn=syn, x=x, step_gain=step_gain, decay=decay, x_out=torch.zeros(L, B, N, dtype=dtype),
+                   y_out=torch.zeros(L, B, N, dtype=dtype), z_next=torch.zeros(L, B, P + N, dtype=dtype))
+    got, want = _run(pointwise.NATIVE, "ctrnn_forward", 1, 2, forward), _run(pointwise.TORCH, "ctrnn_forward", 1, 2,
+                                                                             forward)
     _assert_same(got, want, dtype)
-    assert torch.equal(got[-3][0], x[0])  # layer 0 inactive: kept
-    backward = [0, 1, _random(dtype, 5, L, B, P + N), _random(dtype, 6, L, B, N), _random(dtype, 7, L, B, N),
-                torch.tanh(x), step_gain, decay, torch.zeros(L, B, N, dtype=dtype), torch.zeros(L, B, N, dtype=dtype)]
-    got, want = _run(pointwise.NATIVE, "ctrnn_backward", backward), _run(pointwise.TORCH, "ctrnn_backward", backward)
+    assert torch.equal(got["x_out"][0], x[0])  # layer 0 inactive: kept
+    backward = dict(back=_random(dtype, 5, L, B, P + N), gx=_random(dtype, 6, L, B, N), gy=_random(dtype, 7, L, B, N),
+                    y=torch.tanh(x), step_gain=step_gain, decay=decay, g_state=torch.zeros(L, B, N, dtype=dtype),
+                    dsyn_out=torch.zeros(L, B, N, dtype=dtype))
+    got, want = _run(pointwise.NATIVE, "ctrnn_backward", 0, 1, backward), _run(pointwise.TORCH, "ctrnn_backward", 0,
+                                                                               1, backward)
     _assert_same(got, want, dtype)
-    assert not got[-2][2].any()  # layer 2 inactive: no gradient to its state
+    assert not got["g_state"][2].any()  # layer 2 inactive: no gradient to its state
 
 
 def test_subnormal_gradients_are_flushed_to_zero():
@@ -130,10 +145,11 @@ def test_subnormal_gradients_are_flushed_to_zero():
     step_gain, decay = torch.full((L, N), 0.5, dtype=dtype), torch.full((L, N), 0.5, dtype=dtype)
     gx = torch.full((L, B, N), 1.5 * tiny, dtype=dtype)  # × decay 0.5: subnormal
     gy = torch.zeros(L, B, N, dtype=dtype)
-    outputs = torch.empty(L, B, N, dtype=dtype), torch.empty(L, B, N, dtype=dtype)
-    pointwise.NATIVE.ctrnn_backward(0, 2, None, gx, gy, y, step_gain, decay, *outputs)
-    assert not gx.any() and not outputs[1].any()  # 0.75 tiny → 0 (torch keeps the subnormal)
-    assert torch.equal(outputs[0], torch.full_like(y, 1.5 * tiny))
+    g_state, dsyn = torch.empty(L, B, N, dtype=dtype), torch.empty(L, B, N, dtype=dtype)
+    pointwise.NATIVE.ctrnn_backward(0, 2, back=None, gx=gx, gy=gy, y=y, step_gain=step_gain, decay=decay,
+                                    g_state=g_state, dsyn_out=dsyn)
+    assert not gx.any() and not dsyn.any()  # 0.75 tiny → 0 (torch keeps the subnormal)
+    assert torch.equal(g_state, torch.full_like(y, 1.5 * tiny))
 
 
 @pytest.mark.parametrize("model", ["spintronic", "ctrnn"])
@@ -181,3 +197,72 @@ def test_disabled_by_environment(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not native.available()
+
+
+def test_compiled_constants_equal_the_python_ones():
+    from snnspin.functional.exponential import _DCOEFFS, _SERIES_BELOW
+    from snnspin.functional.oscillator import _MIN_EXPONENT
+
+    compiled = native.compiled_constants()
+    assert compiled["MIN_EXPONENT"] == _MIN_EXPONENT and compiled["SERIES_BELOW"] == _SERIES_BELOW
+    assert compiled["RATIO_SERIES_BELOW"] == native.CONSTANTS["RATIO_SERIES_BELOW"]
+    assert compiled["DERIVATIVE_COEFFS"] == pytest.approx(_DCOEFFS, rel=1e-15)
+
+
+def _ctrnn_arguments(dtype=torch.float64):
+    rows = lambda: torch.zeros(L, B, N, dtype=dtype)  # noqa: E731
+    return dict(syn=rows(), x=rows(), step_gain=torch.ones(L, N, dtype=dtype), decay=torch.ones(L, N, dtype=dtype),
+                x_out=rows(), y_out=rows(), z_next=torch.zeros(L, B, P + N, dtype=dtype))
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(decay=torch.ones(L, N, dtype=torch.float32)), "decay must be a contiguous CPU torch.float64"),
+    (dict(decay=torch.ones(N, L, dtype=torch.float64).t()), "decay must be .*not contiguous"),
+    (dict(step_gain=torch.ones(L, N + 1, dtype=torch.float64)), r"step_gain .* shape \(3, 4\)"),
+    (dict(x_out=torch.zeros(L, B + 1, N, dtype=torch.float64)), r"x_out .* shape \(3, 5, 4\)"),
+    (dict(z_next=torch.zeros(L, B, 2 * N - 1, dtype=torch.float64)), "at least as many"),
+    (dict(decay=None), "decay is required"),
+    (dict(decay=[1.0]), "decay must be a tensor"),
+])
+def test_the_c_boundary_refuses_bad_tensors(change, match):
+    arguments = {**_ctrnn_arguments(), **change}
+    with pytest.raises((ValueError, TypeError), match=match):
+        pointwise.NATIVE.ctrnn_forward(0, 2, **arguments)
+    with pytest.raises(TypeError, match="missing"):
+        pointwise.NATIVE.ctrnn_forward(0, 2, **{k: v for k, v in _ctrnn_arguments().items() if k != "x"})
+    with pytest.raises(ValueError, match="active layers"):
+        pointwise.NATIVE.ctrnn_forward(0, 3, **_ctrnn_arguments())
+
+
+def test_loading_is_thread_safe(tmp_path, monkeypatch):
+    """Threads racing on the first use all get the native kernels (none silently the torch ones)."""
+    monkeypatch.setenv("SNNSPIN_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "_state", {})
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(native.available())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [True] * 4
+
+
+def test_a_cached_library_that_does_not_load_is_rebuilt_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNSPIN_CACHE", str(tmp_path))
+    path = native.build()
+    path.write_bytes(b"not a shared library")
+    monkeypatch.setattr(native, "_state", {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert native.available()  # rebuilt, silently
+    assert path.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_cache_key_holds_compiler_and_libc_versions(monkeypatch):
+    compiler = native._compiler()
+    base = native._library_path(compiler)
+    monkeypatch.setattr(native, "_compiler_version", lambda c: "another compiler 99")
+    assert native._library_path(compiler) != base
+    monkeypatch.undo()
+    monkeypatch.setattr(native.platform, "libc_ver", lambda: ("glibc", "9.99"))
+    assert native._library_path(compiler) != base

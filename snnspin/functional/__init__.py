@@ -4,21 +4,28 @@ Every function takes tensors and plain numbers and returns tensors; units are ns
 time, 1/ns for rates (γ, I) and MHz for the filter's cut-off frequency.
 """
 
-from .ctrnn import ctrnn_exact, ctrnn_rate, ctrnn_step
+from .ctrnn import ctrnn_exact, ctrnn_rate, ctrnn_step, ctrnn_update
 from .exponential import expm1_ratio
-from .highpass import cutoff_rate, highpass_step
-from .oscillator import (
+from .highpass import highpass_step, highpass_update
+from .oscillator import oscillator_exact, oscillator_rate, oscillator_rate_bound, oscillator_step, oscillator_update
+from .params import (
+    CTRNNParameters,
+    HighPassParameters,
+    OscillatorParameters,
+    cutoff_rate,
     logistic_coefficients,
-    oscillator_exact,
-    oscillator_rate,
-    oscillator_rate_bound,
     oscillator_rest,
-    oscillator_step,
 )
 from .steppers import METHODS, advance, euler_step, rk4_step, warn_if_unstable
 
 __all__ = [
+    "CTRNNParameters",
+    "HighPassParameters",
     "METHODS",
+    "OscillatorParameters",
+    "ctrnn_update",
+    "highpass_update",
+    "oscillator_update",
     "advance",
     "ctrnn_exact",
     "ctrnn_rate",

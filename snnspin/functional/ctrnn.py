@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from .exponential import expm1_ratio
+from .params import CTRNNParameters
 from .steppers import advance
 
 
@@ -48,3 +49,14 @@ def ctrnn_step(x, drive, gamma, dt, method="exact", substeps=1):
         method,
         substeps,
     )
+
+
+def ctrnn_update(x, u, p: CTRNNParameters):
+    """One call of a CTRNN layer: x advanced under the drive S u over ``p.dt``; returns (y, x).
+
+    >>> y, x = ctrnn_update(torch.zeros(1, 2), torch.ones(1, 2), CTRNNParameters(torch.tensor(2.0), torch.tensor(1.0)))
+    >>> x
+    tensor([[0.7869, 0.7869]])
+    """
+    x = ctrnn_step(x, p.gain * u, p.gamma, p.dt, p.method, p.substeps)
+    return torch.tanh(x), x

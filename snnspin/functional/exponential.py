@@ -29,11 +29,18 @@ def _ratio_value(w: torch.Tensor) -> torch.Tensor:
 
 
 class _Expm1Ratio(torch.autograd.Function):
+    """F with its analytic derivative; ``torch.func``-ready, and its backward is made of
+    differentiable operations on (w, F(w)), so second derivatives are exact too."""
+
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, w):
-        f = _ratio_value(w)
-        ctx.save_for_backward(w, f)
-        return f
+    def forward(w):
+        return _ratio_value(w)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0], output)
 
     @staticmethod
     def backward(ctx, grad):
@@ -57,7 +64,7 @@ def expm1_ratio(w):
     """
     if not isinstance(w, torch.Tensor):
         return 1.0 if w == 0 else math.expm1(w) / w
-    if not (w.requires_grad and torch.is_grad_enabled()):
+    if not torch.is_grad_enabled():
         return _ratio_value(w)
     return _Expm1Ratio.apply(w)
 

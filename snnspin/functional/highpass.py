@@ -16,15 +16,7 @@ import math
 import torch
 
 from .exponential import expm1_ratio
-
-
-def cutoff_rate(f_cut_mhz):
-    """ω_c = 2π f_cut in 1/ns for a cut-off frequency in MHz (float or tensor).
-
-    >>> round(cutoff_rate(1.0), 8)
-    0.00628319
-    """
-    return 2.0 * math.pi * f_cut_mhz * 1e-3
+from .params import HighPassParameters, cutoff_rate  # noqa: F401 (re-exported)
 
 
 def highpass_step(y, x_prev, x_next, omega_c, dt):
@@ -37,3 +29,13 @@ def highpass_step(y, x_prev, x_next, omega_c, dt):
     w = -omega_c * dt
     decay = math.exp(w) if not isinstance(w, torch.Tensor) else torch.exp(w)
     return y * decay + (x_next - x_prev) * expm1_ratio(w)
+
+
+def highpass_update(y, x_prev, x_next, p: HighPassParameters):
+    """One call of a filter layer with the constants of the record ``p`` (ω_c, dt).
+
+    >>> p = HighPassParameters(torch.tensor(0.0))
+    >>> highpass_update(torch.tensor(0.0), torch.tensor(0.5), torch.tensor(0.7), p)
+    tensor(0.2000)
+    """
+    return highpass_step(y, x_prev, x_next, cutoff_rate(p.f_cut_mhz), p.dt)

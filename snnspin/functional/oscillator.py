@@ -18,22 +18,12 @@ from __future__ import annotations
 import torch
 
 from .exponential import expm1_ratio, expm1_ratio_derivative
+from .params import OscillatorParameters, logistic_coefficients, oscillator_rest  # noqa: F401 (re-exported)
 from .steppers import advance
 
 # e^{-80} ≈ 1.8e-35 is a normal float32: clamping the exponent there avoids subnormal
 # arithmetic (ten times slower on CPU) at no visible cost to the trajectory.
 _MIN_EXPONENT = -80.0
-
-
-def logistic_coefficients(drive, gamma, q=0.0, sigma=1.0):
-    """Return (a, b) of dx/dt = a x - b x²: a = σI - γ, b = γQ + σI (1/ns).
-
-    >>> logistic_coefficients(torch.tensor(1.0), 0.5)
-    (tensor(0.5000), tensor(1.))
-    """
-    drive = torch.as_tensor(drive)
-    sigma_i = drive if sigma == 1.0 else sigma * drive
-    return sigma_i - gamma, sigma_i if q == 0.0 else gamma * q + sigma_i
 
 
 def oscillator_rate(x, drive, gamma, q=0.0, sigma=1.0):
@@ -68,18 +58,32 @@ def _exact_parts(x, a, c, dt):
 
 
 class _OscillatorExact(torch.autograd.Function):
-    """Closed-form step with analytic derivatives: one graph node instead of ~40."""
+    """Closed-form step with analytic derivatives: one graph node instead of ~40.
+
+    Supports ``torch.func`` (``setup_context``, a generated vmap rule) and double backward:
+    when the backward itself is differentiated (``create_graph=True``) it recomputes the
+    step's pieces from the saved inputs, so that each carries its dependence on them.
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx, x, a, c, dt):
-        out, grow, w, e, f, den, b = _exact_parts(x, a, c, dt)
-        ctx.save_for_backward(x, b, out, grow, w, e, f, den)
+    def forward(x, a, c, dt):
+        return _exact_parts(x, a, c, dt)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, a, c, dt = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        ctx.save_for_backward(x, a, c, *output)
         ctx.dt = dt
-        return out
 
     @staticmethod
-    def backward(ctx, grad_out):
-        x, b, out, grow, w, e, f, den = ctx.saved_tensors
+    def backward(ctx, grad_out, *_):
+        x, a, c, *parts = ctx.saved_tensors
+        if torch.is_grad_enabled():  # double backward: pieces with their graph back to (x, a, c)
+            parts = _exact_parts(x, a, c, ctx.dt)
+        out, grow, w, e, f, den, b = parts
         d_x, d_a, d_b = exact_derivatives(x, b, out, grow, w, e, f, den, ctx.dt)
         # inputs are (x, a, c) with b = a + c: ∂/∂a picks up ∂x⁺/∂b, ∂/∂c = ∂x⁺/∂b
         return grad_out * d_x, grad_out * (d_a + d_b), grad_out * d_b, None
@@ -130,7 +134,7 @@ def oscillator_exact(x, drive, gamma, dt, q=0.0, sigma=1.0):
         return _exact_parts(x, a, c, dt)[0]
     shape = torch.broadcast_shapes(x.shape, a.shape, c.shape)
     x, a, c = x.expand(shape), a.expand(shape), c.expand(shape)
-    return _OscillatorExact.apply(x, a, c, float(dt))
+    return _OscillatorExact.apply(x, a, c, float(dt))[0]
 
 
 def oscillator_step(x, drive, gamma, dt, q=0.0, sigma=1.0, method="exact", substeps=1):
@@ -153,19 +157,6 @@ def oscillator_step(x, drive, gamma, dt, q=0.0, sigma=1.0, method="exact", subst
     )
 
 
-def oscillator_rest(bias, gamma, q=0.0, sigma=1.0):
-    """Stable fixed point x* = a/b of the oscillator under a constant drive ``bias``.
-
-    With the paper's fixed bias b_fixed = 2γ (Q = 0, σ = 1): x* = (2γ - γ)/(2γ) = 0.5.
-    Returns 0 where a ≤ 0 (drive below threshold: the oscillation dies).
-
-    >>> float(oscillator_rest(2 * 0.07, 0.07))
-    0.5
-    """
-    a, b = logistic_coefficients(torch.as_tensor(bias), gamma, q, sigma)
-    return torch.where(a > 0, a / torch.where(a > 0, b, torch.ones_like(b)), torch.zeros_like(a))
-
-
 def oscillator_rate_bound(drive, gamma, q=0.0, sigma=1.0) -> float:
     """max |∂f/∂x| over x ∈ [0, 1] for the drives given (1/ns), for stability checks.
 
@@ -177,3 +168,16 @@ def oscillator_rate_bound(drive, gamma, q=0.0, sigma=1.0) -> float:
     a, b = logistic_coefficients(drive, gamma, q, sigma)
     with torch.no_grad():
         return float(torch.maximum(a.abs(), (a - 2 * b).abs()).max())
+
+
+def oscillator_update(x, u, p: OscillatorParameters):
+    """One call of an oscillator layer: drive I = S u + b_fixed held over ``p.dt`` ns.
+
+    ``u`` is the synaptic sum ``[..., N]``; everything else comes from the record ``p``.
+
+    >>> p = OscillatorParameters(tau=torch.tensor(2.0), gain=torch.tensor(0.5))
+    >>> oscillator_update(torch.full((1, 2), 0.5), torch.zeros(1, 2), p)   # stays at rest
+    tensor([[0.5000, 0.5000]])
+    """
+    drive = p.gain * u + p.fixed_bias()
+    return oscillator_step(x, drive, p.gamma, p.dt, p.q, p.sigma, p.method, p.substeps)

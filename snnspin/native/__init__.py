@@ -12,6 +12,14 @@ threads over the rows when the compiler supports ``-fopenmp``), cached as
 dependency beyond a C compiler. Without one — or with ``SNNSPIN_NATIVE=0`` — the torch
 kernels run instead, with the same results to rounding (tested to 1e-12 in float64).
 
+The boundary is checked: ``KERNELS`` is the one table of every kernel's arguments (the C
+functions take them in this order), and ``call`` checks each tensor's device, dtype,
+contiguity and shape before a pointer is passed. Loading is thread-safe; a cached library
+that does not load is rebuilt once, then the torch kernels are used with one warning. The
+cache key holds the sources, the flags, the compiler's version, the C library's version and
+the CPU. The constants the C code shares with ``snnspin.functional`` are passed to the
+compiler from Python (``CONSTANTS``), never written twice.
+
 >>> from snnspin import native
 >>> native.available() in (True, False)
 True
@@ -26,18 +34,51 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
 import torch
 
+from ..functional.exponential import _DCOEFFS, _SERIES_BELOW
+from ..functional.oscillator import _MIN_EXPONENT
+
 SOURCE = Path(__file__).with_name("kernels.c")
 SOURCES = (SOURCE, Path(__file__).with_name("kernels_body.h"))
+#: Shared with the Python side, passed as -D flags; exported back as ``snnspin_constants``.
+CONSTANTS = {
+    "MIN_EXPONENT": _MIN_EXPONENT,  # exponent clamp of the exact step (functional/oscillator.py)
+    "SERIES_BELOW": _SERIES_BELOW,  # F'(w) by its series below |w| (functional/exponential.py)
+    "RATIO_SERIES_BELOW": 0.5,  # F(w) by its 15-term series below |w| (C only: Python uses expm1)
+}
+#: F'(w)'s series coefficients, which the C code holds as DERIVATIVE_COEFFS (compared in the tests).
+DERIVATIVE_COEFFS = _DCOEFFS
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-shared")
 #: Tried in turn: threads over the rows (OpenMP, sharing torch's libgomp), else one thread.
 THREADING = (("-fopenmp",), ("-fopenmp-simd",))
 _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
+
+# Argument kinds: ROWS [L, B, N] state/drive/gradient arrays; WIDE [L, B, P + N] layer inputs (may be
+# None: a NULL pointer); NEURON [L, N] per-neuron constants; SCALAR a double.
+ROWS, WIDE, NEURON, SCALAR = "rows", "wide", "neuron", "scalar"
+#: Every kernel's arguments after (L, B, N, P, lo, hi), in the C functions' order: the one table.
+KERNELS = {
+    "osc_forward": (("syn", ROWS), ("x", ROWS), ("y", ROWS), ("gain", NEURON), ("gamma", NEURON),
+                    ("bias_fixed", NEURON), ("sigma", NEURON), ("q", NEURON), ("e_hp", NEURON), ("k_hp", NEURON),
+                    ("h", SCALAR), ("x_out", ROWS), ("y_out", ROWS), ("z_next", WIDE)),
+    "osc_backward": (("back", WIDE), ("gx", ROWS), ("gy", ROWS), ("x_old", ROWS), ("syn", ROWS), ("gain", NEURON),
+                     ("gamma", NEURON), ("bias_fixed", NEURON), ("sigma", NEURON), ("q", NEURON), ("e_hp", NEURON),
+                     ("k_hp", NEURON), ("h", SCALAR), ("dsyn_out", ROWS), ("g_gain", ROWS), ("g_a_sum", ROWS),
+                     ("g_b_sum", ROWS)),
+    "ctrnn_forward": (("syn", ROWS), ("x", ROWS), ("step_gain", NEURON), ("decay", NEURON), ("x_out", ROWS),
+                      ("y_out", ROWS), ("z_next", WIDE)),
+    "ctrnn_backward": (("back", WIDE), ("gx", ROWS), ("gy", ROWS), ("y", ROWS), ("step_gain", NEURON),
+                       ("decay", NEURON), ("g_state", ROWS), ("dsyn_out", ROWS)),
+}
+_CTYPE = {ROWS: ctypes.c_void_p, WIDE: ctypes.c_void_p, NEURON: ctypes.c_void_p, SCALAR: ctypes.c_double}
+_INDEX = ctypes.c_int64
 _state: dict = {}
+_lock = threading.RLock()
 
 
 def cache_dir() -> Path:
@@ -63,34 +104,53 @@ def _cpu_model() -> str:
     return "\n".join(first.values()) or platform.processor()
 
 
+def _compiler_version(compiler: str) -> str:
+    try:
+        return subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def _defines() -> list[str]:
+    return [f"-D{name}={value!r}" for name, value in CONSTANTS.items()]
+
+
 def _library_path(compiler: str) -> Path:
     key = hashlib.sha256()
-    for part in (*(path.read_bytes() for path in SOURCES), " ".join(FLAGS).encode(), repr(THREADING).encode(),
-                 compiler.encode(), _cpu_model().encode(), platform.machine().encode()):
+    for part in (*(path.read_bytes() for path in SOURCES), " ".join(FLAGS + tuple(_defines())).encode(),
+                 repr(THREADING).encode(), compiler.encode(), _compiler_version(compiler).encode(),
+                 " ".join(platform.libc_ver()).encode(), _cpu_model().encode(), platform.machine().encode()):
         key.update(part)
     return cache_dir() / f"kernels-{key.hexdigest()[:16]}.so"
 
 
-def build() -> Path:
-    """Compile ``kernels.c`` into the cache (atomically: parallel workers may race) and
-    return the library's path. Raises ``RuntimeError`` when no compiler works."""
+def _compiler() -> str:
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise RuntimeError("no C compiler (cc or gcc) on PATH")
+    return compiler
+
+
+def build(force: bool = False) -> Path:
+    """Compile ``kernels.c`` into the cache (atomically: parallel workers may race) and
+    return the library's path; ``force`` rebuilds a cached one. Raises ``RuntimeError``
+    when no compiler works."""
+    compiler = _compiler()
     target = _library_path(compiler)
-    if target.exists():
+    if target.exists() and not force:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        for threading in THREADING:
-            result = subprocess.run([compiler, *FLAGS, *threading, str(SOURCE), "-o", tmp, "-lm"],
+        for threads in THREADING:
+            result = subprocess.run([compiler, *FLAGS, *threads, *_defines(), str(SOURCE), "-o", tmp, "-lm"],
                                     capture_output=True, text=True)
             if result.returncode == 0:
                 break
         else:
             raise RuntimeError(f"{compiler} failed on {SOURCE.name}:\n{result.stderr.strip()}")
+        os.chmod(tmp, 0o755 & ~_umask())
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -98,33 +158,44 @@ def build() -> Path:
     return target
 
 
-_POINTER, _LONG, _DOUBLE = ctypes.c_void_p, ctypes.c_long, ctypes.c_double
-_SIGNATURES = {
-    "osc_forward": [_LONG] * 6 + [_POINTER] * 6 + [_DOUBLE] * 5 + [_POINTER] * 3,
-    "osc_backward": [_LONG] * 6 + [_POINTER] * 8 + [_DOUBLE] * 5 + [_POINTER] * 4,
-    "ctrnn_forward": [_LONG] * 6 + [_POINTER] * 4 + [_POINTER] * 3,
-    "ctrnn_backward": [_LONG] * 6 + [_POINTER] * 6 + [_POINTER] * 2,
-}
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _bind(path: Path) -> dict:
+    library = ctypes.CDLL(str(path))
+    functions = {}
+    for name, arguments in KERNELS.items():
+        argtypes = [_INDEX] * 6 + [_CTYPE[kind] for _, kind in arguments]
+        for suffix in _DTYPES.values():
+            function = getattr(library, f"{name}_{suffix}")
+            function.argtypes, function.restype = argtypes, None
+            functions[name, suffix] = function
+    functions["constants"] = tuple((ctypes.c_double * len(CONSTANTS)).in_dll(library, "snnspin_constants"))
+    functions["derivative_coeffs"] = tuple((ctypes.c_double * len(DERIVATIVE_COEFFS)).in_dll(library,
+                                                                                              "DERIVATIVE_COEFFS"))
+    return functions
 
 
 def _load():
-    if "library" not in _state:
+    with _lock:  # a second thread waits for the first one's build instead of silently taking the torch kernels
+        if "library" in _state:
+            return _state["library"]
         _state["library"] = None
         if os.environ.get("SNNSPIN_NATIVE", "1") == "0":
             return None
         try:
-            library = ctypes.CDLL(str(build()))
-            functions = {}
-            for name, argtypes in _SIGNATURES.items():
-                for suffix in _DTYPES.values():
-                    function = getattr(library, f"{name}_{suffix}")
-                    function.argtypes, function.restype = argtypes, None
-                    functions[name, suffix] = function
-            _state["library"] = functions
-        except (RuntimeError, OSError) as error:
+            path = build()
+            try:
+                _state["library"] = _bind(path)
+            except (OSError, AttributeError, ValueError):  # a cached build that does not load: rebuild it once
+                _state["library"] = _bind(build(force=True))
+        except (RuntimeError, OSError, AttributeError, ValueError) as error:
             warnings.warn(f"snnspin: native kernels unavailable ({error}); using the torch kernels "
                           "(same results to rounding, slower on CPU)", RuntimeWarning, stacklevel=3)
-    return _state["library"]
+        return _state["library"]
 
 
 def available() -> bool:
@@ -137,6 +208,53 @@ def supports(tensor: torch.Tensor) -> bool:
     return tensor.device.type == "cpu" and tensor.dtype in _DTYPES and available()
 
 
-def function(name: str, dtype: torch.dtype):
-    """The ctypes function ``name`` (``osc_forward``, ...) for ``dtype``."""
-    return _load()[name, _DTYPES[dtype]]
+def compiled_constants() -> dict:
+    """The shared constants as the loaded library holds them (for the tests), or {} without it."""
+    library = _load()
+    if library is None:
+        return {}
+    return {**dict(zip(CONSTANTS, library["constants"])), "DERIVATIVE_COEFFS": library["derivative_coeffs"]}
+
+
+def _check(kernel: str, name: str, kind: str, value, dtype, shapes: dict):
+    if kind == SCALAR:
+        return float(value)
+    if value is None:
+        if kind != WIDE:
+            raise ValueError(f"native {kernel}: {name} is required")
+        return None
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"native {kernel}: {name} must be a tensor, got {type(value).__name__}")
+    expected = shapes[kind]
+    if value.device.type != "cpu" or value.dtype != dtype or tuple(value.shape) != expected or \
+            not value.is_contiguous():
+        raise ValueError(f"native {kernel}: {name} must be a contiguous CPU {dtype} tensor of shape {expected}, "
+                         f"got {value.dtype} {tuple(value.shape)} on {value.device}"
+                         f"{'' if value.is_contiguous() else ', not contiguous'}")
+    return value.data_ptr()
+
+
+def call(kernel: str, lo: int, hi: int, **arguments) -> None:
+    """Run ``kernel`` (a key of ``KERNELS``) on one diagonal, after checking every argument.
+
+    The sizes come from the first ROWS tensor ([L, B, N]) and from a WIDE one ([L, B, P + N]),
+    whose P must be ≥ N: the threads write a row's recurrent columns and the next layer's
+    signal columns, which overlap otherwise.
+    """
+    table = KERNELS[kernel]
+    missing = {name for name, _ in table} - set(arguments)
+    extra = set(arguments) - {name for name, _ in table}
+    if missing or extra:
+        raise TypeError(f"native {kernel}: missing {sorted(missing)}, unexpected {sorted(extra)}")
+    rows = next(arguments[name] for name, kind in table if kind == ROWS)
+    layers, batch, n = rows.shape
+    wide = next((arguments[name] for name, kind in table if kind == WIDE and arguments[name] is not None), None)
+    p = wide.shape[-1] - n if wide is not None else n
+    if p < n:
+        raise ValueError(f"native {kernel}: the layer inputs have {p} signal columns for {n} neurons; "
+                         "they must be at least as many (the threads' writes would overlap)")
+    if not 0 <= lo <= hi < layers:
+        raise ValueError(f"native {kernel}: active layers [{lo}, {hi}] outside [0, {layers - 1}]")
+    shapes = {ROWS: (layers, batch, n), WIDE: (layers, batch, p + n), NEURON: (layers, n)}
+    values = [_check(kernel, name, kind, arguments[name], rows.dtype, shapes) for name, kind in table]
+    _load()[kernel, _DTYPES[rows.dtype]](layers, batch, n, p, lo, hi, *values)

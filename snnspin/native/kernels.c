@@ -24,6 +24,7 @@
  */
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #pragma omp declare simd notinbranch
 double exp(double);
@@ -46,9 +47,15 @@ float tanhf(float);
 /* Rows of at least this many elements in all are split over threads. */
 #define PARALLEL_MIN 8192
 
-#define MIN_EXPONENT (-80.0) /* _MIN_EXPONENT in functional/oscillator.py */
-#define SERIES_BELOW 0.05    /* _SERIES_BELOW in functional/exponential.py */
-#define RATIO_SERIES_BELOW 0.5
+/* The constants shared with the Python side come from it, as -D flags at build time
+ * (snnspin/native/__init__.py: CONSTANTS), so that the two cannot drift apart; they are
+ * exported back below and a test compares them. */
+#if !defined(MIN_EXPONENT) || !defined(SERIES_BELOW) || !defined(RATIO_SERIES_BELOW)
+#error "build through snnspin.native, which passes the shared constants as -D flags"
+#endif
+
+/* In CONSTANTS' order: read back by the tests to check that the build used the Python values. */
+const double snnspin_constants[3] = {MIN_EXPONENT, SERIES_BELOW, RATIO_SERIES_BELOW};
 
 /* F(w) = sum_k w^k / (k+1)!, k = 0..14: truncation < 5e-17 for |w| < 0.5. Above, F is
  * (e^w - 1)/w, with e^w <= 0.61 so that e^w - 1 does not cancel (<= 2 ulp). */
@@ -56,8 +63,8 @@ static const double RATIO_COEFFS[15] = {
     1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,
     1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800, 1.0 / 87178291200,
     1.0 / 1307674368000};
-/* F'(w) = sum_k k w^(k-1) / (k+1)!, k = 1..7 (_DCOEFFS in functional/exponential.py). */
-static const double DERIVATIVE_COEFFS[7] = {1.0 / 2, 2.0 / 6, 3.0 / 24, 4.0 / 120, 5.0 / 720,
+/* F'(w) = sum_k k w^(k-1) / (k+1)!, k = 1..7: _DCOEFFS in functional/exponential.py (exported; a test compares). */
+const double DERIVATIVE_COEFFS[7] = {1.0 / 2, 2.0 / 6, 3.0 / 24, 4.0 / 120, 5.0 / 720,
                                             6.0 / 5040, 7.0 / 40320};
 
 #define FLUSH(v, tiny) (((v) < (tiny) && (v) > -(tiny)) ? 0 : (v))

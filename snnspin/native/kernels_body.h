@@ -9,25 +9,25 @@ static inline T JOIN(horner, SUFFIX)(const double *c, int n, T w) {
 
 /* Row (l, b) of y⁺ into the next diagonal's inputs: this layer's recurrent columns and, as its
  * signal, the first columns of layer l + 1. */
-static inline void JOIN(write_next_inputs, SUFFIX)(T *z_next, const T *y_row, long l, long b, long L, long B,
-                                                   long N, long P) {
+static inline void JOIN(write_next_inputs, SUFFIX)(T *z_next, const T *y_row, int64_t l, int64_t b, int64_t L, int64_t B,
+                                                   int64_t N, int64_t P) {
     T *own = z_next + (l * B + b) * (P + N) + P;
-    for (long j = 0; j < N; j++) own[j] = y_row[j];
+    for (int64_t j = 0; j < N; j++) own[j] = y_row[j];
     if (l + 1 < L) {
         T *up = z_next + ((l + 1) * B + b) * (P + N);
-        for (long j = 0; j < N; j++) up[j] = y_row[j];
+        for (int64_t j = 0; j < N; j++) up[j] = y_row[j];
     }
 }
 
 /* Row (l, b) of dL/dy += what diagonal d+1 passed back: this layer's recurrent columns of back,
  * then the signal columns of layer l + 1 (the reverse of write_next_inputs). */
-static inline void JOIN(add_back, SUFFIX)(T *gy_row, const T *back, long l, long b, long L, long B, long N,
-                                          long P) {
+static inline void JOIN(add_back, SUFFIX)(T *gy_row, const T *back, int64_t l, int64_t b, int64_t L, int64_t B, int64_t N,
+                                          int64_t P) {
     const T *own = back + (l * B + b) * (P + N) + P;
-    for (long j = 0; j < N; j++) gy_row[j] += own[j];
+    for (int64_t j = 0; j < N; j++) gy_row[j] += own[j];
     if (l + 1 < L) {
         const T *up = back + ((l + 1) * B + b) * (P + N);
-        for (long j = 0; j < N; j++) gy_row[j] += up[j];
+        for (int64_t j = 0; j < N; j++) gy_row[j] += up[j];
     }
 }
 
@@ -55,24 +55,25 @@ static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out
     return xn < tiny ? tiny : xn;
 }
 
-/* Row (l, b) of the oscillator + high-pass forward: drive, exact step (eq. 2), filter (eq. 5). */
-static inline void JOIN(osc_forward_row, SUFFIX)(long l, long b, long L, long B, long N, long P, int active,
-                                                 const T *syn, const T *x, const T *y, T gl, const T *gam,
-                                                 const T *bfix, T sigma, T q, T h, T e_hp, T k_hp, T *x_out,
-                                                 T *y_out, T *z_next) {
+/* Row (l, b) of the oscillator + high-pass forward: drive, exact step (eq. 2), filter (eq. 5).
+ * Per-neuron constants of layer l: gain S, γ, b_fixed, σ, Q, and the filter's E = e^{-ω_c h'}, K = F(-ω_c h'). */
+static inline void JOIN(osc_forward_row, SUFFIX)(int64_t l, int64_t b, int64_t L, int64_t B, int64_t N, int64_t P,
+                                                 int active, const T *syn, const T *x, const T *y, const T *gain,
+                                                 const T *gam, const T *bfix, const T *sigma, const T *q,
+                                                 const T *e_hp, const T *k_hp, T h, T *x_out, T *y_out, T *z_next) {
     const T tiny = TINY;
-    const long o = (l * B + b) * N;
+    const int64_t o = (l * B + b) * N;
 #pragma omp simd
-    for (long j = 0; j < N; j++) {
+    for (int64_t j = 0; j < N; j++) {
         const T g = gam[j], xv = x[o + j];
-        const T a = sigma * (gl * syn[o + j] + bfix[j]) - g;
+        const T a = sigma[j] * (gain[j] * syn[o + j] + bfix[j]) - g;
         T e, f, den;
-        const T xn = JOIN(exact_step, SUFFIX)(xv, a, g * ((T)1 + q), h, &e, &f, &den);
+        const T xn = JOIN(exact_step, SUFFIX)(xv, a, g * ((T)1 + q[j]), h, &e, &f, &den);
         x_out[o + j] = xn;
-        y_out[o + j] = FLUSH(e_hp * y[o + j] + k_hp * (xn - xv), tiny);
+        y_out[o + j] = FLUSH(e_hp[j] * y[o + j] + k_hp[j] * (xn - xv), tiny);
     }
     if (!active)
-        for (long j = 0; j < N; j++) {
+        for (int64_t j = 0; j < N; j++) {
             x_out[o + j] = x[o + j];
             y_out[o + j] = y[o + j];
         }
@@ -80,18 +81,20 @@ static inline void JOIN(osc_forward_row, SUFFIX)(long l, long b, long L, long B,
 }
 
 /* Oscillator + high-pass forward, one diagonal: x⁺ and y⁺ from the synaptic sums syn; when
- * z_next is given, y⁺ also into the next diagonal's inputs. */
-void JOIN(osc_forward, SUFFIX)(long L, long B, long N, long P, long lo, long hi, const T *syn, const T *x,
-                               const T *y, const T *gain, const T *gamma, const T *bias_fixed, double sigma,
-                               double q, double h, double e_hp, double k_hp, T *x_out, T *y_out, T *z_next) {
+ * z_next is given, y⁺ also into the next diagonal's inputs. Argument order: KERNELS["osc_forward"]
+ * in snnspin/native/__init__.py (the one table the Python side builds its calls from). */
+void JOIN(osc_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *syn,
+                               const T *x, const T *y, const T *gain, const T *gamma, const T *bias_fixed,
+                               const T *sigma, const T *q, const T *e_hp, const T *k_hp, double h, T *x_out,
+                               T *y_out, T *z_next) {
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
         ENTER_FTZ
 #pragma omp for schedule(static)
-        for (long r = 0; r < L * B; r++) {
-            const long l = r / B, b = r % B;
-            JOIN(osc_forward_row, SUFFIX)(l, b, L, B, N, P, l >= lo && l <= hi, syn, x, y, gain[l], gamma + l * N,
-                                          bias_fixed + l * N, (T)sigma, (T)q, (T)h, (T)e_hp, (T)k_hp, x_out, y_out,
+        for (int64_t r = 0; r < L * B; r++) {
+            const int64_t l = r / B, b = r % B, k = l * N;
+            JOIN(osc_forward_row, SUFFIX)(l, b, L, B, N, P, l >= lo && l <= hi, syn, x, y, gain + k, gamma + k,
+                                          bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, (T)h, x_out, y_out,
                                           z_next);
         }
         LEAVE_FTZ
@@ -99,17 +102,18 @@ void JOIN(osc_forward, SUFFIX)(long L, long B, long N, long P, long lo, long hi,
 }
 
 /* Row (l, b) of the oscillator backward: ∂x⁺/∂(x, a, b) as exact_derivatives in functional/oscillator.py. */
-static inline void JOIN(osc_backward_row, SUFFIX)(long l, long b, long L, long B, long N, long P, T activity,
-                                                  const T *back, T *gx, T *gy, const T *x_old, const T *syn, T gl,
-                                                  const T *gam, const T *bfix, T sigma, T q, T h, T e_hp, T k_hp,
+static inline void JOIN(osc_backward_row, SUFFIX)(int64_t l, int64_t b, int64_t L, int64_t B, int64_t N, int64_t P,
+                                                  T activity, const T *back, T *gx, T *gy, const T *x_old,
+                                                  const T *syn, const T *gain, const T *gam, const T *bfix,
+                                                  const T *sigma, const T *q, const T *e_hp, const T *k_hp, T h,
                                                   T *dsyn_out, T *g_gain, T *g_a_sum, T *g_b_sum) {
     const T tiny = TINY;
-    const long o = (l * B + b) * N;
+    const int64_t o = (l * B + b) * N;
     if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, L, B, N, P);
 #pragma omp simd
-    for (long j = 0; j < N; j++) {
-        const T g = gam[j], xv = x_old[o + j], gyv = gy[o + j];
-        const T a = sigma * (gl * syn[o + j] + bfix[j]) - g, c = g * ((T)1 + q);
+    for (int64_t j = 0; j < N; j++) {
+        const T g = gam[j], xv = x_old[o + j], gyv = gy[o + j], sg = sigma[j], kh = k_hp[j];
+        const T a = sg * (gain[j] * syn[o + j] + bfix[j]) - g, c = g * ((T)1 + q[j]);
         T e, f, den;
         const T xn = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den);
         const T bb = a + c;
@@ -125,15 +129,15 @@ static inline void JOIN(osc_backward_row, SUFFIX)(long l, long b, long L, long B
         const T d_a = (xv / den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
         const T d_b = -ratio * xv * (h * f);
         const T d_x = (e / den) / den;
-        const T g_xn = (gx[o + j] + k_hp * gyv) * activity;
+        const T g_xn = (gx[o + j] + kh * gyv) * activity;
         const T g_a = g_xn * d_a, g_b = g_xn * d_b;
-        const T g_drive = sigma * (g_a + g_b);
+        const T g_drive = sg * (g_a + g_b);
         g_gain[o + j] += g_drive * syn[o + j];
         g_a_sum[o + j] += g_a;
         g_b_sum[o + j] += g_b;
-        dsyn_out[o + j] = FLUSH(gl * g_drive, tiny);
-        gx[o + j] = FLUSH(d_x * g_xn - k_hp * gyv, tiny);
-        gy[o + j] = FLUSH(e_hp * gyv, tiny);
+        dsyn_out[o + j] = FLUSH(gain[j] * g_drive, tiny);
+        gx[o + j] = FLUSH(d_x * g_xn - kh * gyv, tiny);
+        gy[o + j] = FLUSH(e_hp[j] * gyv, tiny);
     }
 }
 
@@ -141,40 +145,42 @@ static inline void JOIN(osc_backward_row, SUFFIX)(long l, long b, long L, long B
  * synaptic sums (the step itself is recomputed). On entry gy holds what later diagonals passed
  * down without the matmul part, which back = dsyn(d+1) · [W_ext | W_int] supplies (NULL on
  * the last diagonal); on return gx, gy hold the same for diagonal d-1, dsyn_out dL/dsyn(d).
- * Accumulates dL/d(gain) (times syn, per element), dL/da and dL/db over the diagonals. */
-void JOIN(osc_backward, SUFFIX)(long L, long B, long N, long P, long lo, long hi, const T *back, T *gx, T *gy,
-                                const T *x_old, const T *syn, const T *gain, const T *gamma, const T *bias_fixed,
-                                double sigma, double q, double h, double e_hp, double k_hp, T *dsyn_out, T *g_gain,
-                                T *g_a_sum, T *g_b_sum) {
+ * Accumulates dL/d(gain) (times syn, per element), dL/da and dL/db over the diagonals.
+ * Argument order: KERNELS["osc_backward"] in snnspin/native/__init__.py. */
+void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *back,
+                                T *gx, T *gy, const T *x_old, const T *syn, const T *gain, const T *gamma,
+                                const T *bias_fixed, const T *sigma, const T *q, const T *e_hp, const T *k_hp,
+                                double h, T *dsyn_out, T *g_gain, T *g_a_sum, T *g_b_sum) {
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
         ENTER_FTZ
 #pragma omp for schedule(static)
-        for (long r = 0; r < L * B; r++) {
-            const long l = r / B, b = r % B;
+        for (int64_t r = 0; r < L * B; r++) {
+            const int64_t l = r / B, b = r % B, k = l * N;
             const T activity = (l >= lo && l <= hi) ? (T)1 : (T)0;
-            JOIN(osc_backward_row, SUFFIX)(l, b, L, B, N, P, activity, back, gx, gy, x_old, syn, gain[l],
-                                           gamma + l * N, bias_fixed + l * N, (T)sigma, (T)q, (T)h, (T)e_hp,
-                                           (T)k_hp, dsyn_out, g_gain, g_a_sum, g_b_sum);
+            JOIN(osc_backward_row, SUFFIX)(l, b, L, B, N, P, activity, back, gx, gy, x_old, syn, gain + k, gamma + k,
+                                           bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, (T)h, dsyn_out,
+                                           g_gain, g_a_sum, g_b_sum);
         }
         LEAVE_FTZ
     }
 }
 
-/* CTRNN forward, one diagonal (eq. 6-8): x⁺ = S syn h F(-γh) + x e^{-γh}, y⁺ = tanh(x⁺). */
-void JOIN(ctrnn_forward, SUFFIX)(long L, long B, long N, long P, long lo, long hi, const T *syn, const T *x,
+/* CTRNN forward, one diagonal (eq. 6-8): x⁺ = S syn h F(-γh) + x e^{-γh}, y⁺ = tanh(x⁺).
+ * Argument order: KERNELS["ctrnn_forward"] in snnspin/native/__init__.py. */
+void JOIN(ctrnn_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *syn, const T *x,
                                  const T *step_gain, const T *decay, T *x_out, T *y_out, T *z_next) {
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
         ENTER_FTZ
         const T tiny = TINY;
 #pragma omp for schedule(static)
-        for (long r = 0; r < L * B; r++) {
-            const long l = r / B, b = r % B, o = r * N;
+        for (int64_t r = 0; r < L * B; r++) {
+            const int64_t l = r / B, b = r % B, o = r * N;
             const int active = l >= lo && l <= hi;
             const T *sg = step_gain + l * N, *dec = decay + l * N;
 #pragma omp simd
-            for (long j = 0; j < N; j++) {
+            for (int64_t j = 0; j < N; j++) {
                 const T xn = active ? FLUSH(syn[o + j] * sg[j] + x[o + j] * dec[j], tiny) : x[o + j];
                 x_out[o + j] = xn;
                 y_out[o + j] = TANH(xn);
@@ -186,21 +192,22 @@ void JOIN(ctrnn_forward, SUFFIX)(long L, long B, long N, long P, long lo, long h
 }
 
 /* CTRNN backward, one diagonal: gy (zero on entry but for the output gradient) gets back's part;
- * writes dL/dx (g_state) and dL/dsyn; leaves gx = dL/dx · e^{-γh} and gy = 0. */
-void JOIN(ctrnn_backward, SUFFIX)(long L, long B, long N, long P, long lo, long hi, const T *back, T *gx, T *gy,
+ * writes dL/dx (g_state) and dL/dsyn; leaves gx = dL/dx · e^{-γh} and gy = 0.
+ * Argument order: KERNELS["ctrnn_backward"] in snnspin/native/__init__.py. */
+void JOIN(ctrnn_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *back, T *gx, T *gy,
                                   const T *y, const T *step_gain, const T *decay, T *g_state, T *dsyn_out) {
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
         ENTER_FTZ
         const T tiny = TINY;
 #pragma omp for schedule(static)
-        for (long r = 0; r < L * B; r++) {
-            const long l = r / B, b = r % B, o = r * N;
+        for (int64_t r = 0; r < L * B; r++) {
+            const int64_t l = r / B, b = r % B, o = r * N;
             const T activity = (l >= lo && l <= hi) ? (T)1 : (T)0;
             const T *sg = step_gain + l * N, *dec = decay + l * N;
             if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, L, B, N, P);
 #pragma omp simd
-            for (long j = 0; j < N; j++) {
+            for (int64_t j = 0; j < N; j++) {
                 const T yv = y[o + j];
                 const T g_x = FLUSH((gx[o + j] + gy[o + j] * ((T)1 - yv * yv)) * activity, tiny);
                 g_state[o + j] = g_x;

@@ -1,9 +1,9 @@
 """snnTorch-style stateful neuron layers built on ``snnspin.functional``."""
 
 from .ctrnn import CTRNN
-from .highpass import HighPass
+from .highpass import HighPass, HighPassState
 from .oscillator import Oscillator
 from .reset import detach_hidden, reset
 from .stateful import RelaxingNeuron, StatefulLayer
 
-__all__ = ["CTRNN", "HighPass", "Oscillator", "RelaxingNeuron", "StatefulLayer", "detach_hidden", "reset"]
+__all__ = ["CTRNN", "HighPass", "HighPassState", "Oscillator", "RelaxingNeuron", "StatefulLayer", "detach_hidden", "reset"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..functional.ctrnn import ctrnn_step
+from ..functional.ctrnn import ctrnn_update
+from ..functional.params import CTRNNParameters
 from ..functional.steppers import warn_if_unstable
 from .stateful import RelaxingNeuron
 
@@ -46,14 +47,18 @@ class CTRNN(RelaxingNeuron):
     def rest_state(self, input_):
         return (torch.zeros_like(input_),)
 
+    @property
+    def physics(self) -> CTRNNParameters:
+        """This layer's constants as one record (read by every engine)."""
+        return CTRNNParameters(tau=self.tau, gain=self.gain, dt=self.dt, substeps=self.substeps, method=self.method)
+
     def step(self, input_, state):
         (x,) = state
-        gamma = self.gamma
+        p = self.physics
         if self.check and self.method != "exact":
-            bound = float(gamma.detach().max())
-            warn_if_unstable(self.method, bound, self.dt, self.substeps, "CTRNN")
-        x = ctrnn_step(x, self.gain * input_, gamma, self.dt, self.method, self.substeps)
-        return torch.tanh(x), (x,)
+            warn_if_unstable(self.method, float(p.gamma.detach().max()), self.dt, self.substeps, "CTRNN")
+        y, x = ctrnn_update(x, input_, p)
+        return y, (x,)
 
     def init_ctrnn(self):
         """Alias of ``reset_mem`` in snnTorch's ``init_*`` style."""

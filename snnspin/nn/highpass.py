@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from .._checks import check_positive
-from ..functional.highpass import cutoff_rate, highpass_step
-from .stateful import StatefulLayer
+from ..functional.highpass import highpass_update
+from ..functional.params import HighPassParameters
+from .stateful import StatefulLayer, _describe
+
+
+class HighPassState(NamedTuple):
+    """State of a ``HighPass`` layer: the filtered output y and the previous sample x_prev."""
+
+    y: torch.Tensor
+    x_prev: torch.Tensor
 
 
 class HighPass(StatefulLayer):
@@ -18,8 +28,9 @@ class HighPass(StatefulLayer):
     returns y, exact for x linear between samples. f_cut in MHz (paper: 1 MHz, i.e. a
     time constant of 159 ns, much longer than a 64 ns sequence: y ≈ x - x(0)).
 
-    State: (y, x_prev). At rest y = 0 and x_prev = ``x0``; with ``x0=None`` the first
-    sample is taken as the starting level, so the first output is 0.
+    State: ``HighPassState(y, x_prev)``. At rest y = 0 and x_prev = ``x0``; with
+    ``x0=None`` the first sample after creation or a reset is taken as the starting level,
+    so the first output is 0. Constants: ``layer.physics`` (a ``HighPassParameters``).
     Shapes: input ``[..., N]`` → output of the same shape.
 
     Example:
@@ -31,6 +42,7 @@ class HighPass(StatefulLayer):
     """
 
     state_names = ("y", "x_prev")
+    per_neuron_names = ("f_cut_mhz", "x0")
 
     def __init__(
         self,
@@ -46,18 +58,27 @@ class HighPass(StatefulLayer):
         check_positive("f_cut_mhz", torch.as_tensor(f_cut_mhz, dtype=torch.float64))
         check_positive("dt", dt)
         self._register_constant("f_cut_mhz", f_cut_mhz, learn_f_cut)
-        self.dt, self.x0 = float(dt), x0
+        self._register_constant("x0", x0)
+        self.dt = float(dt)
+
+    @property
+    def physics(self) -> HighPassParameters:
+        """This filter's constants as one record."""
+        return HighPassParameters(f_cut_mhz=self.f_cut_mhz, dt=self.dt, x0=self.x0)
+
+    def rest_depends_on_input(self) -> bool:
+        return self.x0 is None
 
     def rest_state(self, input_):
-        x_prev = input_ if self.x0 is None else torch.as_tensor(self.x0).to(input_)
+        x_prev = input_ if self.x0 is None else self.x0.to(input_)
         return torch.zeros_like(input_), x_prev.expand_as(input_).clone()
+
+    def _pack(self, state):
+        return HighPassState(*state)
 
     def step(self, input_, state):
         y, x_prev = state
-        f_cut = self.f_cut_mhz
-        if not f_cut.requires_grad and f_cut.numel() == 1:
-            f_cut = float(f_cut)  # plain-number coefficients: no tensor ops for them
-        y = highpass_step(y, x_prev, input_, cutoff_rate(f_cut), self.dt)
+        y = highpass_update(y, x_prev, input_, self.physics)
         return y, (y, input_)
 
     def init_highpass(self):
@@ -65,4 +86,4 @@ class HighPass(StatefulLayer):
         return self.reset_mem()
 
     def extra_repr(self) -> str:
-        return f"dt={self.dt}, init_hidden={self.init_hidden}"
+        return f"f_cut={_describe(self.f_cut_mhz)} MHz, dt={self.dt:g} ns, init_hidden={self.init_hidden}"

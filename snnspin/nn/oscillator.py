@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..functional.oscillator import oscillator_rate_bound, oscillator_rest, oscillator_step
+from ..functional.oscillator import oscillator_rate_bound, oscillator_update
+from ..functional.params import OscillatorParameters
 from ..functional.steppers import warn_if_unstable
 from .stateful import RelaxingNeuron
 
@@ -18,16 +19,19 @@ class Oscillator(RelaxingNeuron):
         I = S u + b_fixed,           dx/dt = -(γ(1 + Q x) - σ I (1 - x)) x,   γ = 1/τ
 
     integrated over ``dt`` ns per call with ``method`` (``"exact"``, ``"euler"``,
-    ``"rk4"``) in ``substeps`` solver steps. The output is the power x ∈ [0, 1].
+    ``"rk4"``) in ``substeps`` solver steps. The output is the power x ∈ [0, 1]. The
+    constants form one record, ``layer.physics`` (an ``OscillatorParameters``), which
+    every engine reads: the per-step path here and the fused path of the networks.
 
     Args:
         tau: relaxation time τ in ns, a float or a tensor ``[N]`` (one per neuron).
         dt: time between input points in ns.
-        gain: amplification S (dimensionless), paper: 0.5.
+        gain: amplification S (dimensionless), paper: 0.5; a float or ``[N]``.
         bias_fixed: fixed bias in 1/ns; ``None`` means 2γ (the paper), which follows τ.
-        q, sigma: non-linear damping Q and coupling σ of eq. 1 (paper: 0 and 1).
-        x0: reset state; ``None`` means the rest point under zero input (0.5 in the paper).
-            x = 0 is a fixed point the dynamics never leaves, so a rest point of 0 is an error.
+        q, sigma: non-linear damping Q ≥ 0 and coupling σ > 0 of eq. 1 (paper: 0 and 1).
+        x0: reset state in (0, 1]; ``None`` means the rest point under zero input (0.5 in
+            the paper). x = 0 is a fixed point the dynamics never leaves, so a rest point of 0
+            is an error.
         learn_tau, learn_gain: make τ or S trainable parameters.
         init_hidden, output, check: see ``StatefulLayer``; ``check`` also warns when an
             explicit stepper is unstable for the drives it sees.
@@ -41,9 +45,12 @@ class Oscillator(RelaxingNeuron):
         >>> x
         tensor([[0.5000, 0.5000, 0.5000],
                 [0.5000, 0.5000, 0.5000]])
+        >>> neuron
+        Oscillator(tau=14.12 ns, dt=1 ns, gain=0.5, method='exact', substeps=1, init_hidden=False)
     """
 
     state_names = ("x",)
+    per_neuron_names = ("tau", "gain", "bias_fixed", "q", "sigma", "x0")
 
     def __init__(
         self,
@@ -51,8 +58,8 @@ class Oscillator(RelaxingNeuron):
         dt: float = 1.0,
         gain=0.5,
         bias_fixed=None,
-        q: float = 0.0,
-        sigma: float = 1.0,
+        q=0.0,
+        sigma=1.0,
         method: str = "exact",
         substeps: int = 1,
         x0=None,
@@ -63,37 +70,52 @@ class Oscillator(RelaxingNeuron):
         check: bool = True,
     ):
         super().__init__(tau, dt, gain, method, substeps, learn_tau, learn_gain, init_hidden, output, check)
-        self.bias_fixed = bias_fixed
-        self.q, self.sigma = float(q), float(sigma)
-        self.x0 = x0
-        rest = self._rest_value()
-        if x0 is None and bool((rest <= 0).any()):
+        self._register_constant("q", q)
+        self._register_constant("sigma", sigma)
+        self._register_constant("bias_fixed", bias_fixed)
+        self._register_constant("x0", x0)
+        if x0 is None and bool((self.physics.rest() <= 0).any()):
             raise ValueError(
                 "with this bias_fixed the rest point is x = 0, a fixed point the oscillator "
                 "never leaves; raise bias_fixed above γ/σ or pass x0 in (0, 1]"
             )
 
+    def check_constant(self, name, value):
+        if name == "x0" and not bool(((value > 0) & (value <= 1)).all()):
+            raise ValueError(f"x0 must be in (0, 1] (a power; x = 0 never moves), got {value.flatten()[:4].tolist()}")
+        if name == "q" and not bool((value >= 0).all()):
+            raise ValueError(f"q (non-linear damping) must be >= 0, got {value.flatten()[:4].tolist()}")
+        if name == "sigma" and not bool((value > 0).all()):
+            raise ValueError(f"sigma (coupling) must be > 0, got {value.flatten()[:4].tolist()}")
+
+    @property
+    def physics(self) -> OscillatorParameters:
+        """This layer's constants as one record (read by every engine)."""
+        return OscillatorParameters(
+            tau=self.tau, gain=self.gain, bias_fixed=self.bias_fixed, q=self.q, sigma=self.sigma,
+            x0=self.x0, dt=self.dt, substeps=self.substeps, method=self.method,
+        )
+
     def fixed_bias(self) -> torch.Tensor:
         """b_fixed in 1/ns: 2γ by default (the paper), else the value given."""
-        return 2.0 * self.gamma if self.bias_fixed is None else torch.as_tensor(self.bias_fixed)
-
-    def _rest_value(self) -> torch.Tensor:
-        with torch.no_grad():
-            return oscillator_rest(self.fixed_bias(), self.gamma, self.q, self.sigma)
+        return self.physics.fixed_bias()
 
     def rest_state(self, input_):
-        value = self._rest_value() if self.x0 is None else torch.as_tensor(self.x0)
-        return (value.to(input_).expand_as(input_).clone(),)
+        return (self.physics.rest().to(input_).expand_as(input_).clone(),)
 
     def step(self, input_, state):
         (x,) = state
-        drive = self.gain * input_ + self.fixed_bias()
-        gamma = self.gamma
+        p = self.physics
         if self.check and self.method != "exact":
-            bound = oscillator_rate_bound(drive, gamma, self.q, self.sigma)
+            bound = oscillator_rate_bound(p.gain * input_ + p.fixed_bias(), p.gamma, p.q, p.sigma)
             warn_if_unstable(self.method, bound, self.dt, self.substeps, "Oscillator")
-        x = oscillator_step(x, drive, gamma, self.dt, self.q, self.sigma, self.method, self.substeps)
+        x = oscillator_update(x, input_, p)
         return x, (x,)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("q", "sigma"):  # weights saved before Q and σ were buffers: keep the constructor's
+            state_dict.setdefault(prefix + name, getattr(self, name))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def init_oscillator(self):
         """Alias of ``reset_mem`` in snnTorch's ``init_*`` style."""

@@ -2,13 +2,20 @@
 
 Conventions copied from snnTorch (``snntorch.Leaky``) so that users find them familiar:
 
-- ``forward(input_, state=None)`` returns ``(output, state)``;
+- ``forward(input_, state=None)`` returns ``(output, state)``; ``mem=`` is accepted as an
+  alias of ``state=``, as snnTorch users type it;
 - ``init_hidden=True`` keeps the state inside the layer and returns only the output,
   so the layer can sit in an ``nn.Sequential``; ``output=True`` then returns both;
 - ``reset_mem()`` (alias ``reset_hidden()``) puts the state back to the neuron's rest
-  state, detached from any graph; ``detach_hidden()`` cuts the graph for truncated BPTT;
+  state, detached from any graph; after it the layer behaves exactly like a fresh copy;
+  ``detach_hidden()`` cuts the graph for truncated BPTT;
 - ``learn_*`` flags make a constant an ``nn.Parameter`` instead of a buffer;
 - the state lives in lazily sized, non-persistent buffers that follow ``.to(device)``.
+
+Rules: a state passed explicitly is never written into the layer (the call is pure); a
+stored state whose shape differs from the input's (a new batch size without a reset)
+starts at rest, as in snnTorch; integer inputs are promoted to the default float dtype;
+``copy.deepcopy`` works after any forward (the copy's state is detached).
 
 Unlike snnTorch there is no class-level registry of instances: each layer owns its
 state and nothing is kept alive after the layer is gone.
@@ -16,20 +23,50 @@ state and nothing is kept alive after the layer is gone.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
-from .._checks import check_finite
+from .._checks import check_finite, check_positive
+from ..functional.steppers import check_method
+
+_UNSET = object()
+
+
+def as_float_input(input_: torch.Tensor) -> torch.Tensor:
+    """``input_`` as a floating tensor: integer and bool inputs become the default dtype.
+
+    >>> as_float_input(torch.ones(2, dtype=torch.long)).dtype
+    torch.float32
+    """
+    input_ = torch.as_tensor(input_)
+    return input_ if input_.is_floating_point() else input_.to(torch.get_default_dtype())
+
+
+def check_per_neuron(name: str, value: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``value`` is a scalar or a 1-D tensor (one value per neuron).
+
+    >>> check_per_neuron("tau", torch.ones(2, 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: tau must be a number or a 1-D tensor (one value per neuron), got shape (2, 3)
+    """
+    if value.dim() > 1:
+        raise ValueError(f"{name} must be a number or a 1-D tensor (one value per neuron), got shape "
+                         f"{tuple(value.shape)}")
 
 
 class StatefulLayer(nn.Module):
     """Base class: subclasses set ``state_names`` and implement ``rest_state`` and ``step``.
 
     ``rest_state(input_)`` returns a tuple of tensors shaped like the state for this
-    input; ``step(input_, state)`` returns ``(output, new_state)``.
+    input; ``step(input_, state)`` returns ``(output, new_state)``. ``per_neuron_names``
+    lists the constants that may hold one value per neuron (checked against the input).
     """
 
     state_names: tuple[str, ...] = ()
+    per_neuron_names: tuple[str, ...] = ()
 
     def __init__(self, init_hidden: bool = False, output: bool = False, check: bool = True):
         super().__init__()
@@ -40,15 +77,46 @@ class StatefulLayer(nn.Module):
             self.register_buffer(name, torch.zeros(0), persistent=False)
 
     # -- constants -------------------------------------------------------------
-    def _register_constant(self, name: str, value, learn: bool) -> None:
-        """Store ``value`` as an ``nn.Parameter`` if ``learn`` else as a buffer."""
+    def _constant_tensor(self, name: str, value) -> torch.Tensor:
+        """``value`` as a floating, finite tensor holding a number or one value per neuron,
+        checked by ``check_constant``."""
         tensor = torch.as_tensor(value).detach().clone()
         if not tensor.is_floating_point():
             tensor = tensor.to(torch.get_default_dtype())
+        check_per_neuron(name, tensor)
+        check_finite(name, tensor)
+        self.check_constant(name, tensor)
+        return tensor
+
+    def check_constant(self, name: str, value: torch.Tensor) -> None:
+        """Subclasses raise ``ValueError`` for a physically meaningless constant."""
+
+    def _register_constant(self, name: str, value, learn: bool = False) -> None:
+        """Store ``value`` as an ``nn.Parameter`` if ``learn`` else as a buffer (``None`` allowed:
+        an unset optional constant). Assigning a number later goes through the same checks."""
+        if value is None:
+            self.register_buffer(name, None)
+            return
+        tensor = self._constant_tensor(name, value)
         if learn:
             setattr(self, name, nn.Parameter(tensor))
         else:
             self.register_buffer(name, tensor)
+
+    def __setattr__(self, name, value):
+        buffers = self.__dict__.get("_buffers", {})
+        if name in buffers and name not in self.state_names and value is not None:
+            if not isinstance(value, torch.Tensor) or not value.requires_grad:
+                value = self._constant_tensor(name, value)
+        super().__setattr__(name, value)
+
+    def _check_widths(self, input_: torch.Tensor) -> None:
+        features = input_.shape[-1] if input_.dim() else 1
+        for name in self.per_neuron_names:
+            value = getattr(self, name)
+            if isinstance(value, torch.Tensor) and value.dim() == 1 and value.numel() not in (1, features):
+                raise ValueError(f"{type(self).__name__}: {name} has {value.numel()} values (one per neuron) "
+                                 f"but the input has {features} features")
 
     # -- state -----------------------------------------------------------------
     def _get_state(self) -> tuple[torch.Tensor, ...]:
@@ -60,6 +128,10 @@ class StatefulLayer(nn.Module):
 
     def rest_state(self, input_: torch.Tensor) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
+
+    def rest_depends_on_input(self) -> bool:
+        """Whether the rest state is taken from the first input (then a reset empties the state)."""
+        return False
 
     def step(self, input_: torch.Tensor, state):
         raise NotImplementedError
@@ -90,26 +162,38 @@ class StatefulLayer(nn.Module):
         with torch.no_grad():
             return tuple(s.detach() for s in self.rest_state(input_))
 
-    def forward(self, input_: torch.Tensor, state=None):
+    def _pack(self, state):
+        """The state as returned to the caller: one tensor, or the tuple (a NamedTuple in subclasses)."""
+        return state[0] if len(state) == 1 else tuple(state)
+
+    def forward(self, input_: torch.Tensor, state=None, mem=_UNSET):
+        if mem is not _UNSET:
+            if state is not None:
+                raise TypeError(f"{type(self).__name__}: pass the state as state= or as mem=, not both")
+            state = mem
         if self.init_hidden and state is not None:
             raise TypeError(f"state should not be passed to {type(self).__name__} while init_hidden=True")
+        input_ = as_float_input(input_)
         if self.check:
             check_finite("input_", input_)
+            self._check_widths(input_)
+        explicit = state is not None
         out, new_state = self.step(input_, self._resolve_state(input_, state))
-        self._set_state(new_state)
+        if not explicit:  # an explicit state is the caller's: the call stays pure
+            self._set_state(new_state)
         if self.init_hidden and not self.output:
             return out
-        return out, (new_state[0] if len(new_state) == 1 else new_state)
+        return out, self._pack(new_state)
 
     def reset_hidden(self):
-        """Put the state back to the rest state (same shape, detached) and return it."""
+        """Put the state back to the rest state (same shape, detached) and return it: the
+        layer then behaves exactly like a fresh copy."""
         state = self._get_state()
-        if state and state[0].numel() > 0:
+        if state and state[0].numel() > 0 and not self.rest_depends_on_input():
             self._set_state(self._rest(state[0]))
         else:
-            self._set_state(tuple(torch.zeros(0, device=s.device) for s in state))
-        state = self._get_state()
-        return state[0] if len(state) == 1 else state
+            self._set_state(tuple(torch.zeros(0, dtype=s.dtype, device=s.device) for s in state))
+        return self._pack(self._get_state())
 
     def reset_mem(self):
         """snnTorch's name for ``reset_hidden``."""
@@ -119,15 +203,29 @@ class StatefulLayer(nn.Module):
         """Detach the state from the graph (truncated BPTT); values are kept."""
         self._set_state(tuple(s.detach() for s in self._get_state()))
 
+    def __deepcopy__(self, memo):
+        """A copy with the state detached (a state inside a graph cannot be deep-copied)."""
+        state = self._get_state()
+        self.detach_hidden()
+        try:
+            return copy._reconstruct(self, memo, *self.__reduce_ex__(4))
+        finally:
+            self._set_state(state)
+
+
+def _describe(value: torch.Tensor) -> str:
+    if value.numel() == 1:
+        return f"{float(value):.4g}"
+    return f"[{value.numel()}] mean {float(value.detach().mean()):.4g}"
+
 
 class RelaxingNeuron(StatefulLayer):
     """Base of the neuron layers with a relaxation time τ (ns), a gain S and a stepper:
     checks and stores them (``learn_tau``/``learn_gain`` make them trainable)."""
 
-    def __init__(self, tau, dt, gain, method, substeps, learn_tau, learn_gain, init_hidden, output, check):
-        from .._checks import check_positive
-        from ..functional.steppers import check_method
+    per_neuron_names = ("tau", "gain")
 
+    def __init__(self, tau, dt, gain, method, substeps, learn_tau, learn_gain, init_hidden, output, check):
         super().__init__(init_hidden=init_hidden, output=output, check=check)
         check_positive("tau", torch.as_tensor(tau, dtype=torch.float64))
         check_positive("dt", dt)
@@ -142,4 +240,5 @@ class RelaxingNeuron(StatefulLayer):
         return 1.0 / self.tau
 
     def extra_repr(self) -> str:
-        return f"dt={self.dt}, method={self.method!r}, substeps={self.substeps}, init_hidden={self.init_hidden}"
+        return (f"tau={_describe(self.tau)} ns, dt={self.dt:g} ns, gain={_describe(self.gain)}, "
+                f"method={self.method!r}, substeps={self.substeps}, init_hidden={self.init_hidden}")
