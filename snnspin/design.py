@@ -1,106 +1,33 @@
-"""Design rules for building the network in hardware (Plouet et al. Sec. IV-V).
+"""Design figures of a config or a network (Plouet et al. Sec. IV-V).
 
-- Time scales: the neurons' relaxation time must exceed the time between input points,
-  τ > Δt.
-- Cumulative drive (eq. 9-11): I·Δt ≈ 1 with I = S ⟨|W|⟩ √N, N the fan-in of a neuron
-  (paper: N = d_inter·32 + d_intra·32 = 32).
-- Learning rate: about a hundredth of the weight scale 1/(Δt S √N).
-- Device: τ = 1/(α ω), α the Gilbert damping and ω the frequency in GHz as the paper
-  writes it (no 2π): α = 0.01 and τ = 14.12 ns give ω ≈ 7.1 GHz.
-- Energy: each neuron and synapse costs about 100 fJ and 10 fJ for a ~100 ns
-  presentation (the paper's figures, after Ross et al. 2023): 96 neurons and 2896
-  synapses ≈ 38.6 pJ per image. Costs scale linearly with presentation time.
+The formulas themselves (τ > Δt, I·Δt ≈ 1, learning rate, frequency, energy) are pure
+functions in ``snnspin.design_rules``; the points of Fig. 3c read from run folders are in
+``snnspin.design_runs``. Both are re-exported here, so ``snnspin.design`` offers every
+design name. This module measures a network (fan-in N, ⟨|W|⟩ over its unmasked weights)
+and turns a config and its network into a report and plain-language warnings.
+Units: time in ns, frequency in GHz, energy in pJ.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ._checks import check_positive
 from .connectivity import MaskedLinear
-
-#: The paper's per-device energies for a presentation of REFERENCE_NS (fJ).
-NEURON_FJ = 100.0
-SYNAPSE_FJ = 10.0
-REFERENCE_NS = 100.0
-#: Cumulative drive I·Δt: recommended window, and the bounds past which training warns.
-DRIVE_WINDOW = (1 / 3, 3.0)
-DRIVE_WARN = (0.1, 10.0)
-
-
-def fan_in(width: int, d_inter: float, d_intra: float) -> float:
-    """Mean number of inputs of a hidden neuron: N = d_inter·width + d_intra·width (eq. 9).
-
-    >>> fan_in(32, 0.5, 0.5)
-    32.0
-    """
-    return float(d_inter * width + d_intra * width)
-
-
-def cumulative_drive(gain: float, mean_abs_weight: float, n_inputs: float, delta_t: float) -> float:
-    """I·Δt with I = S ⟨|W|⟩ √N (eq. 9-11); dimensionless, ≈ 1 is best.
-
-    >>> round(cumulative_drive(0.5, 0.3536, 32, 1.0), 3)
-    1.0
-    """
-    check_positive("delta_t", delta_t)
-    return gain * mean_abs_weight * math.sqrt(n_inputs) * delta_t
-
-
-def recommended_lr(delta_t: float, gain: float, n_inputs: float) -> float:
-    """A hundredth of the weight scale 1/(Δt S √N) (Sec. IV).
-
-    >>> round(recommended_lr(1.0, 0.5, 32), 5)
-    0.00354
-    """
-    check_positive("delta_t", delta_t)
-    return 0.01 / (delta_t * gain * math.sqrt(n_inputs))
-
-
-def timescale_ok(tau: float, delta_t: float) -> bool:
-    """The first design condition: τ > Δt.
-
-    >>> timescale_ok(14.12, 1.0), timescale_ok(0.5, 1.0)
-    (True, False)
-    """
-    return tau > delta_t
-
-
-def frequency_ghz(tau_ns: float, alpha: float = 0.01) -> float:
-    """Device frequency ω = 1/(α τ) in GHz for τ in ns (the paper's convention, no 2π).
-
-    >>> round(frequency_ghz(14.12, 0.01), 2)
-    7.08
-    """
-    check_positive("tau", tau_ns)
-    check_positive("alpha", alpha)
-    return 1.0 / (alpha * tau_ns)
-
-
-def tau_ns(frequency: float, alpha: float = 0.01) -> float:
-    """Relaxation time τ = 1/(α ω) in ns for a frequency ω in GHz.
-
-    >>> round(tau_ns(7.08, 0.01), 2)
-    14.12
-    """
-    check_positive("frequency", frequency)
-    check_positive("alpha", alpha)
-    return 1.0 / (alpha * frequency)
-
-
-def energy_pj(neurons: int, synapses: int, presentation_ns: float = REFERENCE_NS,
-              neuron_fj: float = NEURON_FJ, synapse_fj: float = SYNAPSE_FJ) -> float:
-    """Energy per inference in pJ: (neurons·E_n + synapses·E_s) · presentation / 100 ns.
-
-    Defaults are the paper's per-device figures (100 fJ, 10 fJ for ~100 ns).
-
-    >>> round(energy_pj(96, 2896), 2)
-    38.56
-    """
-    check_positive("presentation_ns", presentation_ns)
-    return (neurons * neuron_fj + synapses * synapse_fj) * presentation_ns / REFERENCE_NS / 1000.0
+from .design_rules import (  # noqa: F401  (re-exported: the public design names live in snnspin.design)
+    DRIVE_WARN,
+    DRIVE_WINDOW,
+    NEURON_FJ,
+    REFERENCE_NS,
+    SYNAPSE_FJ,
+    cumulative_drive,
+    energy_pj,
+    fan_in,
+    frequency_ghz,
+    recommended_lr,
+    tau_ns,
+    timescale_ok,
+)
+from .design_runs import drive_accuracy_points  # noqa: F401  (re-exported)
 
 
 def _hidden_maps(model):
@@ -109,9 +36,15 @@ def _hidden_maps(model):
 
 
 def model_fan_in(model) -> float:
-    """Measured mean fan-in N of hidden neurons: unmasked inputs per row, inter + intra.
+    """Measured mean fan-in N of hidden neurons: unmasked inputs per row, inter + intra,
+    N = mean over inter maps (after the first) + mean over intra maps (eq. 9; a count).
 
     The first layer's input weights (from the pixel) are left out, as in the paper's N.
+
+    >>> from snnspin.config import TrainConfig
+    >>> from snnspin.models import build_model
+    >>> model_fan_in(build_model(TrainConfig()))  # 0.5·32 + 0.5·32
+    32.0
     """
     inter, intra = _hidden_maps(model)
     per_map = lambda maps: sum(float(m.mask.sum(1).float().mean()) for m in maps) / max(len(maps), 1)
@@ -119,7 +52,18 @@ def model_fan_in(model) -> float:
 
 
 def model_mean_abs_weight(model) -> float:
-    """⟨|W|⟩ over the unmasked hidden weights (inter-layer after the first, and intra-layer)."""
+    """⟨|W|⟩ over the unmasked hidden weights (inter-layer after the first, and intra-layer):
+    the mean of |W_ij| over every kept entry (dimensionless); 0 when there is none.
+
+    >>> from snnspin.config import TrainConfig
+    >>> from snnspin.models import build_model
+    >>> model = build_model(TrainConfig(layers=2, width=4))
+    >>> with torch.no_grad():
+    ...     for m in list(model.w_ext) + list(model.w_int):
+    ...         _ = m.weight.fill_(-0.25)
+    >>> model_mean_abs_weight(model)
+    0.25
+    """
     inter, intra = _hidden_maps(model)
     weights = [m.weight[m.mask].detach().abs() for m in inter + intra if isinstance(m, MaskedLinear)]
     weights = [w for w in weights if w.numel()]
@@ -129,7 +73,11 @@ def model_mean_abs_weight(model) -> float:
 def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REFERENCE_NS) -> dict:
     """All design figures of a config, with the measured weights of ``model`` if given.
 
-    Without a model, ⟨|W|⟩ and N are those of a freshly initialised network.
+    Without a model, ⟨|W|⟩ and N are those of a freshly initialised network. Keys end in
+    their unit (``_ns``, ``_ghz``, ``_pj``); ``energy_pj`` is for ``presentation_ns`` and
+    ``energy_pj_sequence`` for the 64 Δt of one sequence. ``recommended_lr`` is None when
+    the hidden neurons have no inputs from other neurons (N = 0, e.g. width 1 or both
+    densities 0), where 0.01/(Δt S √N) is undefined.
 
     >>> from snnspin.config import TrainConfig
     >>> r = report(TrainConfig())
@@ -143,6 +91,7 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
     n_inputs = model_fan_in(model)
     mean_abs = model_mean_abs_weight(model)
     drive = cumulative_drive(config.gain, mean_abs, n_inputs, config.delta_t)
+    lr = recommended_lr(config.delta_t, config.gain, n_inputs) if n_inputs > 0 else None
     sequence_ns = 64 * config.delta_t
     return {
         "tau_ns": config.tau,
@@ -156,7 +105,7 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
         "cumulative_drive": drive,
         "drive_window": list(DRIVE_WINDOW),
         "drive_in_window": DRIVE_WINDOW[0] <= drive <= DRIVE_WINDOW[1],
-        "recommended_lr": recommended_lr(config.delta_t, config.gain, n_inputs),
+        "recommended_lr": lr,
         "lr0": config.lr0,
         "neurons": counts["neurons"],
         "synapses": counts["synapses"],
@@ -168,7 +117,8 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
 
 
 def rule_warnings(config, model=None) -> list[str]:
-    """Plain-language warnings for broken design rules (τ < Δt, drive far from 1).
+    """Plain-language warnings for broken design rules: τ ≤ Δt (ns), a cumulative drive
+    I·Δt outside ``DRIVE_WARN``, or no inputs from other neurons at all (N = 0).
 
     >>> from snnspin.config import TrainConfig
     >>> rule_warnings(TrainConfig(tau=0.5))[0]
@@ -179,7 +129,11 @@ def rule_warnings(config, model=None) -> list[str]:
     if not r["timescale_ok"]:
         out.append(f"τ = {config.tau:g} ns is shorter than Δt = {config.delta_t:g} ns: the neurons forget "
                    "between input points (rule τ > Δt)")
-    if config.model != "lif" and not DRIVE_WARN[0] <= r["cumulative_drive"] <= DRIVE_WARN[1]:
+    if config.model != "lif" and r["fan_in"] == 0:
+        out.append(f"the hidden neurons have no inputs from other neurons (fan-in N = 0 with width "
+                   f"{config.width}, d_inter = {config.d_inter:g}, d_intra = {config.d_intra:g}): the cumulative "
+                   "drive is 0 and the rule I·Δt ≈ 1 (eq. 11) cannot hold")
+    elif config.model != "lif" and not DRIVE_WARN[0] <= r["cumulative_drive"] <= DRIVE_WARN[1]:
         out.append(f"cumulative drive I·Δt = {r['cumulative_drive']:.3g} (S = {config.gain:g}, ⟨|W|⟩ = "
                    f"{r['mean_abs_weight']:.3g}, N = {r['fan_in']:.0f}, Δt = {config.delta_t:g} ns) is far "
                    "from 1 (rule I·Δt ≈ 1, eq. 11)")
@@ -187,8 +141,15 @@ def rule_warnings(config, model=None) -> list[str]:
 
 
 def format_report(r: dict) -> str:
-    """The report as aligned text lines."""
+    """The report as aligned text lines (units as in the report: ns, GHz, pJ).
+
+    >>> from snnspin.config import TrainConfig
+    >>> print(format_report(report(TrainConfig())).splitlines()[3])
+    device frequency           7.08 GHz at α = 0.01  (τ = 1/(α ω))
+    """
     ok = lambda flag: "ok" if flag else "VIOLATED"
+    lr = (f"{r['recommended_lr']:.3g}" if r["recommended_lr"] is not None
+          else "undefined (fan-in N = 0: no inputs from other neurons)")
     lines = [
         f"relaxation time τ          {r['tau_ns']:.4g} ns",
         f"time between inputs Δt     {r['delta_t_ns']:.4g} ns",
@@ -198,36 +159,10 @@ def format_report(r: dict) -> str:
         f"mean |W|                   {r['mean_abs_weight']:.4g}",
         f"cumulative drive I·Δt      {r['cumulative_drive']:.3g}   (recommended {r['drive_window'][0]:.2g}-"
         f"{r['drive_window'][1]:.2g}: {'in window' if r['drive_in_window'] else 'outside'})",
-        f"recommended learning rate  {r['recommended_lr']:.3g}   (lr0 = {r['lr0']:g})",
+        f"recommended learning rate  {lr}   (lr0 = {r['lr0']:g})",
         f"neurons                    {r['neurons']}",
         f"synapses                   {r['synapses']}",
         f"energy per inference       {r['energy_pj']:.1f} pJ for a {r['presentation_ns']:g} ns presentation "
         f"({r['energy_pj_sequence']:.1f} pJ for the {r['sequence_ns']:g} ns sequence)",
     ]
     return "\n".join(lines)
-
-
-def drive_accuracy_points(run_dirs) -> list[dict]:
-    """One point per run folder for Fig. 3c: median over seeds of the cumulative drive
-    (from the trained weights) and of the final evaluation accuracy, with τ and Δt.
-    """
-    import statistics
-    from pathlib import Path
-
-    from .io import read_json
-    from .training import trained_models
-
-    points = []
-    for run in map(Path, run_dirs):
-        config, models = trained_models(run)
-        drives, accuracies = [], []
-        for seed, model in models:
-            drives.append(report(config, model)["cumulative_drive"])
-            accuracies.append(read_json(run / f"seed_{seed}" / "history.json")[-1]["eval_acc"])
-        if drives:
-            points.append({
-                "run": str(run), "tau": config.tau, "delta_t": config.delta_t,
-                "drive": statistics.median(drives), "accuracy": statistics.median(accuracies),
-                "seeds": len(drives),
-            })
-    return points

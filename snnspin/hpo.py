@@ -1,4 +1,7 @@
-"""Optuna tuning of the hyperparameters the paper tuned (the only module importing optuna).
+"""Optuna tuning of the hyperparameters the paper tuned.
+
+This module imports optuna at its top; ``snnspin.sweep`` imports it only inside the
+functions that open or read a store; no other snnspin module imports it.
 
 Each trial trains one model on 80 % of the training half and reports the accuracy on the
 other 20 % after every epoch (``val_fraction``): the test half is never seen while tuning.
@@ -30,11 +33,19 @@ SEARCH_SPACE = {
     "input_scale": (1 / 16, 2.0, True),
     "init_scale": (0.5, 8.0, True),
 }
-TUNED = tuple(SEARCH_SPACE) + ("readout",)
 
 
 def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) -> TrainConfig:
-    """A config with the searched fields drawn by ``trial`` and the others from ``base``."""
+    """A config with the searched fields drawn by ``trial`` and the others from ``base``.
+
+    Each field is drawn in [low, high] of ``space`` (log-uniform where flagged; τ in ns,
+    rates dimensionless), and the readout from {"y", "x"} for every model but LIF.
+
+    >>> params = dict(tau=3.0, lr0=0.05, lr_decay=10.0, gain=0.4, input_scale=0.5, init_scale=1.0, readout="x")
+    >>> config = suggest(optuna.trial.FixedTrial(params), TrainConfig(width=8))
+    >>> config.tau, config.readout, config.width
+    (3.0, 'x', 8)
+    """
     values = {name: trial.suggest_float(name, low, high, log=log) for name, (low, high, log) in space.items()}
     if base.model != "lif":
         values["readout"] = trial.suggest_categorical("readout", ["y", "x"])
@@ -51,7 +62,11 @@ def objective(base: TrainConfig, seeds=(0,)):
     epochs and over the initialisation ``seeds`` (trained one after the other).
 
     Seed i's epoch e is reported as step ``i * epochs + e`` for pruning, so trials are
-    compared at the same point of the same seed.
+    compared at the same point of the same seed. The value, in %, is
+    (1/|seeds|) Σ_seeds (1/K) Σ_{last K epochs} eval_acc with K = ``LAST_EPOCHS``.
+
+    >>> callable(objective(TrainConfig(), seeds=(0, 1)))
+    True
     """
 
     def run(trial: optuna.Trial) -> float:
@@ -80,11 +95,18 @@ def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5, 
     over the seeds of a trial).
 
     Workers that start together on a new SQLite file race to create its tables ("table
-    studies already exists"); the loser waits a moment and loads what the winner made.
+    studies already exists"); the loser waits a moment (0.5-1.5 s, from a local random
+    generator) and loads what the winner made. ``heartbeat`` is in seconds.
+
+    >>> import tempfile
+    >>> study = open_study("demo", f"sqlite:///{tempfile.mkdtemp()}/study.db")
+    >>> study.study_name, study.direction.name
+    ('demo', 'MAXIMIZE')
     """
     import random
     import time
 
+    jitter = random.Random()  # a local generator: Python's global random state is left alone
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():  # heartbeats are "experimental" in optuna, and what we need
@@ -101,12 +123,17 @@ def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5, 
         except Exception:  # sqlalchemy errors while another worker creates the schema
             if attempt == attempts - 1:
                 raise
-            time.sleep(0.5 + random.random())
+            time.sleep(0.5 + jitter.random())
     raise AssertionError("unreachable")
 
 
 def counted(study: optuna.Study) -> int:
-    """Finished trials (complete or pruned)."""
+    """Finished trials (complete or pruned); running, waiting and failed ones do not count.
+
+    >>> study = optuna.create_study()
+    >>> study.tell(study.ask(), 1.0).state.name, counted(study)
+    ('COMPLETE', 1)
+    """
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     return len(study.get_trials(deepcopy=False, states=states))
 
@@ -122,6 +149,13 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
 
     Writes ``best_config.json`` (a ``TrainConfig`` evaluating on the test half, ready for
     ``snnspin train --config``) and ``best.json`` (value, parameters, trial counts).
+    The value is the objective's validation accuracy in % (see ``objective``).
+
+    >>> import tempfile
+    >>> tune(TrainConfig(), tempfile.mkdtemp(), n_trials=1, trial_seeds=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: trial_seeds must be at least 1, got 0
     """
     if trial_seeds < 1:
         raise ValueError(f"trial_seeds must be at least 1, got {trial_seeds}")

@@ -1,4 +1,10 @@
-"""Figures (the only module that imports matplotlib); every function saves or returns a figure."""
+"""Figures (the only module that imports matplotlib); every function saves or returns a figure.
+
+A figure saved to a ``path`` is a standalone ``matplotlib.figure.Figure`` drawn by the Agg
+canvas: pyplot is not involved and matplotlib's backend is never switched. Without a path
+the figure is made by pyplot, with whatever backend the caller has, so that ``plt.show()``
+or a notebook displays it.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +13,39 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
-    import matplotlib
+def _figure(path, **kwargs):
+    """A new figure: standalone on an Agg canvas when it is saved to ``path``, else pyplot's."""
+    if path is not None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
-    if matplotlib.get_backend().lower() not in ("agg",) and not _interactive():
-        matplotlib.use("Agg")
+        fig = Figure(**kwargs)
+        FigureCanvasAgg(fig)
+        return fig
     import matplotlib.pyplot as plt
 
-    return plt
+    return plt.figure(**kwargs)
 
 
-def _interactive() -> bool:
-    try:
-        from IPython import get_ipython
-
-        return get_ipython() is not None
-    except ImportError:
-        return False
+def _save(fig, path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
 
 
 def plot_training_curves(histories: dict, path=None, title: str = ""):
     """Loss (left) and accuracy in % (right) vs epoch, train solid and evaluation dashed,
     one colour per seed (as the paper's Fig. 5). ``histories``: seed → list of ``EpochRecord``
-    (or dicts with the same keys). Saves a PNG if ``path`` is given; returns the figure.
+    (or dicts with the same keys). Loss is the NLL (nats), accuracy in %. Saves a PNG if
+    ``path`` is given; returns the figure.
+
+    >>> import tempfile
+    >>> rows = [{"epoch": 1, "train_loss": 2.0, "eval_loss": 2.1, "train_acc": 30.0, "eval_acc": 28.0}]
+    >>> fig = plot_training_curves({0: rows}, f"{tempfile.mkdtemp()}/curves.png")
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['loss (NLL)', 'accuracy (%)']
     """
-    plt = _pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = _figure(path, figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     for i, (seed, history) in enumerate(sorted(histories.items())):
         rows = [r if isinstance(r, dict) else r.__dict__ for r in history]
         epochs = [r["epoch"] for r in rows]
@@ -48,9 +61,7 @@ def plot_training_curves(histories: dict, path=None, title: str = ""):
         fig.suptitle(title + "  (solid: train, dashed: evaluation)")
     fig.tight_layout()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        _save(fig, path)
     return fig
 
 
@@ -60,13 +71,20 @@ def plot_traces(traces, labels, layer: int, neuron: int, samples=None, dt: float
 
     ``traces``: the dict returned by ``model(data, record=True)[1]``; ``traces[variable][layer]``
     is ``[T, B, N]``. ``labels`` ``[B]`` name each input's class; ``samples`` picks inputs.
-    Time axis in ns (input point index × ``dt``).
+    Time axis in ns (input point index × ``dt``, dt in ns). Draws on ``ax`` if given, else
+    on a new pyplot figure; returns the axes.
+
+    >>> import torch
+    >>> from matplotlib.figure import Figure
+    >>> traces = {"x": [torch.rand(64, 3, 4)]}
+    >>> ax = plot_traces(traces, torch.tensor([5, 6, 9]), layer=0, neuron=2, ax=Figure().subplots())
+    >>> ax.get_xlabel(), len(ax.lines)
+    ('time (ns)', 3)
     """
-    plt = _pyplot()
     series = traces[variable][layer]
     samples = range(series.shape[1]) if samples is None else samples
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3))
+        ax = _figure(None, figsize=(6, 3)).subplots()
     t = np.arange(1, series.shape[0] + 1) * dt
     for i, b in enumerate(samples):
         ax.plot(t, series[:, b, neuron].cpu().numpy(), color=f"C{i % 10}", label=f"class {int(labels[b])}")
@@ -78,10 +96,24 @@ def plot_traces(traces, labels, layer: int, neuron: int, samples=None, dt: float
 def plot_drive_accuracy(points, path=None):
     """Accuracy vs cumulative drive I·Δt (the paper's Fig. 3c): green where τ > Δt, orange
     otherwise, a red line at I·Δt = 1. ``points``: dicts with drive, accuracy, tau, delta_t
-    (``snnspin.design.drive_accuracy_points``). Saves a PNG if ``path``; returns the figure.
+    (``snnspin.design.drive_accuracy_points``; drive dimensionless, accuracy in %, τ and
+    Δt in ns). Saves a PNG if ``path``; returns the figure.
+
+    >>> import tempfile
+    >>> points = [{"drive": 0.8, "accuracy": 90.0, "tau": 14.0, "delta_t": 1.0}]
+    >>> fig = plot_drive_accuracy(points, f"{tempfile.mkdtemp()}/fig3c.png")
+    >>> fig.axes[0].get_xscale(), fig.axes[0].get_xlabel()
+    ('log', 'cumulative drive I·Δt')
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = _figure(path, figsize=(5, 4))
+    _draw_drive_accuracy(fig, points)
+    if path is not None:
+        _save(fig, path)
+    return fig
+
+
+def _draw_drive_accuracy(fig, points) -> None:
+    ax = fig.subplots()
     for ok, color, label in [(True, "tab:green", "τ > Δt"), (False, "tab:orange", "τ ≤ Δt")]:
         chosen = [p for p in points if (p["tau"] > p["delta_t"]) == ok]
         ax.scatter([p["drive"] for p in chosen], [p["accuracy"] for p in chosen], color=color, label=label)
@@ -89,10 +121,6 @@ def plot_drive_accuracy(points, path=None):
     ax.set(xscale="log", xlabel="cumulative drive I·Δt", ylabel="accuracy (%)")
     ax.legend()
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-    return fig
 
 
 #: Values the paper reports, drawn as red stars: (sweep, series value or None) → [(x, accuracy %)].
@@ -115,18 +143,27 @@ def plot_sweep(name: str, rows: list[dict], x: str, series: str, path=None, resu
     """One sweep's figure in the paper's style: median accuracy over seeds vs ``x`` with the
     25-75 % band, one line per ``series`` value; ``x="drive"`` draws Fig. 3c and
     ``x="epoch"`` the train/test curves of Fig. 5 (from ``results``' histories).
-    ``rows`` come from ``snnspin.sweep.table``. Saves a PNG if ``path``; returns the figure.
+    ``rows`` come from ``snnspin.sweep.table`` (accuracies in %, Δt in ns). Saves a PNG if
+    ``path``; returns the figure.
+
+    >>> import tempfile
+    >>> rows = [{"model": "spintronic", "delta_t": dt, "median": 90.0, "q25": 89.0, "q75": 91.0} for dt in (0.5, 2.0)]
+    >>> fig = plot_sweep("timescale", rows, "delta_t", "model", f"{tempfile.mkdtemp()}/timescale.png")
+    >>> fig.axes[0].get_xlabel(), fig.axes[0].get_xscale()
+    ('time between input points Δt (ns)', 'log')
     """
-    plt = _pyplot()
     if x == "drive":
         points = [{"drive": r["drive"], "accuracy": r["median"], "tau": r["tau"], "delta_t": r["delta_t"]}
                   for r in rows if r.get("drive") is not None]
-        fig = plot_drive_accuracy(points)
+        fig = _figure(path, figsize=(5, 4))
+        _draw_drive_accuracy(fig, points)
         fig.axes[0].set_title(f"{name}: median over seeds")
     elif x == "epoch":
-        fig = _plot_overfit(plt, results or [], series)
+        fig = _figure(path, figsize=(10, 4))
+        _draw_overfit(fig, results or [], series)
     else:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = _figure(path, figsize=(6, 4))
+        ax = fig.subplots()
         values = sorted({r.get(series) for r in rows}, key=str) if series else [None]
         for i, value in enumerate(values):
             chosen = sorted((r for r in rows if not series or r.get(series) == value), key=lambda r: r[x])
@@ -143,13 +180,12 @@ def plot_sweep(name: str, rows: list[dict], x: str, series: str, path=None, resu
             ax.legend(fontsize="small")
         fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        _save(fig, path)
     return fig
 
 
-def _plot_overfit(plt, results, series):
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+def _draw_overfit(fig, results, series) -> None:
+    ax_loss, ax_acc = fig.subplots(1, 2)
     groups = {}
     for r in results:
         groups.setdefault(r["point"].get(series), []).append(r["history"])
@@ -165,4 +201,3 @@ def _plot_overfit(plt, results, series):
     ax_loss.legend(fontsize="small")
     fig.suptitle("train (solid) and test (dashed), median over seeds")
     fig.tight_layout()
-    return fig

@@ -60,7 +60,11 @@ def load_data(config: TrainConfig, device="cpu"):
     """Training and evaluation tensors ``(x [T, N, 1], y [N])`` for ``config``.
 
     Evaluation is the test half, or the validation part of the training half when
-    ``config.val_fraction`` > 0. Pixels are multiplied by ``config.input_scale``.
+    ``config.val_fraction`` > 0. Pixels (0..16) are multiplied by ``config.input_scale``.
+
+    >>> (x, y), (x_eval, y_eval) = load_data(TrainConfig())
+    >>> tuple(x.shape), tuple(y.shape), tuple(x_eval.shape)
+    ((64, 898, 1), (898,), (64, 899, 1))
     """
     common = dict(order=config.order, split_seed=config.split_seed, val_fraction=config.val_fraction)
     train = SequentialDigits("train", **common)
@@ -74,21 +78,37 @@ def load_data(config: TrainConfig, device="cpu"):
 
 @torch.no_grad()
 def evaluate(model, data: torch.Tensor, targets: torch.Tensor, batch_size: int = 1000):
-    """Mean NLL and accuracy (%) of ``model`` on ``data`` ``[T, N, F]``, ``targets`` ``[N]``."""
+    """Mean NLL and accuracy (%) of ``model`` on ``data`` ``[T, N, F]``, ``targets`` ``[N]``.
+
+    NLL = −(1/N) Σ_n log p_n(y_n); accuracy = 100 · (1/N) Σ_n [argmax p_n = y_n]. The model
+    runs in eval mode; every submodule's train/eval mode is restored afterwards as found.
+
+    >>> from snnspin.config import TrainConfig
+    >>> from snnspin.models import build_model
+    >>> model = build_model(TrainConfig(layers=1, width=4)).eval()
+    >>> loss, acc = evaluate(model, torch.rand(64, 5, 1) * 16, torch.tensor([0, 1, 2, 3, 4]))
+    >>> 0.0 <= acc <= 100.0, model.training
+    (True, False)
+    """
+    modes = [(m, m.training) for m in model.modules()]
     model.eval()
-    loss_sum, correct = 0.0, 0
-    for start in range(0, data.shape[1], batch_size):
-        log_probs = model(data[:, start : start + batch_size])
-        y = targets[start : start + batch_size]
-        loss_sum += float(F.nll_loss(log_probs, y, reduction="sum"))
-        correct += int((log_probs.argmax(-1) == y).sum())
-    model.train()
+    try:
+        loss_sum, correct = 0.0, 0
+        for start in range(0, data.shape[1], batch_size):
+            log_probs = model(data[:, start : start + batch_size])
+            y = targets[start : start + batch_size]
+            loss_sum += float(F.nll_loss(log_probs, y, reduction="sum"))
+            correct += int((log_probs.argmax(-1) == y).sum())
+    finally:
+        for module, training in modes:
+            module.training = training
     n = data.shape[1]
     return loss_sum / n, 100.0 * correct / n
 
 
 def lr_factor(lr_decay: float) -> Callable[[int], float]:
-    """The paper's schedule as a ``LambdaLR`` factor: epoch ↦ 1 / (epoch / lr_decay + 1).
+    """The paper's schedule as a ``LambdaLR`` factor: epoch ↦ 1 / (epoch / lr_decay + 1)
+    (dimensionless; the learning rate of epoch e, counted from 0, is lr0 times this).
 
     >>> round(lr_factor(8.077)(8), 4)
     0.5024
@@ -97,8 +117,98 @@ def lr_factor(lr_decay: float) -> Callable[[int], float]:
 
 
 def _batch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
+    """Batch order of one epoch, from a local generator seeded by (seed, epoch): the same
+    on resume, and independent of torch's global RNG."""
     generator = torch.Generator().manual_seed(1_000_003 * seed + epoch)
     return torch.randperm(n, generator=generator).to(device)
+
+
+class _SeedRun:
+    """One seed's training: model, optimiser, schedule, history and checkpoint folder.
+
+    No randomness comes from torch's global RNG: the model draws its initialisation from a
+    generator seeded by ``seed`` (``build_model``) and each epoch its batch order from one
+    seeded by (seed, epoch) (``_batch_order``), so training leaves the global RNG untouched.
+    """
+
+    def __init__(self, config: TrainConfig, seed: int, folder, device):
+        self.config, self.seed, self.device = config, seed, device
+        self.folder = Path(folder) if folder is not None else None
+        self.model = build_model(config, seed).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr0)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config.lr_decay))
+        self.history: list[EpochRecord] = []
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.folder / "checkpoint.pt" if self.folder is not None else None
+
+    def restore(self) -> None:
+        """Continue from the checkpoint, if there is one: weights, optimiser, schedule, history."""
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            return
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history = [EpochRecord(**r) for r in state["history"]]
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[float, int, bool]:
+        """One batch: loss, backward, element-wise clip, Adam step. Returns (summed loss,
+        correct predictions, whether the step was skipped for a non-finite gradient)."""
+        model, config = self.model, self.config
+        log_probs = model(x)
+        loss = F.nll_loss(log_probs, y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{config.model} seed {self.seed}: the loss became {loss.item()} at epoch {epoch + 1}; "
+                "the weights are no longer finite (lower lr0 or clip)"
+            )
+        correct = int((log_probs.argmax(-1) == y).sum())
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if not all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None):
+            return loss.item() * len(y), correct, True  # an exploding gradient (e.g. a neuron driven up from x ≈ 0)
+        torch.nn.utils.clip_grad_value_(model.parameters(), config.clip)
+        self.optimizer.step()
+        return loss.item() * len(y), correct, False
+
+    def run_epoch(self, x_train, y_train, x_eval, y_eval) -> EpochRecord:
+        """Train one epoch (epoch number ``len(history)``) over shuffled batches, step the
+        schedule, evaluate, and append the record to the history."""
+        epoch, start = len(self.history), time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        n = x_train.shape[1]
+        order = _batch_order(n, self.seed, epoch, self.device)
+        loss_sum, correct, skipped = 0.0, 0, 0
+        for first in range(0, n, self.config.batch_size):
+            index = order[first : first + self.config.batch_size]
+            batch_loss, batch_correct, was_skipped = self._step(x_train[:, index], y_train[index], epoch)
+            loss_sum, correct, skipped = loss_sum + batch_loss, correct + batch_correct, skipped + was_skipped
+        self.scheduler.step()
+        eval_loss, eval_acc = evaluate(self.model, x_eval, y_eval)
+        record = EpochRecord(epoch + 1, lr, loss_sum / n, 100.0 * correct / n, eval_loss, eval_acc,
+                             time.perf_counter() - start, skipped)
+        self.history.append(record)
+        return record
+
+    def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` and ``history.json`` atomically (nothing without a folder)."""
+        if self.folder is None:
+            return
+        history = [asdict(r) for r in self.history]
+        atomic_torch_save(
+            {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+             "scheduler": self.scheduler.state_dict(), "history": history},
+            self.checkpoint_path,
+        )
+        atomic_write_json(self.folder / "history.json", history)
+
+    def save_weights(self) -> None:
+        """Write the final ``weights.pt`` (nothing without a folder)."""
+        if self.folder is not None:
+            atomic_torch_save(self.model.state_dict(), self.folder / "weights.pt")
 
 
 def train_seed(
@@ -115,83 +225,40 @@ def train_seed(
     ``folder``: where checkpoints, history and weights go (nothing is written if None).
     ``data``: ``((x_train, y_train), (x_eval, y_eval))`` to reuse across seeds.
     ``on_epoch(record)`` is called after each epoch (e.g. for Optuna pruning; it may raise).
-    Returns ``(model, history)`` with history a list of ``EpochRecord``.
+    Returns ``(model, history)`` with history a list of ``EpochRecord``. Epoch e (from 0)
+    uses lr = lr0 / (e / lr_decay + 1). Torch's global RNG is neither reseeded nor drawn from.
+
+    >>> from snnspin.config import TrainConfig
+    >>> model, history = train_seed(TrainConfig(layers=1, width=2, epochs=1, batch_size=450), 0, progress=False)
+    >>> [r.epoch for r in history], history[0].lr
+    ([1], 0.149)
     """
     from tqdm.auto import tqdm
 
     device = resolve_device(config.device)
     (x_train, y_train), (x_eval, y_eval) = data if data is not None else load_data(config, device)
     x_train, y_train, x_eval, y_eval = (t.to(device) for t in (x_train, y_train, x_eval, y_eval))
-    torch.manual_seed(seed)
-    model = build_model(config, seed).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config.lr_decay))
-    history: list[EpochRecord] = []
-    folder = Path(folder) if folder is not None else None
-    checkpoint_path = folder / "checkpoint.pt" if folder else None
-    if resume and checkpoint_path is not None and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history = [EpochRecord(**r) for r in state["history"]]
-
-    n = x_train.shape[1]
+    run = _SeedRun(config, seed, folder, device)
+    if resume:
+        run.restore()
     bar = tqdm(
-        total=config.epochs, initial=len(history), disable=not progress, leave=False,
+        total=config.epochs, initial=len(run.history), disable=not progress, leave=False,
         desc=f"{config.model} seed {seed}", unit="epoch",
     )
-    for epoch in range(len(history), config.epochs):
-        start = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-        order = _batch_order(n, seed, epoch, device)
-        loss_sum, correct, skipped = 0.0, 0, 0
-        for first in range(0, n, config.batch_size):
-            index = order[first : first + config.batch_size]
-            log_probs = model(x_train[:, index])
-            loss = F.nll_loss(log_probs, y_train[index])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"{config.model} seed {seed}: the loss became {loss.item()} at epoch {epoch + 1}; "
-                    "the weights are no longer finite (lower lr0 or clip)"
-                )
-            loss_sum += loss.item() * len(index)
-            correct += int((log_probs.argmax(-1) == y_train[index]).sum())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if not all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None):
-                skipped += 1  # an exploding gradient (e.g. a neuron driven up from x ≈ 0): no step
-                continue
-            torch.nn.utils.clip_grad_value_(model.parameters(), config.clip)
-            optimizer.step()
-        scheduler.step()
-        eval_loss, eval_acc = evaluate(model, x_eval, y_eval)
-        record = EpochRecord(epoch + 1, lr, loss_sum / n, 100.0 * correct / n, eval_loss, eval_acc,
-                             time.perf_counter() - start, skipped)
-        if skipped:
-            warnings.warn(f"{config.model} seed {seed}, epoch {epoch + 1}: {skipped} batch(es) had non-finite "
-                          "gradients and were skipped", RuntimeWarning, stacklevel=2)
-        history.append(record)
-        if folder is not None:
-            atomic_torch_save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "history": [asdict(r) for r in history],
-                },
-                checkpoint_path,
-            )
-            atomic_write_json(folder / "history.json", [asdict(r) for r in history])
+    while len(run.history) < config.epochs:
+        record = run.run_epoch(x_train, y_train, x_eval, y_eval)
+        if record.skipped:
+            warnings.warn(f"{config.model} seed {seed}, epoch {record.epoch}: {record.skipped} batch(es) had "
+                          "non-finite gradients and were skipped", RuntimeWarning, stacklevel=2)
+        run.save_checkpoint()
         bar.update(1)
         bar.set_postfix(loss=f"{record.train_loss:.3f}", train=f"{record.train_acc:.1f}%",
                         eval=f"{record.eval_acc:.1f}%")
         if on_epoch is not None:
             on_epoch(record)
     bar.close()
-    if folder is not None:
-        atomic_torch_save(model.state_dict(), folder / "weights.pt")
-    return model, history
+    run.save_weights()
+    return run.model, run.history
 
 
 def summarize(accuracies) -> dict:
@@ -213,6 +280,11 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     The summary holds per-seed final evaluation accuracy (%), their statistics, the
     neuron and synapse counts and the wall time. With ``out_dir`` the folder gets
     ``config.json``, ``summary.json``, ``curves.png`` and one ``seed_<k>/`` per seed.
+    Accuracies in %, ``seconds`` of wall time.
+
+    >>> summary = train(TrainConfig(layers=1, width=2, epochs=1, batch_size=450), progress=False)
+    >>> summary["evaluated_on"], summary["counts"], list(summary["accuracy"])  # synapses: 1 + 2 + 2·10
+    ('test', {'neurons': 2, 'synapses': 23}, ['0'])
     """
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
@@ -253,7 +325,14 @@ RESUMABLE_CHANGES = ("epochs", "seeds", "device")
 
 
 def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:
-    """Raise ``ValueError`` if ``requested`` differs from ``saved`` in more than epochs/seeds/device."""
+    """Raise ``ValueError`` if ``requested`` differs from ``saved`` in more than epochs/seeds/device.
+
+    >>> check_resumable(TrainConfig(), TrainConfig(epochs=60))
+    >>> check_resumable(TrainConfig(), TrainConfig(lr0=0.1))
+    Traceback (most recent call last):
+    ...
+    ValueError: cannot resume with a different configuration (lr0: saved 0.149, requested 0.1)
+    """
     a, b = saved.to_dict(), requested.to_dict()
     diff = [k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES]
     if diff:
@@ -264,6 +343,12 @@ def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:
 def trained_models(run_dir, seeds=None):
     """The config of a run folder and an iterator of ``(seed, model with its trained weights)``
     over the seeds (default: the run's) that have a ``weights.pt``.
+
+    >>> import tempfile
+    >>> trained_models(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is not a run folder (no config.json)
     """
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").exists():
@@ -282,7 +367,16 @@ def trained_models(run_dir, seeds=None):
 
 
 def load_weights(model, path) -> None:
-    """Load ``weights.pt`` into ``model`` (``weights_only=True``); a shape mismatch names both shapes."""
+    """Load ``weights.pt`` into ``model`` (``weights_only=True``); a shape mismatch names both shapes.
+
+    >>> import tempfile
+    >>> path = f"{tempfile.mkdtemp()}/weights.pt"
+    >>> torch.save(build_model(TrainConfig(width=4), seed=1).state_dict(), path)
+    >>> model = build_model(TrainConfig(width=4), seed=0)
+    >>> load_weights(model, path)
+    >>> torch.equal(model.readout.weight, build_model(TrainConfig(width=4), seed=1).readout.weight)
+    True
+    """
     state = torch.load(path, map_location="cpu", weights_only=True)
     own = model.state_dict()
     for name, tensor in state.items():

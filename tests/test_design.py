@@ -2,23 +2,39 @@
 
 import json
 import math
+import statistics
 
 import pytest
 import torch
+from _by_hand import drive_by_hand
 
-from snnspin import design
+from snnspin import design, design_rules, design_runs
 from snnspin.cli import main
 from snnspin.config import TrainConfig
 from snnspin.models import build_model
+from snnspin.training import load_weights
 
 
 def test_paper_counts_energy_and_frequency():
     r = design.report(TrainConfig())
-    assert (r["neurons"], r["synapses"]) == (96, 2896)
-    assert r["energy_pj"] == pytest.approx((96 * 100 + 2896 * 10) / 1000)  # 38.56 pJ
-    assert r["frequency_ghz"] == pytest.approx(1 / (0.01 * 14.12))  # 7.08 GHz
-    assert round(r["frequency_ghz"], 1) == 7.1
+    # 3 layers of 32: input 0.5·32 + inter 2·0.5·32² + intra 3·0.5·32² + readout 32·10 + 0 = 2896
+    assert (r["neurons"], r["synapses"]) == (96, 2896) == (3 * 32, 16 + 2 * 512 + 3 * 512 + 320)
+    assert r["energy_pj"] == pytest.approx(38.56)  # (96 · 100 fJ + 2896 · 10 fJ) for 100 ns
+    assert r["energy_pj_sequence"] == pytest.approx(38.56 * 64 / 100)  # 64 points of Δt = 1 ns
+    assert r["frequency_ghz"] == pytest.approx(7.0821529745, abs=1e-9)  # 1 / (0.01 · 14.12 ns)
+    assert round(r["frequency_ghz"], 1) == 7.1  # the paper's "ω ≈ 7.1 GHz"
     assert r["fan_in"] == 32.0
+    assert r["recommended_lr"] == pytest.approx(0.0035355339, abs=1e-9)  # 0.01 / (1 · 0.5 · √32)
+    assert r["tau_over_delta_t"] == pytest.approx(14.12) and r["timescale_ok"] is True
+    assert r["cumulative_drive"] == pytest.approx(drive_by_hand(TrainConfig(), build_model(TrainConfig())))
+
+
+def test_design_names_are_re_exported():
+    for name in ("fan_in", "cumulative_drive", "recommended_lr", "timescale_ok", "frequency_ghz", "tau_ns",
+                 "energy_pj", "NEURON_FJ", "SYNAPSE_FJ", "REFERENCE_NS", "DRIVE_WINDOW", "DRIVE_WARN"):
+        assert getattr(design, name) is getattr(design_rules, name), name
+    assert design.drive_accuracy_points is design_runs.drive_accuracy_points
+    assert design_rules.fan_in(32, 0.5, 0.5) == 32.0 and design_rules.fan_in(10, 0.2, 1.0) == 12.0
 
 
 def test_energy_scales_with_time_and_device_figures():
@@ -37,6 +53,23 @@ def test_cumulative_drive_and_lr_by_hand():
     assert design.cumulative_drive(0.5, 0.25, 16, 2.0) == pytest.approx(1.0)
     assert design.recommended_lr(2.0, 0.5, 16) == pytest.approx(0.01 / (2 * 0.5 * 4))
     assert design.timescale_ok(2.0, 1.0) and not design.timescale_ok(1.0, 1.0)
+
+
+@pytest.mark.parametrize("changes", [dict(width=1), dict(d_inter=0.0, d_intra=0.0)])
+def test_no_connections_between_neurons_is_reported_not_a_crash(changes, capsys):
+    config = TrainConfig(**changes)
+    r = design.report(config)
+    assert r["fan_in"] == 0.0 and r["cumulative_drive"] == 0.0 and r["recommended_lr"] is None
+    assert "undefined (fan-in N = 0" in design.format_report(r)
+    (warning,) = design.rule_warnings(config)
+    assert "no inputs from other neurons (fan-in N = 0" in warning
+    with pytest.raises(ValueError, match="fan-in N = 0"):
+        design.recommended_lr(1.0, 0.5, 0)
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in changes.items()]
+    assert main(["design", *flags]) == 0
+    assert "undefined" in capsys.readouterr().out
+    assert main(["design", "--json", *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["recommended_lr"] is None
 
 
 def test_measured_drive_uses_unmasked_weights_and_real_fan_in():
@@ -63,13 +96,22 @@ def test_cli_design_text_json_and_run(tmp_path, capsys):
     assert "96" in text and "2896" in text and "38.6 pJ" in text and "7.08 GHz" in text
     assert main(["design", "--preset", "paper", "--json", "--alpha", "0.02"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["synapses"] == 2896 and data["frequency_ghz"] == pytest.approx(1 / (0.02 * 14.12))
+    assert data["synapses"] == 2896
+    assert data["frequency_ghz"] == pytest.approx(3.5410764873, abs=1e-9)  # 1 / (0.02 · 14.12 ns)
     run = tmp_path / "run"
     assert main(["train", "--layers", "2", "--width", "4", "--epochs", "1", "--quiet", "--out", str(run)]) == 0
     capsys.readouterr()
-    assert main(["design", "--run", str(run), "--json"]) == 0
+    assert main(["design", "--run", str(run), "--json", "--presentation-ns", "50"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert "trained weights" in data["source"] and data["neurons"] == 8
+    # 2 × 4 neurons: input 2 + inter 8 + intra 2·8 + readout 40 + 0 synapses; energy for 50 ns
+    assert data["synapses"] == 2 + 8 + 16 + 40
+    assert data["energy_pj"] == pytest.approx((8 * 100 + 66 * 10) / 1000 / 2)
+    config = TrainConfig.load(run / "config.json")
+    model = build_model(config)
+    load_weights(model, run / "seed_0" / "weights.pt")
+    assert data["cumulative_drive"] == pytest.approx(drive_by_hand(config, model), rel=1e-6)
+    assert data["fan_in"] == 0.5 * 4 + 0.5 * 4
     assert main(["design", "--run", str(tmp_path)]) == 2
 
 
@@ -89,7 +131,17 @@ def test_drive_accuracy_points_and_figure(tmp_path):
         runs.append(run)
     points = design.drive_accuracy_points(runs)
     assert [p["tau"] for p in points] == [0.5, 5.0] and all(p["seeds"] == 2 for p in points)
-    assert all(p["drive"] > 0 and 0 <= p["accuracy"] <= 100 for p in points)
+    for point, run in zip(points, runs):
+        config = TrainConfig.load(run / "config.json")
+        drives, finals = [], []
+        for seed in (0, 1):
+            model = build_model(config, seed)
+            load_weights(model, run / f"seed_{seed}" / "weights.pt")
+            drives.append(drive_by_hand(config, model))
+            finals.append(json.loads((run / f"seed_{seed}" / "history.json").read_text())[-1]["eval_acc"])
+        assert point["drive"] == pytest.approx((drives[0] + drives[1]) / 2, rel=1e-6)  # median of two
+        assert point["accuracy"] == pytest.approx(statistics.median(finals))
+        assert point["delta_t"] == 1.0 and point["run"] == str(run)
     fig = plot_drive_accuracy(points, tmp_path / "fig3c.png")
     assert (tmp_path / "fig3c.png").exists()
     assert fig.axes[0].get_xlabel() == "cumulative drive I·Δt"

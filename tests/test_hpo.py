@@ -1,11 +1,16 @@
 """snnspin tune: study storage, resume after a kill, validation split, best config."""
 
+import ast
 import json
+import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import optuna
 import pytest
 
+import snnspin
 from snnspin.cli import main
 from snnspin.config import TrainConfig
 from snnspin.hpo import counted, open_study, suggest, tune
@@ -45,17 +50,72 @@ def test_killed_trial_is_not_counted_and_study_resumes(tmp_path):
     assert states.count(optuna.trial.TrialState.COMPLETE) + states.count(optuna.trial.TrialState.PRUNED) == 1
 
 
-def test_optuna_imported_only_by_hpo():
-    import importlib
+PACKAGE = Path(snnspin.__file__).parent
 
-    from snnspin.cli import build_parser
 
-    for name in ("snnspin.training", "snnspin.models", "snnspin.cli", "snnspin.design", "snnspin.sweep"):
-        importlib.import_module(name)
-    build_parser()
-    modules = [m for m in sys.modules if m.startswith("snnspin")]
-    users = [m for m in modules if "optuna" in vars(sys.modules[m])]
-    assert set(users) <= {"snnspin.hpo"}
+def _optuna_imports(tree):
+    """(line, at module level outside ``if TYPE_CHECKING``) of every import of optuna in a module:
+    ``import optuna[.x]``, ``from optuna[.x] import ...`` and ``importlib.import_module``/``__import__``
+    of an ``optuna`` string, at any depth (functions, classes, branches)."""
+    found = []
+
+    def visit(node, top_level):
+        for child in ast.iter_child_nodes(node):
+            names = []
+            if isinstance(child, ast.Import):
+                names = [a.name for a in child.names]
+            elif isinstance(child, ast.ImportFrom) and child.level == 0:
+                names = [child.module or ""]
+            elif isinstance(child, ast.Call) and child.args and isinstance(child.args[0], ast.Constant):
+                func = child.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if called in ("import_module", "__import__") and isinstance(child.args[0].value, str):
+                    names = [child.args[0].value]
+            if any(n == "optuna" or n.startswith("optuna.") for n in names):
+                found.append((child.lineno, top_level))
+            type_checking = isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test)
+            nested = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) or type_checking
+            visit(child, top_level and not nested)
+
+    visit(tree, True)
+    return found
+
+
+def test_optuna_is_imported_only_by_hpo_and_lazily_by_sweep():
+    """snnspin.hpo may import optuna anywhere; snnspin.sweep only inside functions (or for type
+    checking); every other module never, at any level."""
+    users = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        found = _optuna_imports(ast.parse(path.read_text(encoding="utf-8")))
+        if found:
+            users[path.relative_to(PACKAGE).as_posix()] = found
+    assert set(users) == {"hpo.py", "sweep.py"}
+    assert any(top for _, top in users["hpo.py"])
+    assert users["sweep.py"] and not any(top for _, top in users["sweep.py"]), users["sweep.py"]
+
+
+def test_optuna_is_not_loaded_without_hpo():
+    """In a fresh interpreter, importing every snnspin module but hpo (and building the CLI's
+    parser) leaves optuna unloaded; importing hpo loads it (the check can fail)."""
+    script = textwrap.dedent(
+        """
+        import importlib, pkgutil, sys
+        import snnspin
+        names = sorted(m.name for m in pkgutil.walk_packages(snnspin.__path__, "snnspin."))
+        assert "snnspin.hpo" in names and "snnspin.sweep" in names, names
+        for name in names:
+            if name != "snnspin.hpo":
+                importlib.import_module(name)
+        from snnspin.cli import build_parser
+        build_parser()
+        print("before", "optuna" in sys.modules)
+        importlib.import_module("snnspin.hpo")
+        print("after", "optuna" in sys.modules)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["before", "False", "after", "True"]
 
 
 def test_cli_tune_then_train_from_best_config(tmp_path, capsys):

@@ -1,11 +1,13 @@
 """Sweeps: a 2-point × 2-seed sweep killed and resumed yields exactly 4 results; figures render."""
 
 import pytest
+from _by_hand import drive_by_hand
 
 from snnspin.cli import main
 from snnspin.config import TrainConfig
 from snnspin.plot import plot_sweep
 from snnspin.sweep import SWEEPS, config_for, open_sweep, points, results, run_sweep, table
+from snnspin.training import train_seed
 
 BASE = TrainConfig(layers=1, width=4, epochs=1, batch_size=450)
 GRID = {"delta_t": [0.5, 2.0]}
@@ -33,6 +35,20 @@ def test_killed_sweep_resumes_to_exactly_four_results(tmp_path):
     assert len(run_sweep("custom", storage, seeds=2, base=BASE, grid=GRID)) == 4  # nothing redone
     rows = table(open_sweep("custom", storage))
     assert sorted(r["delta_t"] for r in rows) == [0.5, 2.0] and all(r["seeds"] == 2 for r in rows)
+    for row in rows:  # two seeds: median = mean, quartiles interpolated a quarter of the way in
+        mine = [r for r in out if r["point"]["delta_t"] == row["delta_t"]]
+        lo, hi = sorted(r["accuracy"] for r in mine)
+        assert row["median"] == pytest.approx((lo + hi) / 2)
+        assert row["q25"] == pytest.approx(lo + (hi - lo) / 4) and row["q75"] == pytest.approx(hi - (hi - lo) / 4)
+        assert row["drive"] == pytest.approx(sum(r["drive"] for r in mine) / 2)
+        assert all(r["accuracy"] == r["history"][-1]["eval_acc"] for r in mine)
+    # one stored result against a fresh training of its (point, seed): same accuracy, drive by hand
+    stored = next(r for r in out if r["point"] == {"delta_t": 2.0} and r["seed"] == 1)
+    config = config_for(stored["point"], BASE)
+    assert TrainConfig.from_dict(stored["config"]) == config and config.delta_t == 2.0
+    model, history = train_seed(config, 1, progress=False)
+    assert stored["accuracy"] == history[-1].eval_acc
+    assert stored["drive"] == pytest.approx(drive_by_hand(config, model), rel=1e-6)
 
 
 def test_config_for_points():
@@ -51,6 +67,17 @@ def test_figures_from_store_have_paper_axes(tmp_path, capsys):
     assert main(["figures", "--storage", storage, "--out", str(tmp_path / "fig")]) == 0
     for name in ("timescale", "overfit", "drive"):
         assert (tmp_path / "fig" / f"{name}.png").exists() and (tmp_path / "fig" / f"{name}.md").exists()
+    # the Markdown table holds, per point, the stored accuracy (1 seed: median = quartiles = it)
+    # and drive of that point's training
+    lines = (tmp_path / "fig" / "timescale.md").read_text().splitlines()
+    assert lines[0] == "| delta_t | model | seeds | median (%) | 25 % | 75 % | drive I·Δt |"
+    stored = {(r["point"]["model"], r["point"]["delta_t"]): r for r in results(open_sweep("timescale", storage))}
+    assert len(lines) == 2 + len(stored) == 6
+    for line in lines[2:]:
+        delta_t, model, seeds, median, q25, q75, drive = [c.strip() for c in line.strip("|").split("|")]
+        r = stored[(model, float(delta_t))]
+        assert seeds == "1" and median == q25 == q75 == f"{r['accuracy']:.2f}"
+        assert drive == f"{r['drive']:.3g}"  # both models have a drive (only LIF has none)
     study = open_sweep("timescale", storage)
     fig = plot_sweep("timescale", table(study), "delta_t", "model")
     ax = fig.axes[0]

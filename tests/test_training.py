@@ -9,7 +9,7 @@ import torch
 from snnspin.cli import main
 from snnspin.config import TrainConfig
 from snnspin.models import build_model
-from snnspin.training import check_resumable, load_weights, lr_factor, train, train_seed
+from snnspin.training import check_resumable, evaluate, load_weights, lr_factor, train, train_seed
 
 TINY = dict(layers=1, width=6, epochs=3, batch_size=300)
 
@@ -17,8 +17,64 @@ TINY = dict(layers=1, width=6, epochs=3, batch_size=300)
 def test_lr_schedule_is_the_papers():
     f = lr_factor(8.077)
     assert f(0) == 1.0
-    assert f(1) == pytest.approx(1 / (1 / 8.077 + 1))
-    assert f(16) == pytest.approx(1 / (16 / 8.077 + 1))
+    assert f(8.077) == 0.5  # after lr_decay epochs the rate is halved
+    assert f(1) == pytest.approx(0.8898314421, abs=1e-10)  # 8.077 / 9.077
+    assert f(8) == pytest.approx(0.5023947254, abs=1e-10)  # 8.077 / 16.077
+    assert f(16) == pytest.approx(0.3354653819, abs=1e-10)  # 8.077 / 24.077
+    assert [lr_factor(2.0)(e) for e in (0, 1, 2, 6)] == pytest.approx([1.0, 2 / 3, 0.5, 0.25])
+
+
+def test_the_optimiser_steps_with_the_schedules_learning_rates(monkeypatch):
+    used = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    config = TrainConfig(layers=1, width=4, epochs=3, batch_size=450, lr0=0.1, lr_decay=2.0)
+    _, history = train_seed(config, 0, progress=False)
+    # 898 training digits in batches of 450: 2 steps per epoch at 0.1, 0.1 · 2/3, 0.1 · 1/2
+    assert used == pytest.approx([0.1, 0.1, 0.0666666667, 0.0666666667, 0.05, 0.05], abs=1e-10)
+    assert [r.lr for r in history] == pytest.approx([0.1, 0.0666666667, 0.05], abs=1e-10)
+
+
+def test_training_leaves_the_global_rng_alone_and_repeats():
+    config = TrainConfig(**TINY)
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    _, first = train_seed(config, 1, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), before)  # neither reseeded nor drawn from
+    torch.manual_seed(999)  # another global state changes nothing
+    _, second = train_seed(config, 1, progress=False)
+    assert _comparable(first) == _comparable(second)
+    _, other = train_seed(config, 2, progress=False)
+    assert _comparable(other) != _comparable(first)  # the seed, not the global RNG, decides
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluate_restores_the_mode_it_found(training):
+    model = build_model(TrainConfig(layers=1, width=4))
+    model.train(training)
+    model.readout.train(not training)  # a mixed state is restored module by module
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(module.training))
+    generator = torch.Generator().manual_seed(0)
+    data, targets = torch.rand(64, 6, 1, generator=generator) * 16, torch.arange(6)
+    loss, accuracy = evaluate(model, data, targets, batch_size=4)
+    assert seen == [False, False]  # both batches ran in eval mode
+    assert model.training is training and model.readout.training is (not training)
+    assert all(m.training is training for name, m in model.named_modules() if not name.startswith("readout"))
+    assert 0.0 <= accuracy <= 100.0 and loss > 0
+
+    def fail(module, args):
+        raise RuntimeError("broken forward")
+
+    model.register_forward_pre_hook(fail)
+    with pytest.raises(RuntimeError, match="broken forward"):
+        evaluate(model, data, targets)
+    assert model.training is training and model.readout.training is (not training)
 
 
 def _comparable(history):
