@@ -31,7 +31,8 @@ Every constant comes per layer (and per neuron) from the layers' parameter recor
 and the filter's f_cut and dt. What the fused path cannot represent (another stepper, layers
 with different steps, a trainable Q, σ, x0 or f_cut, torch.func transforms) is named by
 ``fused_reason``: ``engine="auto"`` then takes the reference path, ``engine="fused"`` raises.
-Second derivatives are refused loudly (``once_differentiable``); the reference path has them.
+Second derivatives are refused loudly (a backward asked to build a graph raises); the
+reference path (``engine="reference"``) has them.
 """
 
 from __future__ import annotations
@@ -39,8 +40,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-
-from torch.autograd.function import once_differentiable
 
 from . import pointwise
 from .functional.exponential import expm1_ratio, expm1_ratio_derivative
@@ -125,6 +124,14 @@ def _output_grads(grad_y, grad_x, like):
     return gx, gy
 
 
+def _refuse_double_backward():
+    """The hand-written BPTT is not itself differentiable: refuse ``create_graph=True`` rather than
+    return first derivatives that a second differentiation would treat as constants."""
+    if torch.is_grad_enabled():
+        raise RuntimeError("the fused path has no second derivatives (create_graph=True); "
+                           "build the model with engine='reference' for them")
+
+
 class _FusedOscillator(torch.autograd.Function):
     """Oscillator + high-pass layers, advanced together along the step+layer diagonals.
 
@@ -155,8 +162,8 @@ class _FusedOscillator(torch.autograd.Function):
         return y[-1].clone(), x[-1].clone()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_y, grad_x):
+        _refuse_double_backward()
         data, rest, w, inputs, x_all, syn_all = ctx.saved_tensors
         per_neuron = ctx.per_neuron
         diagonals, layers = x_all.shape[:2]
@@ -211,8 +218,8 @@ class _FusedCTRNN(torch.autograd.Function):
         return y_all[-1, -1].clone(), x_all[-1, -1].clone()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_y, grad_x):
+        _refuse_double_backward()
         substeps, h = ctx.options
         data, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
         diagonals, layers = x_all.shape[:2]

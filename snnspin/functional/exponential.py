@@ -41,11 +41,17 @@ class _Expm1Ratio(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         ctx.save_for_backward(inputs[0], output)
+        ctx.save_for_forward(inputs[0], output)
 
     @staticmethod
     def backward(ctx, grad):
         w, f = ctx.saved_tensors
         return grad * expm1_ratio_derivative(w, f)
+
+    @staticmethod
+    def jvp(ctx, w_tangent):
+        w, f = ctx.saved_tensors
+        return expm1_ratio_derivative(w, f) * w_tangent
 
 
 def expm1_ratio(w):

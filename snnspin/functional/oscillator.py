@@ -76,17 +76,29 @@ class _OscillatorExact(torch.autograd.Function):
         x, a, c, dt = inputs
         ctx.mark_non_differentiable(*output[1:])
         ctx.save_for_backward(x, a, c, *output)
+        ctx.save_for_forward(x, a, c, *output)
         ctx.dt = dt
 
     @staticmethod
-    def backward(ctx, grad_out, *_):
+    def _partials(ctx):
+        """(∂x⁺/∂x, ∂x⁺/∂a, ∂x⁺/∂c) at the saved point; inputs (x, a, c) with b = a + c."""
         x, a, c, *parts = ctx.saved_tensors
         if torch.is_grad_enabled():  # double backward: pieces with their graph back to (x, a, c)
             parts = _exact_parts(x, a, c, ctx.dt)
         out, grow, w, e, f, den, b = parts
         d_x, d_a, d_b = exact_derivatives(x, b, out, grow, w, e, f, den, ctx.dt)
-        # inputs are (x, a, c) with b = a + c: ∂/∂a picks up ∂x⁺/∂b, ∂/∂c = ∂x⁺/∂b
-        return grad_out * d_x, grad_out * (d_a + d_b), grad_out * d_b, None
+        return d_x, d_a + d_b, d_b
+
+    @staticmethod
+    def backward(ctx, grad_out, *_):
+        d_x, d_a, d_c = _OscillatorExact._partials(ctx)
+        return grad_out * d_x, grad_out * d_a, grad_out * d_c, None
+
+    @staticmethod
+    def jvp(ctx, x_t, a_t, c_t, _):
+        d_x, d_a, d_c = _OscillatorExact._partials(ctx)
+        tangent = sum(d * t for d, t in ((d_x, x_t), (d_a, a_t), (d_c, c_t)) if t is not None)
+        return (tangent,) + (None,) * 6
 
 
 def exact_derivatives(x, b, out, grow, w, e, f, den, dt):
