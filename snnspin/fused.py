@@ -9,6 +9,10 @@ diagonals (step + layer) of the time × depth grid: layer l at step k needs laye
 step k and itself at step k-1, both on the previous diagonal, so one batched operation
 updates every layer (L times fewer operations than a layer-by-layer loop).
 
+The buffers are allocated once per sequence and every diagonal passes views cut the same
+way, so the native kernels' argument checks run on the first two diagonals of each loop
+(the others' views have the same shapes, strides and dtype by construction).
+
 Per diagonal the forward pass is one batched matmul (``baddbmm``: the synaptic sums of all
 layers) and one pointwise update, the backward one pointwise update and one ``bmm``. The
 pointwise updates come from ``snnspin.pointwise``: native C kernels on CPU (one call each,
@@ -154,8 +158,8 @@ class _FusedOscillator(torch.autograd.Function):
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syns[d])
             lo, hi = _active_layers(d, grid.steps, layers)
-            kernels.osc_forward(lo, hi, syn=syns[d], x=x, y=y, x_out=xs[d], y_out=y_next, z_next=z[d + 1],
-                                **per_neuron)
+            kernels.osc_forward(lo, hi, d < 2, syn=syns[d], x=x, y=y, x_out=xs[d], y_out=y_next,
+                                z_next=z[d + 1], **per_neuron)
             x, y, y_next = xs[d], y_next, y
         ctx.substeps, ctx.kernels, ctx.per_neuron = substeps, kernels, per_neuron
         ctx.save_for_backward(data, rest, w, inputs, x_all, syn_all)
@@ -175,13 +179,14 @@ class _FusedOscillator(torch.autograd.Function):
         xs, syns, dsyn = x_all.unbind(0), syn_all.unbind(0), dsyn_all.unbind(0)
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
-            ctx.kernels.osc_backward(lo, hi, back=back, gx=gx, gy=gy, x_old=xs[d - 1] if d > 0 else rest,
-                                     syn=syns[d], dsyn_out=dsyn[d], g_gain=g_gain, g_a_sum=g_a_sum,
-                                     g_b_sum=g_b_sum, **per_neuron)
+            ctx.kernels.osc_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy,
+                                     x_old=xs[d - 1] if d > 0 else rest, syn=syns[d], dsyn_out=dsyn[d],
+                                     g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, **per_neuron)
             if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, ctx.substeps, ctx.needs_input_grad[0])
-        # a = σ (S syn + b_fixed) - γ, b = a + γ (1 + Q): ∂a/∂γ = -1, ∂b/∂γ = Q; ∂a/∂b_fixed = ∂b/∂b_fixed = σ
+        # a = σ (S syn + b_fixed) - γ, b = a + γ (1 + Q): ∂a/∂γ = -1, ∂b/∂γ = Q;
+        # ∂a/∂b_fixed = ∂b/∂b_fixed = σ
         g_a, g_b = g_a_sum.sum(1), g_b_sum.sum(1)  # [L, N]
         g_gains = g_gain.sum(1) if ctx.needs_input_grad[1] else None
         g_gammas = per_neuron["q"] * g_b - g_a if ctx.needs_input_grad[2] else None
@@ -210,8 +215,8 @@ class _FusedCTRNN(torch.autograd.Function):
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syn)
             lo, hi = _active_layers(d, grid.steps, layers)
-            kernels.ctrnn_forward(lo, hi, syn=syn, x=x, step_gain=step_gain, decay=decay, x_out=xs[d], y_out=ys[d],
-                                  z_next=z[d + 1])
+            kernels.ctrnn_forward(lo, hi, d < 2, syn=syn, x=x, step_gain=step_gain, decay=decay, x_out=xs[d],
+                                  y_out=ys[d], z_next=z[d + 1])
             x = xs[d]
         ctx.options, ctx.kernels = options, kernels
         ctx.save_for_backward(data, gains, gammas, w, grid.bias, inputs, x_all, y_all, step_gain, decay)
@@ -230,8 +235,8 @@ class _FusedCTRNN(torch.autograd.Function):
         ys, g_states, dsyn = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0)
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
-            ctx.kernels.ctrnn_backward(lo, hi, back=back, gx=gx, gy=gy, y=ys[d], step_gain=step_gain, decay=decay,
-                                       g_state=g_states[d], dsyn_out=dsyn[d])
+            ctx.kernels.ctrnn_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy, y=ys[d],
+                                       step_gain=step_gain, decay=decay, g_state=g_states[d], dsyn_out=dsyn[d])
             if d > 0:
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, ctx.needs_input_grad[0])

@@ -12,7 +12,9 @@ Shapes: state, drive and gradient buffers ``[L, B, N]`` (contiguous); ``z_next``
 (P signal columns, then the N recurrent ones); the per-neuron constants (``gain``, ``gamma``,
 ``bias_fixed``, ``sigma``, ``q``, the filter's ``e_hp`` and ``k_hp``, ``step_gain``,
 ``decay``) ``[L, N]``; ``h`` the solver step (ns). Arguments are passed by name, as listed
-in ``snnspin.native.KERNELS``, the one table of them. Layers outside ``[lo, hi]`` are
+in ``snnspin.native.KERNELS``, the one table of them; ``checked=False`` lets the native
+backend skip its per-tensor checks for arguments cut from arrays an earlier call passed
+checked (``snnspin.native.call``). Layers outside ``[lo, hi]`` are
 inactive on this diagonal: their state is kept and they pass no gradient to their drive.
 The equations are those of ``snnspin.fused``.
 
@@ -72,7 +74,8 @@ class TorchKernels:
     name = "torch"
 
     @staticmethod
-    def osc_forward(lo, hi, *, syn, x, y, gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, h, x_out, y_out, z_next):
+    def osc_forward(lo, hi, checked=True, *, syn, x, y, gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, h, x_out,
+                    y_out, z_next):
         """x⁺ = Φ_exact(x, a), a = σ (S syn + b_fixed) - γ (eq. 2, step h ns); y⁺ = E y + K (x⁺ - x)
         (eq. 5, E = ``e_hp``, K = ``k_hp``), into ``x_out``, ``y_out`` (and ``z_next``)."""
         x_new = _oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h)[1][0]
@@ -82,8 +85,8 @@ class TorchKernels:
         _write_next_inputs(z_next, y_out)
 
     @staticmethod
-    def osc_backward(lo, hi, *, back, gx, gy, x_old, syn, gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, h,
-                     dsyn_out, g_gain, g_a_sum, g_b_sum):
+    def osc_backward(lo, hi, checked=True, *, back, gx, gy, x_old, syn, gain, gamma, bias_fixed, sigma, q, e_hp,
+                     k_hp, h, dsyn_out, g_gain, g_a_sum, g_b_sum):
         """One BPTT step back through ``osc_forward`` (recomputed from ``x_old`` and ``syn``): updates
         (gx, gy) in place, writes dL/dsyn, accumulates dL/dS · (per element), dL/da and dL/db."""
         _add_back(gy, back)
@@ -101,7 +104,7 @@ class TorchKernels:
         gy.mul_(e_hp.unsqueeze(1))
 
     @staticmethod
-    def ctrnn_forward(lo, hi, *, syn, x, step_gain, decay, x_out, y_out, z_next):
+    def ctrnn_forward(lo, hi, checked=True, *, syn, x, step_gain, decay, x_out, y_out, z_next):
         """x⁺ = syn · S h F(-γh) + x e^{-γh} (eq. 6-8, ``step_gain`` and ``decay``), y⁺ = tanh(x⁺)."""
         x_new = syn * step_gain.unsqueeze(1) + x * decay.unsqueeze(1)
         x_out.copy_(_keep_inactive(x_new, x, lo, hi))
@@ -109,7 +112,7 @@ class TorchKernels:
         _write_next_inputs(z_next, y_out)
 
     @staticmethod
-    def ctrnn_backward(lo, hi, *, back, gx, gy, y, step_gain, decay, g_state, dsyn_out):
+    def ctrnn_backward(lo, hi, checked=True, *, back, gx, gy, y, step_gain, decay, g_state, dsyn_out):
         """One BPTT step back through ``ctrnn_forward``: writes dL/dx⁺ (``g_state``) and dL/dsyn."""
         _add_back(gy, back)
         g_x = _silence_inactive(gx + gy * (1.0 - y * y), lo, hi)
@@ -120,8 +123,8 @@ class TorchKernels:
 
 
 def _native(kernel):
-    def run(lo, hi, **arguments):
-        native.call(kernel, lo, hi, **arguments)
+    def run(lo, hi, checked=True, **arguments):
+        native.call(kernel, lo, hi, checked, **arguments)
 
     run.__name__ = run.__qualname__ = kernel
     run.__doc__ = f"``TorchKernels.{kernel}`` by the C kernel (arguments checked by ``snnspin.native.call``)."

@@ -234,27 +234,41 @@ def _check(kernel: str, name: str, kind: str, value, dtype, shapes: dict):
     return value.data_ptr()
 
 
-def call(kernel: str, lo: int, hi: int, **arguments) -> None:
+def _pointer(value):
+    return None if value is None else value.data_ptr() if isinstance(value, torch.Tensor) else float(value)
+
+
+def call(kernel: str, lo: int, hi: int, checked: bool = True, **arguments) -> None:
     """Run ``kernel`` (a key of ``KERNELS``) on one diagonal, after checking every argument.
 
     The sizes come from the first ROWS tensor ([L, B, N]) and from a WIDE one ([L, B, P + N]),
     whose P must be ≥ N: the threads write a row's recurrent columns and the next layer's
-    signal columns, which overlap otherwise.
+    signal columns, which overlap otherwise. ``checked=False`` skips the per-tensor checks:
+    only for a caller whose arguments are views that an earlier checked call already passed
+    in the same form (the fused loops check their first two diagonals, and every later
+    diagonal's arguments are views of the same arrays, cut the same way).
     """
     table = KERNELS[kernel]
-    missing = {name for name, _ in table} - set(arguments)
-    extra = set(arguments) - {name for name, _ in table}
-    if missing or extra:
-        raise TypeError(f"native {kernel}: missing {sorted(missing)}, unexpected {sorted(extra)}")
-    rows = next(arguments[name] for name, kind in table if kind == ROWS)
+    rows = arguments[_FIRST_ROWS[kernel]]
     layers, batch, n = rows.shape
-    wide = next((arguments[name] for name, kind in table if kind == WIDE and arguments[name] is not None), None)
+    wide = next((arguments[name] for name in _WIDE[kernel] if arguments[name] is not None), None)
     p = wide.shape[-1] - n if wide is not None else n
-    if p < n:
-        raise ValueError(f"native {kernel}: the layer inputs have {p} signal columns for {n} neurons; "
-                         "they must be at least as many (the threads' writes would overlap)")
-    if not 0 <= lo <= hi < layers:
-        raise ValueError(f"native {kernel}: active layers [{lo}, {hi}] outside [0, {layers - 1}]")
-    shapes = {ROWS: (layers, batch, n), WIDE: (layers, batch, p + n), NEURON: (layers, n)}
-    values = [_check(kernel, name, kind, arguments[name], rows.dtype, shapes) for name, kind in table]
+    if checked:
+        if set(arguments) != _NAMES[kernel]:
+            raise TypeError(f"native {kernel}: missing {sorted(_NAMES[kernel] - set(arguments))}, "
+                            f"unexpected {sorted(set(arguments) - _NAMES[kernel])}")
+        if p < n:
+            raise ValueError(f"native {kernel}: the layer inputs have {p} signal columns for {n} neurons; "
+                             "they must be at least as many (the threads' writes would overlap)")
+        if not 0 <= lo <= hi < layers:
+            raise ValueError(f"native {kernel}: active layers [{lo}, {hi}] outside [0, {layers - 1}]")
+        shapes = {ROWS: (layers, batch, n), WIDE: (layers, batch, p + n), NEURON: (layers, n)}
+        values = [_check(kernel, name, kind, arguments[name], rows.dtype, shapes) for name, kind in table]
+    else:
+        values = [_pointer(arguments[name]) for name, _ in table]
     _load()[kernel, _DTYPES[rows.dtype]](layers, batch, n, p, lo, hi, *values)
+
+
+_NAMES = {kernel: {name for name, _ in table} for kernel, table in KERNELS.items()}
+_FIRST_ROWS = {kernel: next(name for name, kind in table if kind == ROWS) for kernel, table in KERNELS.items()}
+_WIDE = {kernel: [name for name, kind in table if kind == WIDE] for kernel, table in KERNELS.items()}

@@ -6,4 +6,5 @@ from .oscillator import Oscillator
 from .reset import detach_hidden, reset
 from .stateful import RelaxingNeuron, StatefulLayer
 
-__all__ = ["CTRNN", "HighPass", "HighPassState", "Oscillator", "RelaxingNeuron", "StatefulLayer", "detach_hidden", "reset"]
+__all__ = ["CTRNN", "HighPass", "HighPassState", "Oscillator", "RelaxingNeuron", "StatefulLayer", "detach_hidden",
+           "reset"]
