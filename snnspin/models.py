@@ -274,6 +274,7 @@ class LIFNetwork(LayeredNetwork):
 
     def neuron_step(self, layer, syn, state):
         spk, mem = self.neurons[layer](self.gain * syn, state)
+        spk = spk.to(mem.dtype)  # snnTorch's spikes are float32 whatever the membrane's dtype
         return mem, spk, {"mem": mem, "spk": spk}
 
     def readout_logits(self, state, output, final):

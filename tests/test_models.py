@@ -120,3 +120,13 @@ def test_config_json_round_trip_and_unknown_fields():
     assert cfg.seed_list() == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="unknown config fields: colour"):
         TrainConfig.from_dict({"colour": "red"})
+
+
+@pytest.mark.parametrize("model", ["spintronic", "ctrnn", "lif"])
+def test_every_model_runs_and_trains_in_float64(model):
+    net = build_model(TrainConfig(model=model, width=6), 0).double()
+    data = torch.rand(8, 3, 1, dtype=torch.float64) * 4
+    log_probs = net(data)
+    assert log_probs.dtype == torch.float64
+    torch.nn.functional.nll_loss(log_probs, torch.arange(3)).backward()
+    assert all(p.grad.dtype == torch.float64 for p in net.parameters() if p.grad is not None)

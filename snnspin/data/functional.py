@@ -1,13 +1,17 @@
 """Pure functions behind the tonic-style transforms: images to sequences, scaling, timing.
 
-All take a numpy array or a tensor, never modify it, and return a new float tensor.
-Sequences are ``[T, F]``: T time points of F features.
+All take a numpy array or a tensor, never modify it, and return a new floating array of
+the same kind, as tonic's transforms do: numpy in, numpy out; tensor in, tensor out (so
+tonic's numpy transforms, such as ``NumpyAsType``, can follow them). Sequences are
+``[T, F]``: T time points of F features.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numpy as np
 import torch
 
 from .._checks import check_choice, check_positive, check_positive_int
@@ -15,7 +19,7 @@ from .._checks import check_choice, check_positive, check_positive_int
 ORDERS = ("row", "column", "snake")
 
 __all__ = ["ORDERS", "add_noise", "check_choice", "check_positive_int", "hold", "image_to_sequence",
-           "scale", "steps_per_point"]
+           "keeps_array_kind", "scale", "steps_per_point"]
 
 
 def _as_float_tensor(data) -> torch.Tensor:
@@ -25,6 +29,24 @@ def _as_float_tensor(data) -> torch.Tensor:
     return tensor
 
 
+def keeps_array_kind(function):
+    """Decorate a function of a sequence so that numpy input gives numpy output (tonic's
+    convention) and anything else a tensor; integer input becomes the default float dtype.
+
+    >>> double = keeps_array_kind(lambda s: s * 2)
+    >>> type(double(np.ones(2))).__name__, type(double(torch.ones(2))).__name__
+    ('ndarray', 'Tensor')
+    """
+
+    @functools.wraps(function)
+    def wrapper(sequence, *args, **kwargs):
+        result = function(_as_float_tensor(sequence), *args, **kwargs)
+        return result.numpy() if isinstance(sequence, np.ndarray) else result
+
+    return wrapper
+
+
+@keeps_array_kind
 def image_to_sequence(image, order: str = "row") -> torch.Tensor:
     """Scan an ``[H, W]`` image into a ``[H·W, 1]`` sequence, one pixel per time point.
 
@@ -36,7 +58,6 @@ def image_to_sequence(image, order: str = "row") -> torch.Tensor:
     [0.0, 1.0, 2.0, 5.0, 4.0, 3.0]
     """
     check_choice("order", order, ORDERS)
-    image = _as_float_tensor(image)
     if image.dim() != 2:
         raise ValueError(f"image must have shape [H, W], got {tuple(image.shape)}")
     if order == "column":
@@ -47,6 +68,7 @@ def image_to_sequence(image, order: str = "row") -> torch.Tensor:
     return image.reshape(-1, 1).clone()
 
 
+@keeps_array_kind
 def scale(sequence, max_value: float = 16.0, amplitude: float = 1.0) -> torch.Tensor:
     """Map values from [0, ``max_value``] to [0, ``amplitude``]: s · amplitude / max_value.
 
@@ -59,9 +81,10 @@ def scale(sequence, max_value: float = 16.0, amplitude: float = 1.0) -> torch.Te
     check_positive("max_value", max_value)
     if not math.isfinite(amplitude):
         raise ValueError(f"amplitude must be finite, got {amplitude}")
-    return _as_float_tensor(sequence) * (amplitude / max_value)
+    return sequence * (amplitude / max_value)
 
 
+@keeps_array_kind
 def hold(sequence, steps: int) -> torch.Tensor:
     """Hold each time point for ``steps`` solver steps: ``[T, F]`` → ``[T·steps, F]``.
 
@@ -69,7 +92,6 @@ def hold(sequence, steps: int) -> torch.Tensor:
     [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]
     """
     check_positive_int("steps", steps)
-    sequence = _as_float_tensor(sequence)
     if sequence.dim() != 2:
         raise ValueError(f"sequence must have shape [T, F], got {tuple(sequence.shape)}")
     return sequence.repeat_interleave(steps, dim=0)
@@ -99,6 +121,7 @@ def steps_per_point(delta_t: float, dt: float) -> int:
     return steps
 
 
+@keeps_array_kind
 def add_noise(sequence, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Add Gaussian noise of standard deviation ``std`` drawn from ``generator``.
 
@@ -108,6 +131,5 @@ def add_noise(sequence, std: float, generator: torch.Generator | None = None) ->
     """
     if not (math.isfinite(std) and std >= 0):
         raise ValueError(f"std must be finite and >= 0, got {std}")
-    sequence = _as_float_tensor(sequence)
     noise = torch.randn(sequence.shape, generator=generator, dtype=sequence.dtype)
     return sequence + std * noise

@@ -1,6 +1,8 @@
 """tonic-style transforms: frozen dataclasses, each a thin callable over ``functional``.
 
-They never modify their input or themselves, and compose with ``tonic.transforms.Compose``:
+They never modify their input or themselves, keep tonic's convention (numpy in, numpy out;
+tensor in, tensor out, so that tonic's numpy transforms can follow them), and compose with
+``tonic.transforms.Compose``:
 
 >>> import tonic, torch
 >>> from snnspin.data.transforms import ImageToSequence, Scale, Resample
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from . import functional as F
+
+_WORKER_GENERATORS: dict = {}  # (id of a GaussianNoise, worker seed) → its generator in this worker
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,21 @@ class Resample:
 
 @dataclass(frozen=True)
 class GaussianNoise:
-    """Additive Gaussian noise of standard deviation ``std`` (augmentation).
+    """Additive Gaussian noise of standard deviation ``std`` (augmentation), in the input's units.
 
-    Randomness comes from ``generator``; with ``None`` it comes from torch's global
-    generator, which ``DataLoader`` seeds differently and reproducibly in each worker.
+    Randomness comes from ``generator``: every call draws new noise from it, so it differs
+    from sample to sample and epoch to epoch and repeats from its seed. Inside a
+    ``DataLoader`` worker, which holds a copy of the generator as it was when the workers
+    started, each worker draws from its own generator seeded by (the generator's seed, the
+    worker's seed): the workers differ from each other and from epoch to epoch (the loader
+    gives its workers new seeds every epoch), and a loader with a seeded ``generator``
+    (``make_loader(seed=...)``) repeats them. With ``generator=None`` the noise comes from
+    torch's global generator, which ``DataLoader`` seeds likewise in each worker.
 
     >>> g = torch.Generator().manual_seed(0)
-    >>> GaussianNoise(0.1, g)(torch.zeros(2, 1)).shape
-    torch.Size([2, 1])
+    >>> noise = GaussianNoise(0.1, g)
+    >>> bool((noise(torch.zeros(3, 1)) != noise(torch.zeros(3, 1))).all())
+    True
     """
 
     std: float = 0.1
@@ -112,5 +123,15 @@ class GaussianNoise:
     def __post_init__(self):
         F.add_noise(torch.zeros(0), self.std)  # validates std
 
+    def _generator(self):
+        info = torch.utils.data.get_worker_info()
+        if self.generator is None or info is None:
+            return self.generator
+        key = (id(self), info.seed)
+        if key not in _WORKER_GENERATORS:
+            seed = (self.generator.initial_seed() * 1_000_003 + info.seed) % (2**63)
+            _WORKER_GENERATORS[key] = torch.Generator().manual_seed(seed)
+        return _WORKER_GENERATORS[key]
+
     def __call__(self, sequence):
-        return F.add_noise(sequence, self.std, self.generator)
+        return F.add_noise(sequence, self.std, self._generator())
