@@ -1,4 +1,23 @@
-"""The ``snnspin`` command: parse arguments, build a ``TrainConfig``, call the library."""
+"""The ``snnspin`` command: parse arguments, build a ``TrainConfig``, call the library.
+
+How the values of a configuration combine (``train``, ``tune`` and ``design``):
+preset < config file < explicit flags.
+
+1. ``--preset`` (default ``tuned``) gives every field, for the model named by ``--model``,
+   else by the config file's ``"model"``, else ``spintronic``.
+2. ``--config FILE`` overrides the fields the file sets. A complete file, such as a run's
+   ``config.json`` or a study's ``best_config.json``, sets them all, so the preset then
+   changes nothing; a partial file (say ``{"tau": 3.0}``) takes its missing fields from
+   the preset.
+3. Options given on the command line override both.
+
+``train --resume`` with neither ``--preset`` nor ``--config`` starts from the run's saved
+``config.json`` instead of 1-2; either way only ``--epochs``, ``--seeds`` (to grow the run,
+never to shrink it) and ``--device`` may differ from the saved configuration.
+
+Every check (configuration, device, run folder, resume) passes before anything is written;
+a bad input ends with one ``error: ...`` line and exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -8,60 +27,98 @@ import time
 from dataclasses import fields
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import MODELS, TrainConfig
+
+PRECEDENCE = """\
+how the values combine: preset < config file < explicit flags
+  1. --preset (default: tuned) gives every field, for the model named by --model,
+     else by the config file's "model", else spintronic;
+  2. --config FILE overrides the fields the file sets: a complete file (a run's
+     config.json, a study's best_config.json) sets them all, so the preset changes
+     nothing; a partial file takes its missing fields from the preset;
+  3. options given on the command line override both."""
+
+RESUME_NOTE = """
+with --resume and neither --preset nor --config, the run's saved config.json takes
+the place of 1-2; only --epochs, --seeds (to grow the run) and --device may differ."""
 
 
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+def _default_text(f) -> str:
+    """The default of a config option as ``--help`` shows it: the tuned preset's value for
+    the default model where it differs from the paper preset's (the dataclass default)."""
+    from .presets import TUNED
+
+    show = lambda v: ("on" if v else "off") if isinstance(v, bool) else v
+    paper = f.default
+    tuned = TUNED["spintronic"].get(f.name, paper)
+    other = f"paper: {show(paper)}" if f.metadata.get("paper") else f"--preset paper: {show(paper)}"
+    if tuned != paper:
+        return f"default: tuned preset, {show(tuned)} for spintronic; {other}"
+    return f"default: {show(paper)}" + (", the paper's" if f.metadata.get("paper") else "")
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    """One ``--option`` per ``TrainConfig`` field (defaults None, so given ones are known),
-    and ``--preset`` for the values not given."""
-    parser.add_argument("--preset", choices=["tuned", "paper"], default="tuned",
+    """One ``--option`` per ``TrainConfig`` field (defaults None, so given ones are known;
+    booleans as ``--flag`` / ``--no-flag``), and ``--preset`` for the values not given."""
+    parser.add_argument("--preset", choices=["tuned", "paper"], default=None,
                         help="starting values per model: tuned (default) or the paper's published ones")
     for f in fields(TrainConfig):
-        kind = _parse_bool if isinstance(f.default, bool) else type(f.default)
-        parser.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            dest=f.name,
-            type=kind,
-            default=None,
-            choices=f.metadata.get("choices"),
-            help=f"{f.metadata['help']} (paper: {f.default})",
-        )
+        option = f"--{f.name.replace('_', '-')}"
+        text = f"{f.metadata['help']} ({_default_text(f)})"
+        if isinstance(f.default, bool):
+            parser.add_argument(option, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+            continue
+        parser.add_argument(option, dest=f.name, type=type(f.default), default=None,
+                            choices=f.metadata.get("choices"), help=text)
 
 
-def _config_from_args(args) -> TrainConfig:
-    """The config: defaults, then ``--config FILE`` if given, then the options given explicitly."""
-    from .io import read_json
+def _given(args) -> dict:
+    """The config fields given explicitly on the command line."""
+    return {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
 
+
+def _preset_and_file(path, preset: str = "tuned", model: str | None = None) -> TrainConfig:
+    """The preset of ``model`` (else the file's model, else spintronic) overridden by the
+    fields of the config file ``path`` (if any); errors in the file name it."""
+    from .config import read_config_fields
     from .presets import preset_config
 
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    if getattr(args, "config", None):
-        return TrainConfig.from_dict({**read_json(args.config), **given}), given
-    changes = {k: v for k, v in given.items() if k != "model"}
-    return preset_config(given.get("model", "spintronic"), getattr(args, "preset", "paper"), **changes), given
+    from_file = read_config_fields(path) if path else {}
+    model = model or from_file.get("model", "spintronic")
+    if not isinstance(model, str) or model not in MODELS:
+        raise ValueError(f"config {path}: model must be one of {', '.join(MODELS)}, got {model!r}")
+    try:
+        return preset_config(model, preset, **{k: v for k, v in from_file.items() if k != "model"})
+    except ValueError as error:
+        if not path:
+            raise
+        raise ValueError(f"config {path}: {error}") from None
+
+
+def _config_from_args(args) -> tuple[TrainConfig, dict]:
+    """The config (preset < ``--config`` file < explicit options; see the module docstring)
+    and the options given explicitly. Errors in the file name the file."""
+    given = _given(args)
+    base = _preset_and_file(getattr(args, "config", None), getattr(args, "preset", None) or "tuned",
+                            given.get("model"))
+    return base.replace(**given), given
 
 
 def _train(args) -> int:
-    from .io import read_json
-    from .training import train
+    from .training import check_run_folder, resolve_device, train
 
-    config, given = _config_from_args(args)
-    out = Path(args.out) if args.out else Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     if args.resume:
-        saved = out / "config.json"
-        if not saved.exists():
-            print(f"error: --resume: no run in {out} (no config.json)", file=sys.stderr)
-            return 2
-        config = TrainConfig.from_dict({**read_json(saved), **given})
+        if not args.out:
+            raise ValueError("--resume needs --out, the folder of the run to continue")
+        if not (Path(args.out) / "config.json").exists():
+            raise ValueError(f"--resume: no run in {args.out} (no config.json)")
+    if args.resume and not (args.config or args.preset):
+        config = TrainConfig.load(Path(args.out) / "config.json").replace(**_given(args))
+    else:
+        config, _ = _config_from_args(args)
+    out = Path(args.out) if args.out else Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    resolve_device(config.device)
+    check_run_folder(config, out, args.resume)
     from .design import rule_warnings
 
     for warning in rule_warnings(config):
@@ -97,6 +154,10 @@ def _design(args) -> int:
     from . import design
 
     if args.run:
+        ignored = [f"--{k.replace('_', '-')}" for k in _given(args)] + [o for o in ("--config", "--preset")
+                                                                      if getattr(args, o[2:])]
+        if ignored:
+            raise ValueError(f"--run uses the run's own config.json; {', '.join(ignored)} would be ignored")
         config, model, seed = load_run_model(Path(args.run), args.seed)
         source = f"trained weights of {args.run}, seed {seed}"
     else:
@@ -112,6 +173,8 @@ def _design(args) -> int:
 
 
 def _tune(args) -> int:
+    if args.trials < 1:
+        raise ValueError(f"--trials must be at least 1, got {args.trials}")
     from .hpo import tune
 
     config, _ = _config_from_args(args)
@@ -129,22 +192,42 @@ def _tune(args) -> int:
     return 0
 
 
+def _parse_grid(items) -> dict:
+    """``--grid FIELD=V1,V2 ...`` as {field: values}, each value parsed as its config field's
+    type (``density`` sets both densities); a bad item is one ``ValueError`` line.
+
+    >>> _parse_grid(["width=4,8", "tau=1.5", "learn_tau=true,false"])
+    {'width': [4, 8], 'tau': [1.5], 'learn_tau': [True, False]}
+    """
+    kinds = {f.name: f.type for f in fields(TrainConfig)} | {"density": "float"}
+    bools = {"true": True, "false": False}
+    parse = {"int": int, "float": float, "str": str, "bool": lambda v: bools[v.lower()]}
+    grid = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or name not in kinds:
+            raise ValueError(f"--grid {item!r}: expected FIELD=V1,V2,... with FIELD a config field or density")
+        try:
+            grid[name] = [parse[kinds[name]](v) for v in values.split(",")]
+        except (ValueError, KeyError):
+            raise ValueError(f"--grid {item!r}: {name} takes {kinds[name]} values") from None
+    return grid
+
+
 def _sweep(args) -> int:
     from .sweep import run_sweep
 
+    grid = _parse_grid(args.grid) if args.grid else None
+    base = _preset_and_file(args.config) if args.config else None
+    if grid:  # every point is a valid config before any store is made
+        from .presets import preset_config
+        from .sweep import config_for, points
+
+        for point in points(grid):
+            config_for(point, base or preset_config("spintronic"))
     out = Path(args.out)
     storage = args.storage or f"sqlite:///{(out / 'sweeps.db').resolve()}"
     out.mkdir(parents=True, exist_ok=True)
-    grid = None
-    if args.grid:
-        grid = {}
-        for item in args.grid:
-            name, _, values = item.partition("=")
-            kind = str if name == "model" else float
-            grid[name] = [kind(v) for v in values.split(",")]
-    base = None
-    if args.config:
-        base = TrainConfig.load(args.config)
 
     def progress(spec, accuracy):
         print(f"  {spec['point']} seed {spec['seed']}: {accuracy:.2f} %", flush=True)
@@ -187,20 +270,31 @@ def _figures(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``snnspin`` argument parser (subcommands train, tune, sweep, figures, design).
+
+    >>> build_parser().parse_args(["train", "--no-learn-tau", "--tau", "3"]).learn_tau
+    False
+    """
     parser = argparse.ArgumentParser(prog="snnspin", description="Spintronic oscillator networks: train, tune, design.")
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train the paper's network (or its CTRNN / LIF twin) with BPTT")
+    raw = argparse.RawDescriptionHelpFormatter
+    train = sub.add_parser("train", help="train the paper's network (or its CTRNN / LIF twin) with BPTT",
+                           description="Train the paper's network (or its CTRNN / LIF twin) with BPTT.",
+                           epilog=PRECEDENCE + RESUME_NOTE, formatter_class=raw)
     _add_config_options(train)
-    train.add_argument("--config", help="start from this config JSON (e.g. best_config.json of `snnspin tune`)")
+    train.add_argument("--config", help="start from this config JSON (e.g. best_config.json of `snnspin tune`); "
+                                        "fields it does not set come from --preset (see below)")
     train.add_argument("--out", help="run folder (default: runs/<model>-<time>)")
     train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
 
-    tune = sub.add_parser("tune", help="Optuna search of τ, lr0, lr_decay, S, input and init scale (validation split)")
+    tune = sub.add_parser("tune", help="Optuna search of τ, lr0, lr_decay, S, input and init scale (validation split)",
+                          description="Optuna search of τ, lr0, lr_decay, S, input and init scale on a validation "
+                                      "split.", epilog=PRECEDENCE, formatter_class=raw)
     _add_config_options(tune)
-    tune.add_argument("--config", help="start from this config JSON")
-    tune.add_argument("--trials", type=int, default=50, help="finished trials to reach (default: 50)")
+    tune.add_argument("--config", help="start from this config JSON; fields it does not set come from --preset")
+    tune.add_argument("--trials", type=int, default=50, help="finished trials to reach, >= 1 (default: 50)")
     tune.add_argument("--out", help="folder for the study and best_config.json (default: runs/tune-<model>)")
     tune.add_argument("--storage", help="Optuna storage URL shared by workers (default: sqlite file in --out)")
     tune.add_argument("--study", help="study name (default: snnspin-<model>)")
@@ -219,7 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="small: few points, 2 seeds, 15 epochs (minutes); full: the paper's grid, 10 seeds")
     sweep.add_argument("--seeds", type=int, help="seeds per point (default: the preset's)")
     sweep.add_argument("--grid", nargs="+", metavar="FIELD=V1,V2", help="custom grid over config fields")
-    sweep.add_argument("--config", help="base config JSON (default: the tuned spintronic preset)")
+    sweep.add_argument("--config", help="base config JSON (default: the tuned spintronic preset); fields it does "
+                                        "not set come from the tuned preset of its model")
     sweep.add_argument("--out", default="runs/sweeps", help="folder of the default SQLite store")
     sweep.add_argument("--storage", help="Optuna/SQLAlchemy storage URL shared by workers")
     sweep.set_defaults(func=_sweep)
@@ -231,9 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--no-paper", action="store_true", help="do not overlay the paper's reported values")
     figures.set_defaults(func=_figures)
 
-    design = sub.add_parser("design", help="design rules, device frequency and energy for a config or a trained run")
+    design = sub.add_parser("design", help="design rules, device frequency and energy for a config or a trained run",
+                            description="Design rules, device frequency and energy for a config or a trained run.",
+                            epilog=PRECEDENCE, formatter_class=raw)
     _add_config_options(design)
-    design.add_argument("--run", help="a run folder from `snnspin train` (uses its config and trained weights)")
+    design.add_argument("--config", help="a config JSON; fields it does not set come from --preset")
+    design.add_argument("--run", help="a run folder from `snnspin train` (uses its config and trained weights; "
+                                      "no config options with it)")
     design.add_argument("--seed", type=int, help="which seed's weights to read from --run (default: the first)")
     design.add_argument("--alpha", type=float, default=0.01, help="Gilbert damping α (default: 0.01)")
     design.add_argument("--presentation-ns", type=float, default=100.0,
@@ -248,7 +347,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # bad input, unreadable or unwritable file: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,14 +9,46 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
+import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
 
 MODELS = ("spintronic", "ctrnn", "lif")
 READOUTS = ("y", "x")
 
 
-def _f(default, help_text: str, choices=None):
-    return field(default=default, metadata={"help": help_text, "choices": choices})
+def _f(default, help_text: str, choices=None, paper: bool = False):
+    """A field with its help text, allowed values and whether its default is the paper's."""
+    return field(default=default, metadata={"help": help_text, "choices": choices, "paper": paper})
+
+
+#: What ``device`` may name; whether the machine has it is checked when training starts.
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DEVICES = "auto, cpu, cuda, cuda:<index>, mps"
+
+
+def _checked(name: str, kind: str, value):
+    """``value`` checked against the field's type (``kind``: "bool", "int", "float", "str"),
+    ints converted to float for float fields; ``ValueError`` naming field and value otherwise."""
+    if kind == "bool":
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        raise ValueError(f"{name} must be true or false (a JSON boolean), got {value!r}")
+    if kind == "int":
+        if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+            return int(value)
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if kind == "float":
+        if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value):
+            return float(value)
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {value!r}")
+    return value
 
 
 @dataclass
@@ -29,46 +61,64 @@ class TrainConfig:
     """
 
     model: str = _f("spintronic", "network: spintronic oscillators, their CTRNN twin, or snnTorch LIF", MODELS)
-    layers: int = _f(3, "number of recurrent layers (paper: 3)")
-    width: int = _f(32, "neurons per layer (paper: 32)")
-    d_inter: float = _f(0.5, "inter-layer connection density (paper: 0.5)")
-    d_intra: float = _f(0.5, "intra-layer connection density (paper: 0.5)")
-    tau: float = _f(14.12, "neuron relaxation time τ in ns (paper: 14.12)")
-    delta_t: float = _f(1.0, "time between input points Δt in ns (paper: 1)")
+    layers: int = _f(3, "number of recurrent layers", paper=True)
+    width: int = _f(32, "neurons per layer", paper=True)
+    d_inter: float = _f(0.5, "inter-layer connection density", paper=True)
+    d_intra: float = _f(0.5, "intra-layer connection density", paper=True)
+    tau: float = _f(14.12, "neuron relaxation time τ in ns", paper=True)
+    delta_t: float = _f(1.0, "time between input points Δt in ns", paper=True)
     substeps: int = _f(1, "network solver steps per input point (dt = Δt / substeps)")
     method: str = _f("exact", "neuron stepper", ("exact", "euler", "rk4"))
     learn_tau: bool = _f(False, "train each layer's relaxation time τ (one per neuron) with the weights")
-    gain: float = _f(0.5, "amplification S between layers (paper: 0.5)")
-    f_cut_mhz: float = _f(1.0, "high-pass cut-off frequency in MHz (paper: 1)")
+    gain: float = _f(0.5, "amplification S between layers", paper=True)
+    f_cut_mhz: float = _f(1.0, "high-pass cut-off frequency in MHz", paper=True)
     readout: str = _f("y", "what the readout reads from the last layer: filtered output y or state x", READOUTS)
     input_scale: float = _f(1.0, "factor on the raw pixels 0..16 (1 = raw, 1/16 = [0, 1])")
     init_scale: float = _f(1.0, "factor on the uniform ±1/sqrt(fan_in) weight initialisation")
     epochs: int = _f(30, "training epochs")
-    lr0: float = _f(0.149, "initial learning rate (paper: 0.149)")
-    lr_decay: float = _f(8.077, "lr = lr0 / (epoch / lr_decay + 1) (paper: 8.077)")
-    batch_size: int = _f(120, "batch size (paper: 120)")
-    clip: float = _f(1.0, "clip each gradient element to ±clip (paper: 1)")
+    lr0: float = _f(0.149, "initial learning rate", paper=True)
+    lr_decay: float = _f(8.077, "lr = lr0 / (epoch / lr_decay + 1)", paper=True)
+    batch_size: int = _f(120, "batch size", paper=True)
+    clip: float = _f(1.0, "clip each gradient element to ±clip", paper=True)
     seeds: int = _f(1, "number of random initialisations (seeds first_seed, first_seed+1, ...)")
     first_seed: int = _f(0, "first initialisation seed")
     split_seed: int = _f(0, "seed of the stratified 50/50 train/test split")
-    order: str = _f("row", "pixel scan order", ("row", "column", "snake"))
+    order: str = _f("row", "pixel scan order", ("row", "column", "snake"), paper=True)
     val_fraction: float = _f(0.0, "if > 0, evaluate on this fraction of the training half instead of the test half")
     engine: str = _f("auto", "time loop: fused (fast, exact stepper), reference (per-step layers), auto (fused when it applies)",
                      ("auto", "fused", "reference"))
-    device: str = _f("auto", "torch device: auto (CUDA when present), cpu, cuda")
+    device: str = _f("auto", "torch device: auto (CUDA when present), cpu, cuda, cuda:<index>, mps")
 
     def __post_init__(self):
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first field with a bad value."""
+        """Raise ``ValueError`` naming the first field with a bad value (one line: the field,
+        the value, what is expected). Types are checked, not coerced: bools must be bools,
+        ints ints, floats finite numbers (an int is accepted for a float and stored as float).
+
+        >>> TrainConfig(tau=3).tau
+        3.0
+        >>> TrainConfig(epochs=1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: epochs must be an integer, got 1.5
+        >>> TrainConfig(lr0=float("inf"))
+        Traceback (most recent call last):
+        ...
+        ValueError: lr0 must be a finite number, got inf
+        """
         for f in fields(self):
+            value = _checked(f.name, f.type, getattr(self, f.name))
+            setattr(self, f.name, value)
             choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {getattr(self, f.name)!r}")
+            if choices and value not in choices:
+                raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
         for name in ("layers", "width", "substeps", "epochs", "batch_size", "seeds"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.split_seed < 2**32:
+            raise ValueError(f"split_seed must be in [0, 2**32 - 1], got {self.split_seed}")
         for name in ("tau", "delta_t", "gain", "f_cut_mhz", "lr0", "lr_decay", "clip", "init_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -77,6 +127,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
 
     @property
     def dt(self) -> float:
@@ -94,23 +146,114 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def check_fields(cls, data, source: str | None = None) -> dict:
+        """``data`` if it is a dict of known field names; else ``ValueError`` (naming ``source``).
+
+        >>> TrainConfig.check_fields([1, 2], "c.json")
+        Traceback (most recent call last):
+        ...
+        ValueError: config c.json: must be a JSON object of config fields, got a list
+        """
+        where = f"config {source}: " if source else ""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}must be a JSON object of config fields, got {_kind(data)}")
         known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        unknown = sorted(str(k) for k in set(data) - known)
         if unknown:
-            raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
-        return cls(**data)
+            raise ValueError(f"{where}unknown config fields: {', '.join(unknown)}")
+        return data
 
     @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
-        return cls.from_dict(json.loads(text))
+    def from_dict(cls, data: dict, source: str | None = None) -> "TrainConfig":
+        """A validated config from a dict of fields (the missing ones take their defaults);
+        errors are one ``ValueError`` line naming ``source`` (e.g. the file) when given.
+
+        >>> TrainConfig.from_dict({"tau": "abc"}, source="c.json")
+        Traceback (most recent call last):
+        ...
+        ValueError: config c.json: tau must be a finite number, got 'abc'
+        """
+        data = cls.check_fields(data, source)
+        try:
+            return cls(**data)
+        except ValueError as error:
+            raise ValueError(f"config {source}: {error}" if source else str(error)) from None
+
+    @classmethod
+    def from_json(cls, text: str, source: str | None = None) -> "TrainConfig":
+        """A config from JSON text (see ``from_dict``).
+
+        >>> TrainConfig.from_json('{"width": 8}').width
+        8
+        """
+        return cls.from_dict(read_config_fields_text(text, source), source)
 
     @classmethod
     def load(cls, path) -> "TrainConfig":
-        """Read a config JSON file (``config.json`` of a run, ``best_config.json`` of a study)."""
-        with open(path, encoding="utf-8") as handle:
-            return cls.from_json(handle.read())
+        """Read a config JSON file (``config.json`` of a run, ``best_config.json`` of a study).
+
+        Every problem (missing file, a folder, invalid JSON, not an object, a bad field) is
+        one ``ValueError`` line that names the file.
+
+        >>> TrainConfig.load("/no/such/config.json")
+        Traceback (most recent call last):
+        ...
+        ValueError: config /no/such/config.json: no such file
+        """
+        return cls.from_dict(read_config_fields(path), str(path))
 
     def replace(self, **changes) -> "TrainConfig":
-        """A copy with some fields changed (validated)."""
+        """A copy with some fields changed (validated).
+
+        >>> TrainConfig().replace(width=8).width
+        8
+        """
+        self.check_fields(changes)
         return dataclasses.replace(self, **changes)
+
+
+def _kind(value) -> str:
+    return {list: "a list", str: "a string", type(None): "null", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def read_config_fields_text(text: str, source: str | None = None) -> dict:
+    """The fields of a config given as JSON text: a dict of known names (not yet validated).
+
+    >>> read_config_fields_text('{"tau": 2.0}')
+    {'tau': 2.0}
+    >>> read_config_fields_text('{"tau": 2.0', "c.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: config c.json: not valid JSON (Expecting ',' delimiter: line 1 column 12 ...)
+    """
+    where = f"config {source}: " if source else ""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{where}not valid JSON ({error})") from None
+    return TrainConfig.check_fields(data, source)
+
+
+def read_config_fields(path) -> dict:
+    """The fields set by a config JSON file (a dict of known names, values not yet
+    validated): a partial file gives only its own fields. Errors name the file.
+
+    >>> import tempfile
+    >>> read_config_fields(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: config ...: is a folder, not a JSON file
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"config {path}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"config {path}: is a folder, not a JSON file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config {path}: not a text file (not UTF-8)") from None
+    except OSError as error:
+        raise ValueError(f"config {path}: cannot be read ({error.strerror or error})") from None
+    return read_config_fields_text(text, str(path))

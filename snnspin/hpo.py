@@ -15,6 +15,7 @@ left running by a dead worker are failed by the heartbeat and not counted.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -88,6 +89,61 @@ def objective(base: TrainConfig, seeds=(0,)):
     return run
 
 
+#: A missing database driver (the module SQLAlchemy imports) → what to ``pip install``.
+DRIVER_PACKAGES = {
+    "psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "pg8000": "pg8000", "asyncpg": "asyncpg",
+    "MySQLdb": "mysqlclient, or use mysql+pymysql://... after pip install pymysql", "pymysql": "pymysql",
+    "mysql": "mysql-connector-python", "mariadb": "mariadb", "cx_Oracle": "cx_Oracle", "oracledb": "oracledb",
+    "pyodbc": "pyodbc", "pymssql": "pymssql",
+}
+
+#: Errors of workers racing to create the tables of a new store: retrying fixes them.
+_RACE = ("already exists", "database is locked", "unique constraint", "duplicate", "deadlock")
+
+
+def _hide_password(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``.
+
+    >>> _hide_password("postgresql://me:secret@host/db")
+    'postgresql://me:***@host/db'
+    """
+    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
+
+
+def storage_error(url: str, error: BaseException) -> ValueError | None:
+    """The one-line ``ValueError`` for a storage URL that cannot work (missing driver, not a
+    URL, unknown database, missing folder, database unreachable), or None for an error that
+    a retry may fix (another worker creating the same tables).
+
+    >>> str(storage_error("nonsense", ValueError("x")))  # doctest: +ELLIPSIS
+    "storage 'nonsense': not a storage URL (expected e.g. sqlite:///path/study.db or ...)"
+    """
+    where = f"storage {_hide_password(url)!r}"
+    cause = error
+    while isinstance(cause, ImportError) and isinstance(cause.__cause__, ImportError):
+        cause = cause.__cause__
+    if isinstance(cause, ImportError):
+        module = (cause.name or "").split(".")[0] or "?"
+        package = DRIVER_PACKAGES.get(module, module)
+        return ValueError(f"{where}: its database driver {module} is not installed; pip install {package}")
+    kind = type(error).__name__
+    text = str(error).strip().splitlines()[0] if str(error).strip() else kind
+    if kind == "ArgumentError" or "://" not in url:
+        return ValueError(f"{where}: not a storage URL (expected e.g. sqlite:///path/study.db or "
+                          "postgresql://user:password@host/database)")
+    if kind == "NoSuchModuleError":
+        return ValueError(f"{where}: unknown database kind {url.split(':', 1)[0]!r} "
+                          "(sqlite, postgresql, mysql, ... with an optional +driver)")
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        folder = Path(url[len("sqlite:///"):]).parent
+        if not folder.is_dir():
+            return ValueError(f"{where}: the folder {folder} does not exist")
+    if any(word in text.lower() for word in _RACE):
+        return None
+    text = re.sub(r"^\([\w.]+\)\s*", "", text)  # "(sqlite3.OperationalError) ..." → "..."
+    return ValueError(f"{where}: cannot be opened ({text})")
+
+
 def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5, warmup: int = 5) -> optuna.Study:
     """Create the study or load it if it exists (safe to call from several workers).
 
@@ -96,12 +152,17 @@ def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5, 
 
     Workers that start together on a new SQLite file race to create its tables ("table
     studies already exists"); the loser waits a moment (0.5-1.5 s, from a local random
-    generator) and loads what the winner made. ``heartbeat`` is in seconds.
+    generator) and loads what the winner made. ``heartbeat`` is in seconds. A URL that
+    cannot work (see ``storage_error``) is refused at once, in one ``ValueError`` line.
 
     >>> import tempfile
     >>> study = open_study("demo", f"sqlite:///{tempfile.mkdtemp()}/study.db")
     >>> study.study_name, study.direction.name
     ('demo', 'MAXIMIZE')
+    >>> open_study("demo", "sqlite:////no/such/folder/study.db")
+    Traceback (most recent call last):
+    ...
+    ValueError: storage 'sqlite:////no/such/folder/study.db': the folder /no/such/folder does not exist
     """
     import random
     import time
@@ -120,9 +181,15 @@ def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5, 
                 sampler=optuna.samplers.TPESampler(),
                 pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup),
             )
-        except Exception:  # sqlalchemy errors while another worker creates the schema
-            if attempt == attempts - 1:
+        except Exception as error:  # sqlalchemy errors while another worker creates the schema
+            if not isinstance(storage, str):
                 raise
+            final = storage_error(storage, error)
+            if final is not None:
+                raise final from None
+            if attempt == attempts - 1:
+                raise ValueError(f"storage {_hide_password(storage)!r}: cannot be opened after {attempts} attempts "
+                                 f"({str(error).strip().splitlines()[0]})") from None
             time.sleep(0.5 + jitter.random())
     raise AssertionError("unreachable")
 
@@ -157,15 +224,24 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     ...
     ValueError: trial_seeds must be at least 1, got 0
     """
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ValueError(f"n_trials (--trials) must be an integer >= 1, got {n_trials!r}")
     if trial_seeds < 1:
         raise ValueError(f"trial_seeds must be at least 1, got {trial_seeds}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    storage = storage or f"sqlite:///{(out / 'study.db').resolve()}"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a folder")
     name = study_name or f"snnspin-{base.model}"
     base = base.replace(val_fraction=base.val_fraction or 0.2, seeds=1)
     # no verdict before half of the first seed's epochs: a slower start is not a worse end
-    study = open_study(name, storage, warmup=max(5, base.epochs // 2))
+    warmup = max(5, base.epochs // 2)
+    if storage:  # a given store is opened first: a bad URL leaves no folder behind
+        study = open_study(name, storage, warmup=warmup)
+        out.mkdir(parents=True, exist_ok=True)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{(out / 'study.db').resolve()}"
+        study = open_study(name, storage, warmup=warmup)
     study.set_user_attr("base_config", base.to_dict())
     study.set_user_attr("trial_seeds", trial_seeds)
     if enqueue_base and not study.trials:

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from .config import TrainConfig
 from .data import SequentialDigits, as_tensors
-from .io import atomic_torch_save, atomic_write_json
+from .io import atomic_torch_save, atomic_write_json, load_torch_file, not_a_checkpoint
 from .models import build_model
 
 
@@ -46,14 +46,36 @@ class EpochRecord:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU.
+    """``"auto"`` → CUDA when available, else CPU; any other name is checked: a name torch
+    does not know, or a device this machine lacks, is one ``ValueError`` line.
 
     >>> resolve_device("cpu")
     device(type='cpu')
+    >>> resolve_device("foo")
+    Traceback (most recent call last):
+    ...
+    ValueError: device must be one of auto, cpu, cuda, cuda:<index>, mps, got 'foo'
     """
+    from .config import DEVICE_PATTERN, DEVICES
+
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        raise ValueError(f"device must be one of {DEVICES}, got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA device found"
+            raise ValueError(f"device {name!r} is not available ({why}); use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device {name!r} is not available: this machine has {count} CUDA device(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} is not available (no Apple MPS here); use --device cpu or auto")
+    return device
 
 
 def load_data(config: TrainConfig, device="cpu"):
@@ -144,15 +166,23 @@ class _SeedRun:
         return self.folder / "checkpoint.pt" if self.folder is not None else None
 
     def restore(self) -> None:
-        """Continue from the checkpoint, if there is one: weights, optimiser, schedule, history."""
+        """Continue from the checkpoint, if there is one: weights, optimiser, schedule, history.
+
+        A file that is not a checkpoint of this run (damaged, empty, another model or
+        width) is refused with one ``ValueError`` line naming it.
+        """
         path = self.checkpoint_path
         if path is None or not path.exists():
             return
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.history = [EpochRecord(**r) for r in state["history"]]
+        state = read_checkpoint(path, map_location=self.device)
+        load_state(self.model, state["model"], path)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.history = [EpochRecord(**r) for r in state["history"]]
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
+            raise not_a_checkpoint(path, f"its optimiser, schedule or history do not fit this run: "
+                                         f"{str(error).splitlines()[0] if str(error) else type(error).__name__}")
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[float, int, bool]:
         """One batch: loss, backward, element-wise clip, Adam step. Returns (summed loss,
@@ -241,6 +271,9 @@ def train_seed(
     run = _SeedRun(config, seed, folder, device)
     if resume:
         run.restore()
+        if len(run.history) > config.epochs:
+            raise ValueError(f"{run.checkpoint_path}: the run has {len(run.history)} epochs done; "
+                             f"--epochs {config.epochs} would shrink it")
     bar = tqdm(
         total=config.epochs, initial=len(run.history), disable=not progress, leave=False,
         desc=f"{config.model} seed {seed}", unit="epoch",
@@ -287,15 +320,12 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     ('test', {'neurons': 2, 'synapses': 23}, ['0'])
     """
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        saved = out / "config.json"
-        if saved.exists() and not resume:
-            raise FileExistsError(f"{out} already holds a run; pass resume=True (--resume) or choose another folder")
-        if resume and saved.exists():
-            check_resumable(TrainConfig.load(saved), config)
-        atomic_write_json(saved, config.to_dict())
     device = resolve_device(config.device)
+    if out is not None:
+        check_run_folder(config, out, resume)
     data = load_data(config, device)
+    if out is not None:  # every check passed: only now is the folder written
+        atomic_write_json(out / "config.json", config.to_dict())
     start = time.perf_counter()
     per_seed, histories = {}, {}
     counts = None
@@ -322,6 +352,42 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
 
 
 RESUMABLE_CHANGES = ("epochs", "seeds", "device")
+
+
+def check_run_folder(config: TrainConfig, out_dir, resume: bool = False) -> None:
+    """Every check ``train`` makes before it writes into ``out_dir``: the folder holds no run
+    (or ``resume``), the saved config differs only in epochs/seeds/device, every checkpoint
+    is one of this network, and the run would not shrink (fewer epochs than a checkpoint
+    holds, or a started seed left out). Each failure is one line (``ValueError``, or
+    ``FileExistsError`` for a folder that already holds a run and no ``resume``).
+
+    >>> import tempfile
+    >>> check_run_folder(TrainConfig(), tempfile.mkdtemp())  # an empty folder: nothing to refuse
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a run folder")
+    saved = out / "config.json"
+    if not saved.exists():
+        return
+    if not resume:
+        raise FileExistsError(f"{out} already holds a run; pass resume=True (--resume) or choose another folder")
+    previous = TrainConfig.load(saved)
+    check_resumable(previous, config)
+    started = {seed: out / f"seed_{seed}" / "checkpoint.pt" for seed in previous.seed_list()}
+    started = {seed: path for seed, path in started.items() if path.exists()}
+    dropped = sorted(set(started) - set(config.seed_list()))
+    if dropped:
+        raise ValueError(f"the run has seeds {', '.join(map(str, sorted(started)))} started or done; "
+                         f"--seeds {config.seeds} would shrink it (drop seed(s) {', '.join(map(str, dropped))})")
+    own = build_model(config).state_dict() if started else {}
+    done = 0
+    for path in started.values():
+        state = read_checkpoint(path)
+        check_state(own, state["model"], path)
+        done = max(done, len(state["history"]))
+    if config.epochs < done:
+        raise ValueError(f"the run has {done} epochs done; --epochs {config.epochs} would shrink it")
 
 
 def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:
@@ -366,8 +432,84 @@ def trained_models(run_dir, seeds=None):
     return config, models()
 
 
+def read_checkpoint(path, map_location="cpu") -> dict:
+    """A ``checkpoint.pt`` (weights, optimiser, schedule, history), read with ``weights_only=True``;
+    anything else is one ``ValueError`` line naming the file.
+
+    >>> import tempfile
+    >>> path = f"{tempfile.mkdtemp()}/checkpoint.pt"
+    >>> torch.save({"model": {}}, path)
+    >>> read_checkpoint(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: ...checkpoint.pt: not a snnspin checkpoint (no optimizer, scheduler, history entries); it was not loaded
+    """
+    state = load_torch_file(path, map_location)
+    if not isinstance(state, dict):
+        raise not_a_checkpoint(path, f"it holds a {type(state).__name__}, not a checkpoint dict")
+    lacking = [k for k in ("model", "optimizer", "scheduler", "history") if k not in state]
+    if lacking:
+        raise not_a_checkpoint(path, f"no {', '.join(lacking)} entries")
+    if not isinstance(state["history"], list):
+        raise not_a_checkpoint(path, "its history is not a list of epochs")
+    return state
+
+
+def _names(keys, most: int = 3) -> str:
+    keys = list(keys)
+    return ", ".join(keys[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
+
+
+def check_state(own: dict, state, path) -> None:
+    """Raise one ``ValueError`` line naming ``path`` unless the parameter dict ``state`` read
+    from it fits a model whose ``state_dict()`` is ``own`` (same names, same shapes).
+
+    >>> own = build_model(TrainConfig(layers=1, width=4)).state_dict()
+    >>> check_state(own, build_model(TrainConfig(layers=1, width=5)).state_dict(), "w.pt")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: w.pt: saved for another model or width (size mismatch on w_ext.0.weight: ...); it was not loaded
+    """
+    if not isinstance(state, dict):
+        raise not_a_checkpoint(path, f"it holds a {type(state).__name__}, not tensors by parameter name")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise not_a_checkpoint(path, "it does not hold tensors by parameter name")
+    mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    problems = []
+    if mismatched:
+        k = mismatched[0]
+        more = f" and {len(mismatched) - 1} more" if len(mismatched) > 1 else ""
+        problems.append(f"size mismatch on {k}: shape {tuple(state[k].shape)} in the file but "
+                        f"{tuple(own[k].shape)} in the model{more}")
+    if missing:
+        problems.append(f"missing {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {_names(unexpected)}")
+    if problems:
+        raise ValueError(f"{path}: saved for another model or width ({'; '.join(problems)}); it was not loaded")
+
+
+def load_state(model, state, path) -> None:
+    """Load a parameter dict read from ``path`` into ``model``, or refuse it whole (the model
+    is left as it was) with one ``ValueError`` line naming the file and the first mismatch.
+
+    >>> model = build_model(TrainConfig(layers=1, width=4))
+    >>> load_state(model, build_model(TrainConfig(layers=1, width=4), seed=1).state_dict(), "weights.pt")
+    >>> load_state(model, {"w": 1}, "weights.pt")  # a number where a tensor belongs
+    Traceback (most recent call last):
+    ...
+    ValueError: weights.pt: not a snnspin checkpoint (it does not hold tensors by parameter name); it was not loaded
+    """
+    check_state(model.state_dict(), state, path)
+    model.load_state_dict(state)
+
+
 def load_weights(model, path) -> None:
-    """Load ``weights.pt`` into ``model`` (``weights_only=True``); a shape mismatch names both shapes.
+    """Load ``weights.pt`` into ``model`` (``weights_only=True``). A file that is not
+    snnspin's weights (damaged, empty, a pickle of other objects) or that was saved for
+    another model or width is refused with one ``ValueError`` line naming the file.
 
     >>> import tempfile
     >>> path = f"{tempfile.mkdtemp()}/weights.pt"
@@ -377,12 +519,4 @@ def load_weights(model, path) -> None:
     >>> torch.equal(model.readout.weight, build_model(TrainConfig(width=4), seed=1).readout.weight)
     True
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    own = model.state_dict()
-    for name, tensor in state.items():
-        if name in own and own[name].shape != tensor.shape:
-            raise ValueError(
-                f"cannot load {path}: '{name}' has shape {tuple(tensor.shape)} in the file but "
-                f"{tuple(own[name].shape)} in the model"
-            )
-    model.load_state_dict(state)
+    load_state(model, load_torch_file(path, map_location="cpu"), path)

@@ -145,3 +145,11 @@ def test_drive_accuracy_points_and_figure(tmp_path):
     fig = plot_drive_accuracy(points, tmp_path / "fig3c.png")
     assert (tmp_path / "fig3c.png").exists()
     assert fig.axes[0].get_xlabel() == "cumulative drive I·Δt"
+
+
+def test_cli_design_config_file_and_run_alone(tmp_path, capsys):
+    (tmp_path / "c.json").write_text('{"width": 4, "layers": 1}')
+    assert main(["design", "--config", str(tmp_path / "c.json"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["neurons"] == 4
+    assert main(["design", "--run", str(tmp_path), "--width", "8", "--preset", "paper"]) == 2
+    assert "--width, --preset would be ignored" in capsys.readouterr().err

@@ -172,3 +172,12 @@ def test_trial_seeds_must_be_positive(tmp_path, capsys):
         tune(TINY, tmp_path, n_trials=1, progress=False, trial_seeds=0)
     assert main(["tune", "--trial-seeds", "0", "--quiet", "--out", str(tmp_path)]) == 2
     assert "trial_seeds must be at least 1" in capsys.readouterr().err
+
+
+def test_storage_errors_are_final_or_retried():
+    from snnspin.hpo import storage_error
+
+    race = Exception("(sqlite3.OperationalError) table studies already exists")
+    assert storage_error("sqlite:///study.db", race) is None  # another worker made the tables: retry
+    refused = storage_error("postgresql://me:secret@db.example/x", Exception("(psycopg.OperationalError) refused"))
+    assert str(refused) == "storage 'postgresql://me:***@db.example/x': cannot be opened (refused)"

@@ -137,7 +137,8 @@ def test_weights_load_weights_only_and_shape_errors(tmp_path):
     model.load_state_dict(state)
     load_weights(model, tmp_path / "weights.pt")
     wider = build_model(config.replace(width=7))
-    with pytest.raises(ValueError, match=r"has shape \(6, 1\) in the file but \(7, 1\) in the model"):
+    with pytest.raises(ValueError, match=r"weights.pt: saved for another model or width \(size mismatch on "
+                                         r"w_ext.0.weight: shape \(6, 1\) in the file but \(7, 1\) in the model"):
         load_weights(wider, tmp_path / "weights.pt")
 
 
@@ -151,6 +152,18 @@ def test_train_writes_run_folder_and_refuses_to_overwrite(tmp_path):
     assert TrainConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text())) == config
     with pytest.raises(FileExistsError, match="already holds a run"):
         train(config, tmp_path / "run", progress=False)
+
+
+def test_train_never_shrinks_a_run_and_checks_before_writing(tmp_path):
+    config = TrainConfig(**{**TINY, "epochs": 2})
+    train(config, tmp_path, progress=False)
+    saved = (tmp_path / "config.json").read_bytes()
+    with pytest.raises(ValueError, match="the run has 2 epochs done; --epochs 1 would shrink it"):
+        train(config.replace(epochs=1), tmp_path, resume=True, progress=False)
+    assert (tmp_path / "config.json").read_bytes() == saved
+    with pytest.raises(ValueError, match="device 'cuda:99' is not available"):
+        train(config.replace(device="cuda:99"), tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
 
 
 def test_check_resumable():
@@ -187,7 +200,7 @@ def test_presets_and_cli_defaults(tmp_path):
     parse = lambda *a: _config_from_args(build_parser().parse_args(["train", *a]))[0]
     assert parse("--model", "ctrnn") == preset_config("ctrnn")
     assert parse("--model", "lif", "--preset", "paper", "--tau", "3") == TrainConfig(model="lif", tau=3.0)
-    assert parse("--learn-tau", "true").learn_tau is True
+    assert parse("--learn-tau").learn_tau is True and parse("--no-learn-tau").learn_tau is False
     with pytest.raises(ValueError, match="preset must be one of"):
         preset_config("ctrnn", "best")
 
