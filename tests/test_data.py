@@ -120,9 +120,34 @@ def test_transforms_do_not_modify_input(transform):
         transform.__setattr__("x", 1)
 
 
-def test_numpy_input_accepted():
+def test_numpy_in_numpy_out_tensor_in_tensor_out():
+    """tonic's convention, so that tonic's numpy transforms can follow ours."""
+    import tonic
+
     out = ImageToSequence()(np.ones((8, 8), dtype=np.int64))
-    assert out.dtype == torch.float32 and out.shape == (64, 1)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (64, 1)
+    sequence = np.arange(8.0).reshape(8, 1)
+    for transform in (Scale(16.0, 2.0), Hold(2), Resample(2.0, 1.0), GaussianNoise(0.1, torch.Generator())):
+        assert isinstance(transform(sequence), np.ndarray), transform
+        assert transform(sequence).dtype == np.float64  # a float input keeps its precision
+        assert isinstance(transform(torch.as_tensor(sequence)), torch.Tensor), transform
+    chain = tonic.transforms.Compose([Scale(16.0, 16.0), Resample(2.0, 0.5), tonic.transforms.NumpyAsType(np.float32)])
+    assert chain(sequence).dtype == np.float32 and chain(sequence).shape == (32, 1)
+
+
+def test_gaussian_noise_differs_per_call_epoch_and_worker_and_repeats_from_its_seed():
+    def epochs(seed):
+        noise = GaussianNoise(1.0, torch.Generator().manual_seed(seed))
+        ds = SequenceDataset(np.zeros((8, 5, 1)), np.arange(8) % 2, transform=noise)
+        loader = make_loader(ds, batch_size=2, shuffle=False, seed=0, num_workers=2)
+        return [torch.cat([data[:, :, 0].T for data, _ in loader]) for _ in range(2)]  # [8, 5] per epoch
+
+    first, second = epochs(7)
+    samples = torch.cat([first, second])  # 16 noise draws: 8 samples (over 2 workers) × 2 epochs
+    assert len({tuple(row.tolist()) for row in samples}) == 16  # every call, worker and epoch differs
+    again = epochs(7)
+    assert torch.equal(again[0], first) and torch.equal(again[1], second)
+    assert not torch.equal(epochs(8)[0], first)
 
 
 def test_collate_and_loader_are_time_first():

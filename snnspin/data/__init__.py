@@ -2,9 +2,11 @@
 
 from .datasets import SequenceDataset, SequentialDigits, stratified_split
 from .loading import as_tensors, collate_time_first, make_loader
-from .transforms import GaussianNoise, Hold, ImageToSequence, Resample, Scale
+from .files import SeriesSplit, load_series
+from .transforms import FramesToSequence, GaussianNoise, Hold, ImageToSequence, Resample, Scale
 
 __all__ = [
+    "FramesToSequence",
     "GaussianNoise",
     "Hold",
     "ImageToSequence",
@@ -12,8 +14,10 @@ __all__ = [
     "Scale",
     "SequenceDataset",
     "SequentialDigits",
+    "SeriesSplit",
     "as_tensors",
     "collate_time_first",
+    "load_series",
     "make_loader",
     "stratified_split",
 ]

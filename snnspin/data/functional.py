@@ -18,8 +18,8 @@ from .._checks import check_choice, check_positive, check_positive_int
 
 ORDERS = ("row", "column", "snake")
 
-__all__ = ["ORDERS", "add_noise", "check_choice", "check_positive_int", "hold", "image_to_sequence",
-           "keeps_array_kind", "scale", "steps_per_point"]
+__all__ = ["ORDERS", "add_noise", "check_choice", "check_positive_int", "frames_to_sequence", "hold",
+           "image_to_sequence", "keeps_array_kind", "scale", "steps_per_point"]
 
 
 def _as_float_tensor(data) -> torch.Tensor:
@@ -66,6 +66,20 @@ def image_to_sequence(image, order: str = "row") -> torch.Tensor:
         image = image.clone()
         image[1::2] = image[1::2].flip(-1)
     return image.reshape(-1, 1).clone()
+
+
+@keeps_array_kind
+def frames_to_sequence(frames) -> torch.Tensor:
+    """Flatten each time bin of event frames ``[T, ...]`` into one row: ``[T, F]``, F = the product of the rest.
+
+    tonic's ``ToFrame`` gives ``[T, P, X]`` (or ``[T, P, H, W]``) frames; a network takes ``[T, F]``.
+
+    >>> frames_to_sequence(torch.ones(5, 2, 3)).shape
+    torch.Size([5, 6])
+    """
+    if frames.dim() < 2:
+        raise ValueError(f"frames must have shape [T, ...] with an axis after time, got {tuple(frames.shape)}")
+    return frames.reshape(frames.shape[0], -1).clone()
 
 
 @keeps_array_kind

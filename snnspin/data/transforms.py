@@ -40,6 +40,22 @@ class ImageToSequence:
 
 
 @dataclass(frozen=True)
+class FramesToSequence:
+    """Event frames ``[T, P, X]`` (tonic's ``ToFrame``) → ``[T, P·X]``: one row of channels per time bin.
+
+    The path from a tonic event dataset to a network: ``Compose([ToFrame(sensor_size,
+    n_time_bins=T), FramesToSequence()])``, then ``n_inputs = P·X`` (e.g. 2 × 700 for SHD).
+
+    >>> import numpy as np
+    >>> FramesToSequence()(np.zeros((10, 2, 34))).shape
+    (10, 68)
+    """
+
+    def __call__(self, frames):
+        return F.frames_to_sequence(frames)
+
+
+@dataclass(frozen=True)
 class Scale:
     """Map [0, ``max_value``] to [0, ``amplitude``] (digits: raw 0..16 → drive amplitude).
 

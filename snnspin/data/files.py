@@ -1,0 +1,142 @@
+"""Your own time series from a ``.npz`` file: checked, split, time first.
+
+File format (``numpy.savez``):
+
+- ``x``: ``[N, T, F]`` floats, N series of T time points with F channels (``[N, T]`` is read
+  as one channel); the points are Δt ns apart when presented to a network;
+- ``y``: ``[N]`` integer labels in 0 .. C-1 (whole-valued floats are accepted);
+- optionally ``x_test`` ``[M, T, F]`` and ``y_test`` ``[M]``: a test set of your own. Without
+  them the series are split 50/50, stratified, by the split seed (as the digits are).
+
+Series of different lengths must be padded to one T before saving (zeros at the end, as
+``collate_time_first`` pads); snnspin does not mask padding, so pad only where a trailing
+run of zeros means "no input", and say so in your methods. Every problem with the file is
+refused with one line naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .datasets import stratified_split
+
+
+class SeriesSplit(NamedTuple):
+    """Training and held-out series, time first: ``x_*`` ``[T, N, F]`` float, ``y_*`` ``[N]`` long."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_eval: torch.Tensor
+    y_eval: torch.Tensor
+
+    @property
+    def n_inputs(self) -> int:
+        """Channels per time point, F."""
+        return int(self.x_train.shape[2])
+
+    @property
+    def n_classes(self) -> int:
+        """Classes C: one more than the largest label in either part."""
+        return int(max(self.y_train.max(), self.y_eval.max())) + 1
+
+
+def _labels(path, name, values) -> np.ndarray:
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise ValueError(f"{path}: {name} must be one label per series [N], got shape {values.shape}")
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all() or not (values == np.round(values)).all():
+            raise ValueError(f"{path}: {name} holds non-integer labels (e.g. {values[values != np.round(values)][:3]})"
+                             "; labels must be whole numbers 0 .. C-1")
+        values = values.astype(np.int64)
+    if values.dtype.kind not in "iu":
+        raise ValueError(f"{path}: {name} must hold integer labels, got dtype {values.dtype}")
+    if len(values) and values.min() < 0:
+        raise ValueError(f"{path}: {name} holds negative labels; labels must be 0 .. C-1")
+    return values.astype(np.int64)
+
+
+def _series(path, name, values) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype == object:
+        raise ValueError(f"{path}: {name} is ragged (series of different lengths); pad them to one length "
+                         "[N, T, F] before saving")
+    if values.dtype.kind not in "fiub":
+        raise ValueError(f"{path}: {name} must be numeric, got dtype {values.dtype}")
+    if values.ndim == 2:
+        values = values[:, :, None]
+    if values.ndim != 3 or 0 in values.shape:
+        raise ValueError(f"{path}: {name} must have shape [N, T, F] (or [N, T]) with no empty axis, "
+                         f"got {values.shape}")
+    if not np.isfinite(values).all():
+        bad = int((~np.isfinite(values)).sum())
+        raise ValueError(f"{path}: {name} holds {bad} NaN or infinite values")
+    return values.astype(np.float64)
+
+
+def _time_first(x: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(x).to(torch.get_default_dtype()).permute(1, 0, 2).contiguous()
+
+
+def load_series(path, split_seed: int = 0, val_fraction: float = 0.0) -> SeriesSplit:
+    """Read, check and split a ``.npz`` file of labelled series (format: module doc).
+
+    Held out: ``x_test``/``y_test`` if the file has them, else a stratified half chosen by
+    ``split_seed``. With ``val_fraction`` > 0 the held-out part is instead that fraction of
+    the training part (stratified, ``split_seed``), for tuning without touching the test set.
+
+    >>> import tempfile
+    >>> f = f"{tempfile.mkdtemp()}/toy.npz"
+    >>> np.savez(f, x=np.random.default_rng(0).normal(size=(40, 25, 2)), y=np.arange(40) % 4)
+    >>> data = load_series(f)
+    >>> tuple(data.x_train.shape), tuple(data.x_eval.shape), data.n_inputs, data.n_classes
+    ((25, 20, 2), (25, 20, 2), 2, 4)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+    with archive:
+        keys = set(archive.files)
+        for needed in ("x", "y"):
+            if needed not in keys:
+                raise ValueError(f"{path}: missing array '{needed}' (has: {', '.join(sorted(keys)) or 'none'})")
+        if ("x_test" in keys) != ("y_test" in keys):
+            raise ValueError(f"{path}: x_test and y_test go together (has only one of them)")
+        try:
+            x, y = _series(path, "x", archive["x"]), _labels(path, "y", archive["y"])
+            test = (_series(path, "x_test", archive["x_test"]), _labels(path, "y_test", archive["y_test"])) \
+                if "x_test" in keys else None
+        except ValueError as error:
+            if "Object arrays cannot be loaded" in str(error):
+                raise ValueError(f"{path}: holds Python objects (ragged series?); save numeric arrays "
+                                 "[N, T, F] only") from None
+            raise
+    if len(x) != len(y):
+        raise ValueError(f"{path}: x has {len(x)} series but y has {len(y)} labels")
+    if test is not None:
+        if len(test[0]) != len(test[1]):
+            raise ValueError(f"{path}: x_test has {len(test[0])} series but y_test has {len(test[1])} labels")
+        if test[0].shape[1:] != x.shape[1:]:
+            raise ValueError(f"{path}: x_test's series are {test[0].shape[1:]} [T, F] but x's are {x.shape[1:]}")
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"{path}: y holds one class only ({np.unique(y).tolist()}); a classifier needs two or more")
+    counts = np.bincount(y)
+    if test is None or val_fraction > 0:
+        if counts[counts > 0].min() < 2:
+            raise ValueError(f"{path}: class {int(np.flatnonzero(counts == 1)[0])} has a single series; "
+                             "a stratified split needs two or more of each class")
+    if test is None:  # the file's own split: a stratified half, as for the digits
+        train, test_index = stratified_split(y, 0.5, split_seed)
+        x, y, test = x[train], y[train], (x[test_index], y[test_index])
+    if val_fraction > 0:  # validation from the training part only: the test part is never touched
+        train, held = stratified_split(y, val_fraction, split_seed)
+        x, y, test = x[train], y[train], (x[held], y[held])
+    return SeriesSplit(_time_first(x), torch.as_tensor(y), _time_first(test[0]), torch.as_tensor(test[1]))
