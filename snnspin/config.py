@@ -83,7 +83,11 @@ class TrainConfig:
     seeds: int = _f(1, "number of random initialisations (seeds first_seed, first_seed+1, ...)")
     first_seed: int = _f(0, "first initialisation seed")
     split_seed: int = _f(0, "seed of the stratified 50/50 train/test split")
-    order: str = _f("row", "pixel scan order", ("row", "column", "snake"), paper=True)
+    order: str = _f("row", "pixel scan order of the digits", ("row", "column", "snake"), paper=True)
+    data: str = _f("", "a .npz file of your own series: x [N, T, F], y [N] (optional x_test, y_test); "
+                       "empty: sklearn's digits")
+    n_inputs: int = _f(0, "channels per time point F; 0: from the data (1 for the digits)")
+    n_classes: int = _f(0, "number of classes C; 0: from the data (10 for the digits)")
     val_fraction: float = _f(0.0, "if > 0, evaluate on this fraction of the training half instead of the test half")
     engine: str = _f("auto", "time loop: fused (fast, exact stepper), reference (per-step layers), auto (fused when it applies)",
                      ("auto", "fused", "reference"))
@@ -117,6 +121,13 @@ class TrainConfig:
         for name in ("layers", "width", "substeps", "epochs", "batch_size", "seeds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("n_inputs", "n_classes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: from the data), got {getattr(self, name)}")
+        if self.n_classes == 1:
+            raise ValueError("n_classes must be >= 2 (or 0: from the data), got 1")
+        if self.data and self.order != "row":
+            raise ValueError(f"order={self.order!r} scans the digits' images; it does not apply to data={self.data!r}")
         if not 0 <= self.split_seed < 2**32:
             raise ValueError(f"split_seed must be in [0, 2**32 - 1], got {self.split_seed}")
         for name in ("tau", "delta_t", "gain", "f_cut_mhz", "lr0", "lr_decay", "clip", "init_scale"):

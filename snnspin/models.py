@@ -105,8 +105,10 @@ class LayeredNetwork(nn.Module):
     def forward(self, data: torch.Tensor, record: bool = False):
         """Run the sequence ``data`` ``[T, B, F]``; return log-probabilities ``[B, classes]``.
 
-        With ``record=True`` also return a dict name → list (one per layer) of ``[T, B, N]``
-        tensors: the neurons' variables at the end of each input point (Fig. 1b-d).
+        The data are multiplied by ``config.input_scale`` first (here only, so that the scale
+        means one thing whichever way data arrive). With ``record=True`` also return a dict
+        name → list (one per layer) of ``[T, B, N]`` tensors: the neurons' variables at the end
+        of each input point (Fig. 1b-d).
         """
         data = as_float_input(data)
         if data.dim() != 3:
@@ -115,6 +117,8 @@ class LayeredNetwork(nn.Module):
             raise ValueError(f"data have {data.shape[2]} features per time step ([T, B, F] = {tuple(data.shape)}) "
                              f"but the model takes {self.n_inputs} (n_inputs)")
         check_finite("data", data)
+        if self.config.input_scale != 1.0:  # the one place the input scale applies: wherever data enter
+            data = data * self.config.input_scale
         if self._use_fused(record, data):
             y, x = self.fused_sequence(data)
             return F.log_softmax(self.readout(y if self.config.readout == "y" else x), dim=-1)
@@ -286,9 +290,10 @@ MODEL_CLASSES = {"spintronic": SpintronicNetwork, "ctrnn": CTRNNNetwork, "lif": 
 
 
 def build_model(config: TrainConfig, seed: int = 0) -> LayeredNetwork:
-    """The network named by ``config.model``, with weights and masks drawn from ``seed``.
+    """The network named by ``config.model``, with weights and masks drawn from ``seed``; its input
+    and output widths are ``config.n_inputs`` and ``config.n_classes`` (0: the digits' 1 and 10).
 
     >>> build_model(TrainConfig(model="lif")).counts()
     {'neurons': 96, 'synapses': 2896}
     """
-    return MODEL_CLASSES[config.model](config, seed)
+    return MODEL_CLASSES[config.model](config, seed, config.n_inputs or 1, config.n_classes or 10)

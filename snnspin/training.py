@@ -26,7 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from .config import TrainConfig
-from .data import SequentialDigits, as_tensors
+from .data import SequentialDigits, as_tensors, load_series
 from .io import atomic_torch_save, atomic_write_json, load_torch_file, not_a_checkpoint
 from .models import build_model
 
@@ -79,23 +79,58 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def load_data(config: TrainConfig, device="cpu"):
-    """Training and evaluation tensors ``(x [T, N, 1], y [N])`` for ``config``.
+    """Training and evaluation tensors ``((x [T, N, F], y [N]), (x_eval, y_eval))`` for ``config``.
 
-    Evaluation is the test half, or the validation part of the training half when
-    ``config.val_fraction`` > 0. Pixels (0..16) are multiplied by ``config.input_scale``.
+    The data are sklearn's digits (64 raw pixels 0..16 per series, F = 1), or the ``.npz`` file
+    ``config.data`` (``snnspin.data.load_series``). Evaluation is the test part, or the
+    validation part of the training part when ``config.val_fraction`` > 0. The values are
+    the file's or the pixels' own: ``config.input_scale`` is applied by the model, wherever
+    data enter it.
 
     >>> (x, y), (x_eval, y_eval) = load_data(TrainConfig())
     >>> tuple(x.shape), tuple(y.shape), tuple(x_eval.shape)
     ((64, 898, 1), (898,), (64, 899, 1))
     """
-    common = dict(order=config.order, split_seed=config.split_seed, val_fraction=config.val_fraction)
-    train = SequentialDigits("train", **common)
-    held_out = SequentialDigits("val" if config.val_fraction > 0 else "test", **common)
-    out = []
-    for ds in (train, held_out):
-        x, y = as_tensors(ds)
-        out.append(((x * config.input_scale).to(device), y.to(device)))
-    return out[0], out[1]
+    if config.data:
+        split = load_series(config.data, config.split_seed, config.val_fraction)
+        parts = ((split.x_train, split.y_train), (split.x_eval, split.y_eval))
+    else:
+        common = dict(order=config.order, split_seed=config.split_seed, val_fraction=config.val_fraction)
+        train = SequentialDigits("train", **common)
+        held_out = SequentialDigits("val" if config.val_fraction > 0 else "test", **common)
+        parts = (as_tensors(train), as_tensors(held_out))
+    return tuple((x.to(device), y.to(device)) for x, y in parts)
+
+
+def resolve_shapes(config: TrainConfig, data) -> TrainConfig:
+    """``config`` with ``n_inputs`` and ``n_classes`` taken from ``data`` where they are 0, and
+    checked against it where they are given: a width that differs or a label ≥ n_classes is
+    a ``ValueError`` naming both numbers.
+
+    >>> data = ((torch.zeros(5, 4, 3), torch.tensor([0, 1, 2, 1])), (torch.zeros(5, 2, 3), torch.tensor([0, 2])))
+    >>> c = resolve_shapes(TrainConfig(), data)
+    >>> c.n_inputs, c.n_classes
+    (3, 3)
+    >>> resolve_shapes(TrainConfig(n_inputs=2), data)
+    Traceback (most recent call last):
+    ...
+    ValueError: the data have 3 channels per time point ([T, N, F] = (5, 4, 3)) but n_inputs = 2
+    """
+    (x_train, y_train), (x_eval, y_eval) = data
+    for x in (x_train, x_eval):
+        if x.dim() != 3:
+            raise ValueError(f"data must be time first [T, N, F], got shape {tuple(x.shape)}")
+    if x_eval.shape[2] != x_train.shape[2]:
+        raise ValueError(f"training data have {x_train.shape[2]} channels but evaluation data {x_eval.shape[2]}")
+    channels = int(x_train.shape[2])
+    if config.n_inputs and config.n_inputs != channels:
+        raise ValueError(f"the data have {channels} channels per time point ([T, N, F] = {tuple(x_train.shape)}) "
+                         f"but n_inputs = {config.n_inputs}")
+    largest = int(max(y_train.max(), y_eval.max()))
+    if config.n_classes and largest >= config.n_classes:
+        raise ValueError(f"the labels go up to {largest} but n_classes = {config.n_classes} (labels must be "
+                         f"0 .. n_classes - 1)")
+    return config.replace(n_inputs=channels, n_classes=config.n_classes or max(largest + 1, 2))
 
 
 @torch.no_grad()
@@ -266,8 +301,9 @@ def train_seed(
     from tqdm.auto import tqdm
 
     device = resolve_device(config.device)
-    (x_train, y_train), (x_eval, y_eval) = data if data is not None else load_data(config, device)
-    x_train, y_train, x_eval, y_eval = (t.to(device) for t in (x_train, y_train, x_eval, y_eval))
+    data = data if data is not None else load_data(config, device)
+    config = resolve_shapes(config, data)
+    (x_train, y_train), (x_eval, y_eval) = ((x.to(device), y.to(device)) for x, y in data)
     run = _SeedRun(config, seed, folder, device)
     if resume:
         run.restore()
@@ -321,9 +357,10 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     """
     out = Path(out_dir) if out_dir is not None else None
     device = resolve_device(config.device)
+    data = load_data(config, device)
+    config = resolve_shapes(config, data)  # recorded in config.json: the widths the data gave
     if out is not None:
         check_run_folder(config, out, resume)
-    data = load_data(config, device)
     if out is not None:  # every check passed: only now is the folder written
         atomic_write_json(out / "config.json", config.to_dict())
     start = time.perf_counter()
