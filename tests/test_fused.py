@@ -140,27 +140,32 @@ def _set(layer_list, index, name, value):
 
 
 W = 6  # width of the networks below
+
+
+def _ramp(first, last):
+    """One value per neuron, from ``first`` to ``last``."""
+    return torch.linspace(first, last, W, dtype=torch.float64)
+
+
 PER_LAYER_SETTINGS = {
-    "tau per neuron (layer 1)": _set("neurons", 1, "tau", torch.linspace(1.5, 6.0, W, dtype=torch.float64)),
+    "tau per neuron (layer 1)": _set("neurons", 1, "tau", _ramp(1.5, 6.0)),
     "gain (layer 2)": _set("neurons", 2, "gain", 0.9),
-    "gain per neuron (layer 0)": _set("neurons", 0, "gain", torch.linspace(0.2, 0.8, W, dtype=torch.float64)),
+    "gain per neuron (layer 0)": _set("neurons", 0, "gain", _ramp(0.2, 0.8)),
     "bias_fixed (layer 0)": _set("neurons", 0, "bias_fixed", 0.8),
-    "bias_fixed per neuron (layer 2)": _set("neurons", 2, "bias_fixed", torch.linspace(0.7, 1.2, W,
-                                                                                      dtype=torch.float64)),
+    "bias_fixed per neuron (layer 2)": _set("neurons", 2, "bias_fixed", _ramp(0.7, 1.2)),
     "q (layer 1)": _set("neurons", 1, "q", 0.4),
-    "sigma per neuron (layer 2)": _set("neurons", 2, "sigma", torch.linspace(0.8, 1.4, W, dtype=torch.float64)),
+    "sigma per neuron (layer 2)": _set("neurons", 2, "sigma", _ramp(0.8, 1.4)),
     "x0 (layer 0)": _set("neurons", 0, "x0", 0.3),
-    "x0 per neuron (layer 1)": _set("neurons", 1, "x0", torch.linspace(0.1, 0.9, W, dtype=torch.float64)),
+    "x0 per neuron (layer 1)": _set("neurons", 1, "x0", _ramp(0.1, 0.9)),
     "f_cut (layer 1)": _set("filters", 1, "f_cut_mhz", 40.0),
-    "f_cut per neuron (layer 2)": _set("filters", 2, "f_cut_mhz", torch.linspace(1.0, 90.0, W,
-                                                                                 dtype=torch.float64)),
+    "f_cut per neuron (layer 2)": _set("filters", 2, "f_cut_mhz", _ramp(1.0, 90.0)),
     "filter dt (layer 0)": _set("filters", 0, "dt", 0.5),
     "held-drive sub-steps (layer 1)": _set("neurons", 1, "substeps", 3),
 }
 CTRNN_SETTINGS = {
-    "tau per neuron (layer 1)": _set("neurons", 1, "tau", torch.linspace(1.5, 6.0, W, dtype=torch.float64)),
+    "tau per neuron (layer 1)": _set("neurons", 1, "tau", _ramp(1.5, 6.0)),
     "gain (layer 2)": _set("neurons", 2, "gain", 0.9),
-    "gain per neuron (layer 0)": _set("neurons", 0, "gain", torch.linspace(0.2, 0.8, W, dtype=torch.float64)),
+    "gain per neuron (layer 0)": _set("neurons", 0, "gain", _ramp(0.2, 0.8)),
     "held-drive sub-steps (layer 0)": _set("neurons", 0, "substeps", 4),
 }
 
