@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .data import SequentialDigits, as_tensors, load_series
 from .io import atomic_torch_save, atomic_write_json, load_torch_file, not_a_checkpoint
 from .models import build_model
+from .nn import Oscillator
 
 
 @dataclass
@@ -499,7 +500,8 @@ def _names(keys, most: int = 3) -> str:
 
 def check_state(own: dict, state, path) -> None:
     """Raise one ``ValueError`` line naming ``path`` unless the parameter dict ``state`` read
-    from it fits a model whose ``state_dict()`` is ``own`` (same names, same shapes).
+    from it fits a model whose ``state_dict()`` is ``own`` (same names, same shapes; the
+    oscillators' Q and σ may be absent, from files written before they were saved).
 
     >>> own = build_model(TrainConfig(layers=1, width=4)).state_dict()
     >>> check_state(own, build_model(TrainConfig(layers=1, width=5)).state_dict(), "w.pt")  # doctest: +ELLIPSIS
@@ -512,7 +514,7 @@ def check_state(own: dict, state, path) -> None:
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise not_a_checkpoint(path, "it does not hold tensors by parameter name")
     mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
-    missing = [k for k in own if k not in state]
+    missing = [k for k in own if k not in state and k.rpartition(".")[2] not in Oscillator.added_buffers]
     unexpected = [k for k in state if k not in own]
     problems = []
     if mismatched:

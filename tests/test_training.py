@@ -9,7 +9,7 @@ import torch
 from snnspin.cli import main
 from snnspin.config import TrainConfig
 from snnspin.models import build_model
-from snnspin.training import check_resumable, evaluate, load_weights, lr_factor, train, train_seed
+from snnspin.training import check_resumable, evaluate, load_weights, lr_factor, train, train_seed, trained_models
 
 TINY = dict(layers=1, width=6, epochs=3, batch_size=300)
 
@@ -234,3 +234,15 @@ def test_non_finite_gradient_skips_the_step_and_nan_loss_raises(monkeypatch):
     monkeypatch.setattr(training, "build_model", broken)
     with pytest.raises(FloatingPointError, match="the loss became nan at epoch 1"):
         train_seed(config, 0, progress=False)
+
+
+def test_weights_written_before_q_and_sigma_were_saved_still_load():
+    """The committed runs' weights.pt predate the oscillators' Q and σ buffers."""
+    from pathlib import Path
+
+    run = Path(__file__).parent.parent / "benchmarks" / "results" / "accuracy" / "spintronic-tuned"
+    config, models = trained_models(run, [0])
+    (seed, model), = list(models)
+    assert "neurons.0.q" not in torch.load(run / "seed_0" / "weights.pt", weights_only=True)
+    assert float(model.neurons[0].q) == 0.0 and float(model.neurons[0].sigma) == 1.0
+    assert model.readout.weight.abs().sum() > 0

@@ -51,6 +51,8 @@ class Oscillator(RelaxingNeuron):
 
     state_names = ("x",)
     per_neuron_names = ("tau", "gain", "bias_fixed", "q", "sigma", "x0")
+    #: Buffers that files written before they existed lack: loading such a file keeps the constructor's values.
+    added_buffers = ("q", "sigma")
 
     def __init__(
         self,
@@ -113,7 +115,7 @@ class Oscillator(RelaxingNeuron):
         return x, (x,)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("q", "sigma"):  # weights saved before Q and σ were buffers: keep the constructor's
+        for name in self.added_buffers:  # weights saved before Q and σ were buffers: keep the constructor's
             state_dict.setdefault(prefix + name, getattr(self, name))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
