@@ -99,6 +99,8 @@ def _config_from_args(args) -> tuple[TrainConfig, dict]:
     """The config (preset < ``--config`` file < explicit options; see the module docstring)
     and the options given explicitly. Errors in the file name the file."""
     given = _given(args)
+    if "epochs" in given and "schedule" not in given:  # epochs typed by the user are epochs of their data
+        given["schedule"] = "epochs"
     base = _preset_and_file(getattr(args, "config", None), getattr(args, "preset", None) or "tuned",
                             given.get("model"))
     return base.replace(**given), given

@@ -78,7 +78,19 @@ class TrainConfig:
     epochs: int = _f(30, "training epochs")
     lr0: float = _f(0.149, "initial learning rate", paper=True)
     lr_decay: float = _f(8.077, "lr = lr0 / (epoch / lr_decay + 1)", paper=True)
-    batch_size: int = _f(120, "batch size", paper=True)
+    batch_size: int = _f(0, "batch size; 0: from the data, min(120, max(8, ceil(N/7))): the paper's 120 for the "
+                            "digits, and at least 7 optimiser steps per epoch on smaller sets")
+    schedule: str = _f("auto", "what epochs and lr_decay count: epochs of this data, or steps: blocks of 8 optimiser "
+                               "steps (one digits epoch at batch 120), converted to this data's epochs; auto: steps "
+                               "for data files, epochs for the digits; an explicit --epochs means epochs",
+                       ("auto", "epochs", "steps"))
+    normalize: str = _f("auto", "input normalisation per channel from the training part: none, zscore (mean 0, "
+                                "std 1) or digits (the mean 4.88 and std 6.02 of the pixels the presets were tuned "
+                                "on); auto: none for the digits, digits for data files", ("auto", "none", "zscore",
+                                                                                         "digits"))
+    init: str = _f("uniform", "weight initialisation: uniform ±init_scale/sqrt(fan_in), or drive: biases and weight "
+                              "scales set from a batch of training data so that the drive per input point S·syn·Δt "
+                              "has spread 1 (the paper's I·Δt ≈ 1 rule; snnspin.init)", ("uniform", "drive"))
     clip: float = _f(1.0, "clip each gradient element to ±clip", paper=True)
     seeds: int = _f(1, "number of random initialisations (seeds first_seed, first_seed+1, ...)")
     first_seed: int = _f(0, "first initialisation seed")
@@ -118,7 +130,11 @@ class TrainConfig:
             choices = f.metadata.get("choices")
             if choices and value not in choices:
                 raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
-        for name in ("layers", "width", "substeps", "epochs", "batch_size", "seeds"):
+        if self.batch_size < 0:
+            raise ValueError(f"batch_size must be >= 1 (or 0: from the data), got {self.batch_size}")
+        if self.init == "drive" and self.model == "lif":
+            raise ValueError("init='drive' covers the spintronic network and the CTRNN, not the LIF twin")
+        for name in ("layers", "width", "substeps", "epochs", "seeds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("n_inputs", "n_classes"):

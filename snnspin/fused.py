@@ -163,10 +163,12 @@ class _FusedOscillator(torch.autograd.Function):
             x, y, y_next = xs[d], y_next, y
         ctx.substeps, ctx.kernels, ctx.per_neuron = substeps, kernels, per_neuron
         ctx.save_for_backward(data, rest, w, inputs, x_all, syn_all)
-        return y[-1].clone(), x[-1].clone()
+        states = x.clone()  # every layer's x after the last step, for monitoring (no gradient)
+        ctx.mark_non_differentiable(states)
+        return y[-1].clone(), x[-1].clone(), states
 
     @staticmethod
-    def backward(ctx, grad_y, grad_x):
+    def backward(ctx, grad_y, grad_x, _):
         _refuse_double_backward()
         data, rest, w, inputs, x_all, syn_all = ctx.saved_tensors
         per_neuron = ctx.per_neuron
@@ -220,10 +222,12 @@ class _FusedCTRNN(torch.autograd.Function):
             x = xs[d]
         ctx.options, ctx.kernels = options, kernels
         ctx.save_for_backward(data, gains, gammas, w, grid.bias, inputs, x_all, y_all, step_gain, decay)
-        return y_all[-1, -1].clone(), x_all[-1, -1].clone()
+        states = x_all[-1].clone()
+        ctx.mark_non_differentiable(states)
+        return y_all[-1, -1].clone(), x_all[-1, -1].clone(), states
 
     @staticmethod
-    def backward(ctx, grad_y, grad_x):
+    def backward(ctx, grad_y, grad_x, _):
         _refuse_double_backward()
         substeps, h = ctx.options
         data, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
@@ -307,7 +311,8 @@ def ctrnn_fused_reason(model) -> str | None:
 
 def fused_oscillator_sequence(model, data):
     """Run a ``SpintronicNetwork``'s layers over ``data`` ``[T, B, F]``; return the last
-    layer's (y, x) ``[B, N]`` after the last step, differentiable w.r.t. every parameter.
+    layer's (y, x) ``[B, N]`` after the last step, differentiable w.r.t. every parameter, and
+    every layer's x ``[L, B, N]`` after the last step (detached, for monitoring).
 
     Every constant is read per layer from ``model.neurons[i].physics`` and
     ``model.filters[i].physics``; the network's sub-steps per input point from its config."""
@@ -328,7 +333,8 @@ def fused_oscillator_sequence(model, data):
 
 
 def fused_ctrnn_sequence(model, data):
-    """Run a ``CTRNNNetwork``'s layers over ``data``; return the last layer's (y, x) ``[B, N]``.
+    """Run a ``CTRNNNetwork``'s layers over ``data``; return the last layer's (y, x) ``[B, N]``
+    and every layer's x ``[L, B, N]`` (detached).
     Gain, τ and dt are read per layer from ``model.neurons[i].physics``."""
     n = model.config.width
     neurons = [m.physics for m in model.neurons]

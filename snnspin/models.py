@@ -36,6 +36,8 @@ def _taus(config: TrainConfig):
 
 
 _WARNED: set[str] = set()  # fallback reasons already reported (once per process)
+#: Thresholds of ``neuron_health``: an oscillator below DEAD_BELOW is dead, one above SATURATED_ABOVE saturated.
+DEAD_BELOW, SATURATED_ABOVE = 1e-3, 0.999
 
 
 def _under_torch_func(data, model) -> bool:
@@ -67,12 +69,39 @@ class LayeredNetwork(nn.Module):
             MaskedLinear(n, n, config.d_intra, False, config.init_scale, generator) for _ in range(config.layers)
         )
         self.readout = MaskedLinear(n, n_classes, 1.0, True, 1.0, generator)
+        # per-channel input normalisation (x - shift) · gain, set from training data (snnspin.defaults)
+        self.register_buffer("input_shift", torch.zeros(n_inputs))
+        self.register_buffer("input_gain", torch.ones(n_inputs))
+
+    #: Buffers that files written before they existed lack: loading such a file keeps the identity.
+    added_buffers = ("input_shift", "input_gain")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in self.added_buffers:
+            state_dict.setdefault(prefix + name, getattr(self, name))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def set_input_statistics(self, shift: torch.Tensor, gain: torch.Tensor) -> None:
+        """Normalise every input channel as (x - shift) · gain before ``input_scale`` (``[F]`` each)."""
+        if shift.shape != self.input_shift.shape or gain.shape != self.input_gain.shape:
+            raise ValueError(f"input statistics for {tuple(shift.shape)} channels, the model takes {self.n_inputs}")
+        self.input_shift.copy_(shift)
+        self.input_gain.copy_(gain)
 
     def initial_state(self, batch_size: int, layer: int, like: torch.Tensor):
         raise NotImplementedError
 
     def neuron_step(self, layer: int, syn: torch.Tensor, state):
         raise NotImplementedError
+
+    def state_x(self, state) -> torch.Tensor:
+        """The neuron variable inside a layer's state that ``neuron_health`` judges."""
+        return state
+
+    def neuron_health(self) -> dict:
+        """Per layer, the fraction of neurons dead and saturated at the end of the last sequence
+        run (``final_states`` ``[L, B, N]``); ``None`` where the notion does not apply."""
+        return {"dead": None, "saturated": None}
 
     def fused_reason(self) -> str | None:
         """Why the fused sequence path cannot run this model exactly as its layers say (None when it can)."""
@@ -105,10 +134,11 @@ class LayeredNetwork(nn.Module):
     def forward(self, data: torch.Tensor, record: bool = False):
         """Run the sequence ``data`` ``[T, B, F]``; return log-probabilities ``[B, classes]``.
 
-        The data are multiplied by ``config.input_scale`` first (here only, so that the scale
-        means one thing whichever way data arrive). With ``record=True`` also return a dict
+        The data are normalised per channel, (x - ``input_shift``) · ``input_gain`` (set from the
+        training data, identity by default), and multiplied by ``config.input_scale`` first (here
+        only, so that both mean one thing whichever way data arrive). With ``record=True`` also return a dict
         name → list (one per layer) of ``[T, B, N]`` tensors: the neurons' variables at the end
-        of each input point (Fig. 1b-d).
+        of each input point (Fig. 1b-d), and ``syn``, the synaptic sums of its last solver step.
         """
         data = as_float_input(data)
         if data.dim() != 3:
@@ -117,10 +147,10 @@ class LayeredNetwork(nn.Module):
             raise ValueError(f"data have {data.shape[2]} features per time step ([T, B, F] = {tuple(data.shape)}) "
                              f"but the model takes {self.n_inputs} (n_inputs)")
         check_finite("data", data)
-        if self.config.input_scale != 1.0:  # the one place the input scale applies: wherever data enter
-            data = data * self.config.input_scale
+        # the one place inputs are normalised and scaled: wherever data enter (identity by default)
+        data = (data - self.input_shift) * (self.input_gain * self.config.input_scale)
         if self._use_fused(record, data):
-            y, x = self.fused_sequence(data)
+            y, x, self.final_states = self.fused_sequence(data)
             return F.log_softmax(self.readout(y if self.config.readout == "y" else x), dim=-1)
         steps, batch = data.shape[0], data.shape[1]
         layers = range(self.config.layers)
@@ -139,6 +169,8 @@ class LayeredNetwork(nn.Module):
                 for i in layers:
                     syn = F.linear(signal, *w_ext[i]) + F.linear(outputs[i], w_int[i])
                     states[i], outputs[i], recorded[i] = self.neuron_step(i, syn, states[i])
+                    if record:
+                        recorded[i]["syn"] = syn
                     signal = outputs[i]
                 final = t == steps - 1 and k == self.config.substeps - 1
                 logits = self.readout_logits(states[-1], outputs[-1], final)
@@ -146,6 +178,7 @@ class LayeredNetwork(nn.Module):
                 for i in layers:
                     for name, value in recorded[i].items():
                         traces.setdefault(name, [[] for _ in layers])[i].append(value.detach())
+        self.final_states = torch.stack([self.state_x(state) for state in states]).detach()
         log_probs = F.log_softmax(logits, dim=-1)
         if not record:
             return log_probs
@@ -163,10 +196,6 @@ class LayeredNetwork(nn.Module):
 
 class ContinuousNetwork(LayeredNetwork):
     """Shared by the oscillator and CTRNN networks: a readout of y or x, and the fused path."""
-
-    def state_x(self, state) -> torch.Tensor:
-        """The neuron state x inside a layer's state."""
-        raise NotImplementedError
 
     def readout_logits(self, state, output, final):
         if not final:
@@ -209,6 +238,13 @@ class SpintronicNetwork(ContinuousNetwork):
     def state_x(self, state):
         return state[0]
 
+    def neuron_health(self):
+        """Dead: x < 1e-3 (x = 0 absorbs: such an oscillator hardly recovers within a sequence);
+        saturated: x > 0.999. Fractions per layer at the end of the last sequence."""
+        x = self.final_states
+        return {"dead": (x < DEAD_BELOW).float().mean((1, 2)).tolist(),
+                "saturated": (x > SATURATED_ABOVE).float().mean((1, 2)).tolist()}
+
     def fused_reason(self):
         return oscillator_fused_reason(self)
 
@@ -239,8 +275,11 @@ class CTRNNNetwork(ContinuousNetwork):
         y, x = self.neurons[layer](syn, state)
         return x, y, {"x": x, "y": y}
 
-    def state_x(self, state):
-        return state
+    def neuron_health(self):
+        """Saturated: |tanh x| > 0.999 (no gradient flows through it); a CTRNN has no absorbing
+        dead state. Fractions per layer at the end of the last sequence."""
+        y = torch.tanh(self.final_states).abs()
+        return {"dead": None, "saturated": (y > SATURATED_ABOVE).float().mean((1, 2)).tolist()}
 
     def fused_reason(self):
         return ctrnn_fused_reason(self)

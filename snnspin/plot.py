@@ -33,36 +33,66 @@ def _save(fig, path) -> None:
 
 
 def plot_training_curves(histories: dict, path=None, title: str = ""):
-    """Loss (left) and accuracy in % (right) vs epoch, train solid and evaluation dashed,
+    """Loss (left) and accuracy in % (middle) vs epoch, train solid and evaluation dashed,
     one colour per seed (as the paper's Fig. 5). ``histories``: seed → list of ``EpochRecord``
-    (or dicts with the same keys). Loss is the NLL (nats), accuracy in %. Saves a PNG if
-    ``path`` is given; returns the figure.
+    (or dicts with the same keys). Loss is the NLL (nats), accuracy in %. When the records
+    carry neuron health (``dead``/``saturated`` per layer), a third panel shows the fraction
+    of neurons dead (solid) and saturated (dotted) per layer, averaged over seeds. Saves a
+    PNG if ``path`` is given; returns the figure.
 
     >>> import tempfile
     >>> rows = [{"epoch": 1, "train_loss": 2.0, "eval_loss": 2.1, "train_acc": 30.0, "eval_acc": 28.0}]
     >>> fig = plot_training_curves({0: rows}, f"{tempfile.mkdtemp()}/curves.png")
     >>> [ax.get_ylabel() for ax in fig.axes]
     ['loss (NLL)', 'accuracy (%)']
+    >>> rows[0].update(dead=[0.1, 0.5], saturated=[0.0, 0.2])
+    >>> [ax.get_ylabel() for ax in plot_training_curves({0: rows}).axes][-1]
+    'neurons (%)'
     """
-    fig = _figure(path, figsize=(10, 4))
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    for i, (seed, history) in enumerate(sorted(histories.items())):
-        rows = [r if isinstance(r, dict) else r.__dict__ for r in history]
+    all_rows = {seed: [r if isinstance(r, dict) else r.__dict__ for r in h] for seed, h in sorted(histories.items())}
+    with_health = any(r.get("dead") or r.get("saturated") for rows in all_rows.values() for r in rows)
+    fig = _figure(path, figsize=(15 if with_health else 10, 4))
+    axes = fig.subplots(1, 3 if with_health else 2)
+    ax_loss, ax_acc = axes[0], axes[1]
+    for i, (seed, rows) in enumerate(all_rows.items()):
         epochs = [r["epoch"] for r in rows]
         color = f"C{i % 10}"
-        ax_loss.plot(epochs, [r["train_loss"] for r in rows], color=color, label=f"seed {seed} train")
-        ax_loss.plot(epochs, [r["eval_loss"] for r in rows], color=color, ls="--", label=f"seed {seed} eval")
-        ax_acc.plot(epochs, [r["train_acc"] for r in rows], color=color)
-        ax_acc.plot(epochs, [r["eval_acc"] for r in rows], color=color, ls="--")
+        marker = "o" if len(epochs) < 3 else None  # one or two epochs: points, not an invisible line
+        ax_loss.plot(epochs, [r["train_loss"] for r in rows], color=color, marker=marker, label=f"seed {seed} train")
+        ax_loss.plot(epochs, [r["eval_loss"] for r in rows], color=color, ls="--", marker=marker,
+                     label=f"seed {seed} eval")
+        ax_acc.plot(epochs, [r["train_acc"] for r in rows], color=color, marker=marker)
+        ax_acc.plot(epochs, [r["eval_acc"] for r in rows], color=color, ls="--", marker=marker)
     ax_loss.set(xlabel="epoch", ylabel="loss (NLL)")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
     ax_loss.legend(fontsize="small", ncol=2)
+    if with_health:
+        _plot_health(axes[2], all_rows)
     if title:
         fig.suptitle(title + "  (solid: train, dashed: evaluation)")
     fig.tight_layout()
     if path is not None:
         _save(fig, path)
     return fig
+
+
+def _plot_health(ax, all_rows):
+    """Fraction of neurons dead (solid) and saturated (dotted) per layer vs epoch, mean over seeds."""
+    for key, style in (("dead", "-"), ("saturated", ":")):
+        per_epoch = {}
+        for rows in all_rows.values():
+            for r in rows:
+                if r.get(key):
+                    per_epoch.setdefault(r["epoch"], []).append(r[key])
+        if not per_epoch:
+            continue
+        epochs = sorted(per_epoch)
+        mean = np.array([np.mean(per_epoch[e], axis=0) for e in epochs]) * 100  # [epochs, layers]
+        for layer in range(mean.shape[1]):
+            ax.plot(epochs, mean[:, layer], color=f"C{layer}", ls=style, marker="o" if len(epochs) < 3 else None,
+                    label=f"layer {layer} {key}")
+    ax.set(xlabel="epoch", ylabel="neurons (%)", ylim=(-2, 102), title="dead (x < 1e-3) and saturated, mean of seeds")
+    ax.legend(fontsize="small", ncol=2)
 
 
 def plot_traces(traces, labels, layer: int, neuron: int, samples=None, dt: float = 1.0, ax=None,

@@ -28,7 +28,8 @@ from torch.nn import functional as F
 from .config import TrainConfig
 from .data import SequentialDigits, as_tensors, load_series
 from .io import atomic_torch_save, atomic_write_json, load_torch_file, not_a_checkpoint
-from .models import build_model
+from .defaults import input_statistics, resolve_for_data
+from .models import LayeredNetwork, build_model
 from .nn import Oscillator
 
 
@@ -44,6 +45,8 @@ class EpochRecord:
     eval_acc: float
     seconds: float
     skipped: int = 0  # batches whose gradient was not finite, so no step was taken
+    dead: list | None = None  # per layer: fraction of neurons dead at the end of the evaluation sequences
+    saturated: list | None = None  # per layer: fraction saturated (see the model's ``neuron_health``)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -103,43 +106,14 @@ def load_data(config: TrainConfig, device="cpu"):
     return tuple((x.to(device), y.to(device)) for x, y in parts)
 
 
-def resolve_shapes(config: TrainConfig, data) -> TrainConfig:
-    """``config`` with ``n_inputs`` and ``n_classes`` taken from ``data`` where they are 0, and
-    checked against it where they are given: a width that differs or a label ≥ n_classes is
-    a ``ValueError`` naming both numbers.
-
-    >>> data = ((torch.zeros(5, 4, 3), torch.tensor([0, 1, 2, 1])), (torch.zeros(5, 2, 3), torch.tensor([0, 2])))
-    >>> c = resolve_shapes(TrainConfig(), data)
-    >>> c.n_inputs, c.n_classes
-    (3, 3)
-    >>> resolve_shapes(TrainConfig(n_inputs=2), data)
-    Traceback (most recent call last):
-    ...
-    ValueError: the data have 3 channels per time point ([T, N, F] = (5, 4, 3)) but n_inputs = 2
-    """
-    (x_train, y_train), (x_eval, y_eval) = data
-    for x in (x_train, x_eval):
-        if x.dim() != 3:
-            raise ValueError(f"data must be time first [T, N, F], got shape {tuple(x.shape)}")
-    if x_eval.shape[2] != x_train.shape[2]:
-        raise ValueError(f"training data have {x_train.shape[2]} channels but evaluation data {x_eval.shape[2]}")
-    channels = int(x_train.shape[2])
-    if config.n_inputs and config.n_inputs != channels:
-        raise ValueError(f"the data have {channels} channels per time point ([T, N, F] = {tuple(x_train.shape)}) "
-                         f"but n_inputs = {config.n_inputs}")
-    largest = int(max(y_train.max(), y_eval.max()))
-    if config.n_classes and largest >= config.n_classes:
-        raise ValueError(f"the labels go up to {largest} but n_classes = {config.n_classes} (labels must be "
-                         f"0 .. n_classes - 1)")
-    return config.replace(n_inputs=channels, n_classes=config.n_classes or max(largest + 1, 2))
-
-
 @torch.no_grad()
-def evaluate(model, data: torch.Tensor, targets: torch.Tensor, batch_size: int = 1000):
+def evaluate(model, data: torch.Tensor, targets: torch.Tensor, batch_size: int = 1000, health: bool = False):
     """Mean NLL and accuracy (%) of ``model`` on ``data`` ``[T, N, F]``, ``targets`` ``[N]``.
 
     NLL = −(1/N) Σ_n log p_n(y_n); accuracy = 100 · (1/N) Σ_n [argmax p_n = y_n]. The model
     runs in eval mode; every submodule's train/eval mode is restored afterwards as found.
+    With ``health=True`` also return the model's ``neuron_health`` over all of ``data``
+    (per layer, the fraction of neurons dead and saturated after the last step).
 
     >>> from snnspin.config import TrainConfig
     >>> from snnspin.models import build_model
@@ -151,17 +125,25 @@ def evaluate(model, data: torch.Tensor, targets: torch.Tensor, batch_size: int =
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, sums = 0.0, 0, {}
         for start in range(0, data.shape[1], batch_size):
             log_probs = model(data[:, start : start + batch_size])
             y = targets[start : start + batch_size]
             loss_sum += float(F.nll_loss(log_probs, y, reduction="sum"))
             correct += int((log_probs.argmax(-1) == y).sum())
+            if health:
+                for name, fractions in model.neuron_health().items():
+                    if fractions is not None:
+                        totals = sums.setdefault(name, [0.0] * len(fractions))
+                        sums[name] = [t + f * len(y) for t, f in zip(totals, fractions)]
     finally:
         for module, training in modes:
             module.training = training
     n = data.shape[1]
-    return loss_sum / n, 100.0 * correct / n
+    if not health:
+        return loss_sum / n, 100.0 * correct / n
+    fractions = {name: [t / n for t in sums[name]] if name in sums else None for name in ("dead", "saturated")}
+    return loss_sum / n, 100.0 * correct / n, fractions
 
 
 def lr_factor(lr_decay: float) -> Callable[[int], float]:
@@ -181,6 +163,25 @@ def _batch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
     return torch.randperm(n, generator=generator).to(device)
 
 
+#: Training series that ``init='drive'`` measures (a seeded choice).
+INIT_SERIES = 256
+
+
+def prepare_model(model, config: TrainConfig, seed: int, x_train: torch.Tensor) -> None:
+    """What a fresh model takes from its training data ``[T, N, F]`` before training: the input
+    normalisation ``config.normalize`` asks for, then, with ``init='drive'``, biases and weight
+    scales from up to ``INIT_SERIES`` training series chosen by ``seed`` (``snnspin.init``)."""
+    statistics = input_statistics(config, x_train)
+    if statistics is not None:
+        model.set_input_statistics(*statistics)
+    if config.init == "drive":
+        from .init import drive_init
+
+        generator = torch.Generator().manual_seed(seed)
+        chosen = torch.randperm(x_train.shape[1], generator=generator)[:INIT_SERIES].to(x_train.device)
+        drive_init(model, x_train[:, chosen])
+
+
 class _SeedRun:
     """One seed's training: model, optimiser, schedule, history and checkpoint folder.
 
@@ -189,10 +190,11 @@ class _SeedRun:
     seeded by (seed, epoch) (``_batch_order``), so training leaves the global RNG untouched.
     """
 
-    def __init__(self, config: TrainConfig, seed: int, folder, device):
+    def __init__(self, config: TrainConfig, seed: int, folder, device, x_train: torch.Tensor):
         self.config, self.seed, self.device = config, seed, device
         self.folder = Path(folder) if folder is not None else None
         self.model = build_model(config, seed).to(device)
+        prepare_model(self.model, config, seed, x_train)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config.lr_decay))
         self.history: list[EpochRecord] = []
@@ -253,9 +255,9 @@ class _SeedRun:
             batch_loss, batch_correct, was_skipped = self._step(x_train[:, index], y_train[index], epoch)
             loss_sum, correct, skipped = loss_sum + batch_loss, correct + batch_correct, skipped + was_skipped
         self.scheduler.step()
-        eval_loss, eval_acc = evaluate(self.model, x_eval, y_eval)
+        eval_loss, eval_acc, health = evaluate(self.model, x_eval, y_eval, health=True)
         record = EpochRecord(epoch + 1, lr, loss_sum / n, 100.0 * correct / n, eval_loss, eval_acc,
-                             time.perf_counter() - start, skipped)
+                             time.perf_counter() - start, skipped, health["dead"], health["saturated"])
         self.history.append(record)
         return record
 
@@ -303,9 +305,9 @@ def train_seed(
 
     device = resolve_device(config.device)
     data = data if data is not None else load_data(config, device)
-    config = resolve_shapes(config, data)
+    config = resolve_for_data(config, data)
     (x_train, y_train), (x_eval, y_eval) = ((x.to(device), y.to(device)) for x, y in data)
-    run = _SeedRun(config, seed, folder, device)
+    run = _SeedRun(config, seed, folder, device, x_train)
     if resume:
         run.restore()
         if len(run.history) > config.epochs:
@@ -328,7 +330,37 @@ def train_seed(
             on_epoch(record)
     bar.close()
     run.save_weights()
+    for message in health_warnings(run.history[-1], config):
+        warnings.warn(f"{config.model} seed {seed}: {message}", RuntimeWarning, stacklevel=2)
     return run.model, run.history
+
+
+#: ``health_warnings`` speaks when a layer ends with more than this fraction of its neurons dead or saturated.
+HEALTH_LIMIT = 0.3
+
+
+def health_warnings(record: EpochRecord, config: TrainConfig) -> list[str]:
+    """One line per layer that ends an epoch with more than ``HEALTH_LIMIT`` of its neurons dead
+    (x < 1e-3) or saturated, naming the likely causes and what to change.
+
+    >>> r = EpochRecord(1, 0.1, 2.3, 10.0, 2.3, 10.0, 1.0, 0, [0.1, 0.6], [0.0, 0.0])
+    >>> print(health_warnings(r, TrainConfig())[0])  # doctest: +ELLIPSIS
+    60 % of layer 1's neurons end the sequences dead (x < 1e-3; x = 0 absorbs): ... or init='drive'
+
+    """
+    lines = []
+    for layer, fraction in enumerate(record.dead or []):
+        if fraction > HEALTH_LIMIT:
+            lines.append(f"{100 * fraction:.0f} % of layer {layer}'s neurons end the sequences dead (x < 1e-3; x = 0 "
+                         f"absorbs): the drive I = S·syn + b_fixed stays below γ = 1/τ; try a smaller input_scale "
+                         f"(now {config.input_scale:g}) or gain S (now {config.gain:g}), a smaller lr0 (now "
+                         f"{config.lr0:g}), or init='drive'")
+    for layer, fraction in enumerate(record.saturated or []):
+        if fraction > HEALTH_LIMIT:
+            lines.append(f"{100 * fraction:.0f} % of layer {layer}'s neurons end the sequences saturated: the drive "
+                         f"is too strong; try a smaller input_scale (now {config.input_scale:g}) or gain S (now "
+                         f"{config.gain:g}), or init='drive'")
+    return lines
 
 
 def summarize(accuracies) -> dict:
@@ -359,7 +391,7 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     out = Path(out_dir) if out_dir is not None else None
     device = resolve_device(config.device)
     data = load_data(config, device)
-    config = resolve_shapes(config, data)  # recorded in config.json: the widths the data gave
+    config = resolve_for_data(config, data)  # recorded in config.json: the widths the data gave
     if out is not None:
         check_run_folder(config, out, resume)
     if out is not None:  # every check passed: only now is the folder written
@@ -501,7 +533,8 @@ def _names(keys, most: int = 3) -> str:
 def check_state(own: dict, state, path) -> None:
     """Raise one ``ValueError`` line naming ``path`` unless the parameter dict ``state`` read
     from it fits a model whose ``state_dict()`` is ``own`` (same names, same shapes; the
-    oscillators' Q and σ may be absent, from files written before they were saved).
+    oscillators' Q and σ and the input normalisation may be absent, from files written before
+    they were saved).
 
     >>> own = build_model(TrainConfig(layers=1, width=4)).state_dict()
     >>> check_state(own, build_model(TrainConfig(layers=1, width=5)).state_dict(), "w.pt")  # doctest: +ELLIPSIS
@@ -514,7 +547,8 @@ def check_state(own: dict, state, path) -> None:
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise not_a_checkpoint(path, "it does not hold tensors by parameter name")
     mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
-    missing = [k for k in own if k not in state and k.rpartition(".")[2] not in Oscillator.added_buffers]
+    added_later = set(Oscillator.added_buffers) | set(LayeredNetwork.added_buffers)
+    missing = [k for k in own if k not in state and k.rpartition(".")[2] not in added_later]
     unexpected = [k for k in state if k not in own]
     problems = []
     if mismatched:

@@ -181,7 +181,8 @@ def _parse(tmp_path, fields, *flags):
     ({"model": "lif"}, ["--preset", "paper"], TrainConfig(model="lif")),
     # a complete file (a run's config.json) is taken as it is, whatever the preset
     (TrainConfig(tau=5.0, width=8).to_dict(), ["--preset", "tuned"], TrainConfig(tau=5.0, width=8)),
-    (TrainConfig(tau=5.0).to_dict(), ["--epochs", "2"], TrainConfig(tau=5.0, epochs=2)),
+    # epochs typed on the command line are epochs of the data (schedule "epochs", not digit steps)
+    (TrainConfig(tau=5.0).to_dict(), ["--epochs", "2"], TrainConfig(tau=5.0, epochs=2, schedule="epochs")),
 ])
 def test_preset_then_config_file_then_flags(fields, flags, expected, tmp_path):
     assert _parse(tmp_path, fields, *flags) == expected

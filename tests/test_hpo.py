@@ -128,7 +128,9 @@ def test_cli_tune_then_train_from_best_config(tmp_path, capsys):
     assert main(["train", "--config", str(out / "best_config.json"), "--quiet", "--out", str(run)]) == 0
     saved = json.loads((run / "config.json").read_text())
     best = json.loads((out / "best_config.json").read_text())
-    assert saved == {**best, "n_inputs": 1, "n_classes": 10}  # the run records the widths the digits gave
+    # the run records what the digits gave: widths, batch size, no normalisation, epochs as epochs
+    assert saved == {**best, "n_inputs": 1, "n_classes": 10, "batch_size": 120, "normalize": "none",
+                     "schedule": "epochs"}
 
 
 def _open(path):

@@ -63,7 +63,8 @@ def test_silent_network_stays_at_rest():
         assert torch.allclose(traces["y"][layer], torch.zeros(10, 3, 32), atol=1e-6)
 
 
-@pytest.mark.parametrize("model, names", [("spintronic", {"x", "y"}), ("ctrnn", {"x", "y"}), ("lif", {"mem", "spk"})])
+@pytest.mark.parametrize("model, names", [("spintronic", {"x", "y", "syn"}), ("ctrnn", {"x", "y", "syn"}),
+                                         ("lif", {"mem", "spk", "syn"})])
 def test_record_shapes(model, names):
     net = build_model(TrainConfig(model=model, layers=2, width=5))
     log_probs, traces = net(torch.rand(7, 4, 1), record=True)

@@ -10,7 +10,8 @@ from snnspin.cli import main
 from snnspin.config import TrainConfig
 from snnspin.models import build_model
 from snnspin.presets import preset_config
-from snnspin.training import evaluate, load_data, resolve_shapes, train, train_seed
+from snnspin.defaults import resolve_for_data
+from snnspin.training import evaluate, load_data, train, train_seed
 
 
 def sines(n=200, t=40, seed=0):
@@ -80,7 +81,7 @@ def test_widths_must_agree_with_the_data(sines_file):
     with pytest.raises(ValueError, match="the data have 2 channels .* but n_inputs = 1"):
         train_seed(_config(sines_file, n_inputs=1), 0, progress=False, data=data)
     with pytest.raises(ValueError, match="labels go up to 2 but n_classes = 2"):
-        resolve_shapes(_config(sines_file, n_classes=2), data)
+        resolve_for_data(_config(sines_file, n_classes=2), data)
     with pytest.raises(ValueError, match="data have 1 features .* the model takes 3"):
         build_model(TrainConfig(n_inputs=3), 0)(torch.rand(4, 2, 1))
 

@@ -1,0 +1,114 @@
+"""Data-aware defaults: what a training run takes from its data unless the config says otherwise.
+
+The presets were tuned on sklearn's digits: raw pixels 0..16, 898 training series, batch 120,
+so 8 optimiser steps per epoch. On other data those numbers mean something else (80 epochs of
+60 series at batch 120 are 80 steps, not 640), so ``resolve_for_data`` turns the config's
+``auto`` and ``0`` fields into concrete values from the data and returns the config that is
+run and recorded in ``config.json``:
+
+- ``n_inputs`` (channels F) and ``n_classes`` (largest label + 1), checked where given;
+- ``batch_size`` 0 → min(120, max(8, ⌈N/7⌉)): the paper's 120 on the digits (8 steps per
+  epoch), at least 7 steps per epoch on smaller sets;
+- ``schedule`` steps (auto: for data files): ``epochs`` and ``lr_decay`` count blocks of
+  ``REFERENCE_STEPS`` = 8 optimiser steps (a digits epoch) and are converted to this data's
+  epochs, so a preset takes as many optimiser steps, with the same learning-rate decay per
+  step, on any data (on the digits at batch 120 the conversion is the identity); auto means
+  epochs for the digits, so a digits run keeps its epochs whatever its batch size;
+- ``normalize`` auto → none for the digits (the presets were tuned on raw pixels), and for data
+  files ``digits``: each channel shifted and scaled, with training statistics only, to the
+  mean and spread of the digits' pixels, the inputs the presets were tuned on.
+
+Resolution is idempotent: a resolved config resolves to itself.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import TrainConfig
+
+#: Optimiser steps in one epoch of the digits at batch 120 (⌈898 / 120⌉): the presets' unit.
+REFERENCE_STEPS = 8
+#: Mean and standard deviation of the digits' pixels (all 1797 images of sklearn's load_digits).
+DIGITS_MEAN, DIGITS_STD = 4.884, 6.017
+
+
+def auto_batch_size(n_series: int) -> int:
+    """min(120, max(8, ⌈N/7⌉)): the paper's batch where the data allow 7 steps of it, smaller otherwise.
+
+    >>> auto_batch_size(898), auto_batch_size(100), auto_batch_size(20)
+    (120, 15, 8)
+    """
+    return min(120, max(8, math.ceil(n_series / 7)))
+
+
+def _check_shapes(config: TrainConfig, x_train, y_train, x_eval, y_eval):
+    for x in (x_train, x_eval):
+        if x.dim() != 3:
+            raise ValueError(f"data must be time first [T, N, F], got shape {tuple(x.shape)}")
+    if x_eval.shape[2] != x_train.shape[2]:
+        raise ValueError(f"training data have {x_train.shape[2]} channels but evaluation data {x_eval.shape[2]}")
+    channels = int(x_train.shape[2])
+    if config.n_inputs and config.n_inputs != channels:
+        raise ValueError(f"the data have {channels} channels per time point ([T, N, F] = {tuple(x_train.shape)}) "
+                         f"but n_inputs = {config.n_inputs}")
+    largest = int(max(y_train.max(), y_eval.max()))
+    if config.n_classes and largest >= config.n_classes:
+        raise ValueError(f"the labels go up to {largest} but n_classes = {config.n_classes} (labels must be "
+                         f"0 .. n_classes - 1)")
+    return channels, config.n_classes or max(largest + 1, 2)
+
+
+def resolve_for_data(config: TrainConfig, data) -> TrainConfig:
+    """``config`` with every data-dependent default made concrete (see the module doc).
+
+    ``data``: ``((x_train [T, N, F], y_train [N]), (x_eval, y_eval))``.
+
+    >>> data = ((torch.zeros(5, 100, 3), torch.arange(100) % 3), (torch.zeros(5, 40, 3), torch.arange(40) % 3))
+    >>> c = resolve_for_data(TrainConfig(epochs=80, lr_decay=20.0, data="mine.npz"), data)
+    >>> c.n_inputs, c.n_classes, c.batch_size, c.schedule, c.epochs, round(c.lr_decay, 3), c.normalize
+    (3, 3, 15, 'epochs', 91, 22.857, 'digits')
+    >>> resolve_for_data(c, data) == c
+    True
+    >>> resolve_for_data(TrainConfig(n_inputs=2), data)
+    Traceback (most recent call last):
+    ...
+    ValueError: the data have 3 channels per time point ([T, N, F] = (5, 100, 3)) but n_inputs = 2
+    """
+    (x_train, y_train), (x_eval, y_eval) = data
+    channels, classes = _check_shapes(config, x_train, y_train, x_eval, y_eval)
+    n_series = int(x_train.shape[1])
+    batch = config.batch_size or auto_batch_size(n_series)
+    changes = dict(n_inputs=channels, n_classes=classes, batch_size=batch, schedule="epochs")
+    if config.schedule == "steps" or (config.schedule == "auto" and config.data):
+        per_epoch = math.ceil(n_series / batch)
+        ratio = REFERENCE_STEPS / per_epoch
+        changes.update(schedule="epochs", epochs=max(1, round(config.epochs * ratio)),
+                       lr_decay=config.lr_decay * ratio)
+    if config.normalize == "auto":
+        changes["normalize"] = "digits" if config.data else "none"
+    return config.replace(**changes)
+
+
+def input_statistics(config: TrainConfig, x_train: torch.Tensor):
+    """(shift, gain) per channel ``[F]`` so that (x - shift) · gain has the moments ``config.normalize``
+    asks for, from the training series ``[T, N, F]`` only; None for ``none``. A constant channel
+    keeps gain 1.
+
+    >>> shift, gain = input_statistics(TrainConfig(normalize="zscore"), torch.tensor([[[1.0]], [[3.0]]]))
+    >>> shift.tolist(), gain.tolist()
+    ([2.0], [1.0])
+    """
+    if config.normalize == "none":
+        return None
+    if config.normalize == "auto":
+        raise ValueError("normalize='auto' must be resolved against the data first (resolve_for_data)")
+    flat = x_train.reshape(-1, x_train.shape[-1]).double()
+    mean, std = flat.mean(0), flat.std(0, unbiased=False)
+    gain = torch.where(std > 0, 1.0 / std, torch.ones_like(std))
+    if config.normalize == "digits":  # (x - μ)/σ · σ_d + μ_d = (x - (μ - μ_d σ/σ_d)) · σ_d/σ
+        gain = gain * DIGITS_STD
+        mean = mean - DIGITS_MEAN / gain
+    return mean.to(x_train.dtype), gain.to(x_train.dtype)
