@@ -86,7 +86,7 @@ class TrainConfig:
                        ("auto", "epochs", "steps"))
     normalize: str = _f("auto", "input normalisation per channel from the training part: none, zscore (mean 0, "
                                 "std 1) or digits (the mean 4.88 and std 6.02 of the pixels the presets were tuned "
-                                "on); auto: none for the digits, digits for data files", ("auto", "none", "zscore",
+                                "on); auto: none for the digits, zscore for data files", ("auto", "none", "zscore",
                                                                                          "digits"))
     init: str = _f("uniform", "weight initialisation: uniform ±init_scale/sqrt(fan_in), or drive: biases and weight "
                               "scales set from a batch of training data so that the drive per input point S·syn·Δt "
