@@ -55,11 +55,12 @@ def test_the_informative_second_channel_is_learned_through_the_api(sines_file):
 
 def test_the_cli_trains_own_data_and_records_the_widths(sines_file, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--data", str(sines_file), "--width", "16", "--epochs", "30", "--batch-size", "20",
-                 "--out", str(out), "--quiet"]) == 0
+    assert main(["train", "--data", str(sines_file), "--width", "16", "--batch-size", "20", "--out", str(out),
+                 "--quiet"]) == 0  # the preset's 80 digit-epochs: 640 optimiser steps of 20 series
     config = json.loads((out / "config.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
     assert (config["n_inputs"], config["n_classes"], config["data"]) == (2, 3, str(sines_file))
+    assert (config["normalize"], config["schedule"], config["epochs"]) == ("zscore", "epochs", 128)
     assert summary["stats"]["mean"] > 80.0
     assert main(["design", "--run", str(out), "--json"]) == 0  # the run reads back with its widths
 
