@@ -88,9 +88,6 @@ class TrainConfig:
                                 "std 1) or digits (the mean 4.88 and std 6.02 of the pixels the presets were tuned "
                                 "on); auto: none for the digits, zscore for data files", ("auto", "none", "zscore",
                                                                                          "digits"))
-    init: str = _f("uniform", "weight initialisation: uniform ±init_scale/sqrt(fan_in), or drive: biases and weight "
-                              "scales set from a batch of training data so that the drive per input point S·syn·Δt "
-                              "has spread 1 (the paper's I·Δt ≈ 1 rule; snnspin.init)", ("uniform", "drive"))
     clip: float = _f(1.0, "clip each gradient element to ±clip", paper=True)
     seeds: int = _f(1, "number of random initialisations (seeds first_seed, first_seed+1, ...)")
     first_seed: int = _f(0, "first initialisation seed")
@@ -132,8 +129,6 @@ class TrainConfig:
                 raise ValueError(f"{f.name} must be one of {', '.join(choices)}, got {value!r}")
         if self.batch_size < 0:
             raise ValueError(f"batch_size must be >= 1 (or 0: from the data), got {self.batch_size}")
-        if self.init == "drive" and self.model == "lif":
-            raise ValueError("init='drive' covers the spintronic network and the CTRNN, not the LIF twin")
         for name in ("layers", "width", "substeps", "epochs", "seeds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -163,23 +163,12 @@ def _batch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
     return torch.randperm(n, generator=generator).to(device)
 
 
-#: Training series that ``init='drive'`` measures (a seeded choice).
-INIT_SERIES = 256
-
-
-def prepare_model(model, config: TrainConfig, seed: int, x_train: torch.Tensor) -> None:
+def prepare_model(model, config: TrainConfig, x_train: torch.Tensor) -> None:
     """What a fresh model takes from its training data ``[T, N, F]`` before training: the input
-    normalisation ``config.normalize`` asks for, then, with ``init='drive'``, biases and weight
-    scales from up to ``INIT_SERIES`` training series chosen by ``seed`` (``snnspin.init``)."""
+    normalisation ``config.normalize`` asks for (from the training series only)."""
     statistics = input_statistics(config, x_train)
     if statistics is not None:
         model.set_input_statistics(*statistics)
-    if config.init == "drive":
-        from .init import drive_init
-
-        generator = torch.Generator().manual_seed(seed)
-        chosen = torch.randperm(x_train.shape[1], generator=generator)[:INIT_SERIES].to(x_train.device)
-        drive_init(model, x_train[:, chosen])
 
 
 class _SeedRun:
@@ -194,7 +183,7 @@ class _SeedRun:
         self.config, self.seed, self.device = config, seed, device
         self.folder = Path(folder) if folder is not None else None
         self.model = build_model(config, seed).to(device)
-        prepare_model(self.model, config, seed, x_train)
+        prepare_model(self.model, config, x_train)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config.lr_decay))
         self.history: list[EpochRecord] = []
@@ -345,7 +334,7 @@ def health_warnings(record: EpochRecord, config: TrainConfig) -> list[str]:
 
     >>> r = EpochRecord(1, 0.1, 2.3, 10.0, 2.3, 10.0, 1.0, 0, [0.1, 0.6], [0.0, 0.0])
     >>> print(health_warnings(r, TrainConfig())[0])  # doctest: +ELLIPSIS
-    60 % of layer 1's neurons end the sequences dead (x < 1e-3; x = 0 absorbs): ... or init='drive'
+    60 % of layer 1's neurons end the sequences dead (x < 1e-3; x = 0 absorbs): ... normalize='zscore'
 
     """
     lines = []
@@ -354,12 +343,12 @@ def health_warnings(record: EpochRecord, config: TrainConfig) -> list[str]:
             lines.append(f"{100 * fraction:.0f} % of layer {layer}'s neurons end the sequences dead (x < 1e-3; x = 0 "
                          f"absorbs): the drive I = S·syn + b_fixed stays below γ = 1/τ; try a smaller input_scale "
                          f"(now {config.input_scale:g}) or gain S (now {config.gain:g}), a smaller lr0 (now "
-                         f"{config.lr0:g}), or init='drive'")
+                         f"{config.lr0:g}); for data files, normalize='zscore'")
     for layer, fraction in enumerate(record.saturated or []):
         if fraction > HEALTH_LIMIT:
             lines.append(f"{100 * fraction:.0f} % of layer {layer}'s neurons end the sequences saturated: the drive "
                          f"is too strong; try a smaller input_scale (now {config.input_scale:g}) or gain S (now "
-                         f"{config.gain:g}), or init='drive'")
+                         f"{config.gain:g})")
     return lines
 
 
