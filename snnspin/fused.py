@@ -35,8 +35,10 @@ Every constant comes per layer (and per neuron) from the layers' parameter recor
 and the filter's f_cut and dt. What the fused path cannot represent (another stepper, layers
 with different steps, a trainable Q, σ, x0 or f_cut, torch.func transforms) is named by
 ``fused_reason``: ``engine="auto"`` then takes the reference path, ``engine="fused"`` raises.
-Second derivatives are refused loudly (a backward asked to build a graph raises); the
-reference path (``engine="reference"``) has them.
+Both Functions follow torch.func's form (``setup_context``), so ``torch.func.grad`` runs
+through them; vmap has no rule here (the networks route every torch.func transform to the
+reference path). Second derivatives are refused loudly: ``create_graph=True`` and nested
+transforms raise (``_first_order_only``); the reference path (``engine="reference"``) has them.
 """
 
 from __future__ import annotations
@@ -128,12 +130,31 @@ def _output_grads(grad_y, grad_x, like):
     return gx, gy
 
 
-def _refuse_double_backward():
-    """The hand-written BPTT is not itself differentiable: refuse ``create_graph=True`` rather than
-    return first derivatives that a second differentiation would treat as constants."""
-    if torch.is_grad_enabled():
-        raise RuntimeError("the fused path has no second derivatives (create_graph=True); "
-                           "build the model with engine='reference' for them")
+_NO_SECOND = ("the fused path has no second derivatives; build the model with engine='reference' for them")
+
+
+def _first_order_only(backward):
+    """Run a hand-written BPTT backward without recording a graph, and refuse, loudly, whatever
+    would differentiate its result again: ``create_graph=True`` (autograd would take the
+    gradients for constants and return second derivatives without their terms through here)
+    and nested torch.func transforms. A single ``torch.func.grad``/``vjp``/``jacrev`` runs."""
+
+    def wrapped(ctx, *grad_outputs):
+        if torch._C._functorch.is_functorch_wrapped_tensor(grad_outputs[0]):  # torch.func.grad, vjp, jacrev
+            level = torch._C._functorch.maybe_current_level()
+            if level is not None and level > 1:  # a transform around this one would differentiate again
+                raise RuntimeError(_NO_SECOND + " (nor nested torch.func transforms)")
+        elif torch.is_grad_enabled():
+            raise RuntimeError(_NO_SECOND + " (create_graph=True)")
+        with torch.no_grad():
+            return backward(ctx, *grad_outputs)
+
+    return wrapped
+
+
+def _backward_kernels(ctx, grad):
+    """The forward's kernels, unless torch.func hands the backward wrapped tensors (then the torch ones)."""
+    return pointwise.TORCH if torch._C._functorch.is_functorch_wrapped_tensor(grad) else ctx.kernels
 
 
 class _FusedOscillator(torch.autograd.Function):
@@ -143,7 +164,7 @@ class _FusedOscillator(torch.autograd.Function):
     constants (σ, Q, E, K, rest state ``[L, N]``, sub-steps, h); the weights."""
 
     @staticmethod
-    def forward(ctx, data, gains, gammas, bias_fixed, constants, *weights):
+    def forward(data, gains, gammas, bias_fixed, constants, *weights):
         sigma, q, e_hp, k_hp, rest_state, substeps, h = constants
         kernels, grid = pointwise.for_tensor(data), _grid(data, weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
@@ -161,17 +182,25 @@ class _FusedOscillator(torch.autograd.Function):
             kernels.osc_forward(lo, hi, d < 2, syn=syns[d], x=x, y=y, x_out=xs[d], y_out=y_next,
                                 z_next=z[d + 1], **per_neuron)
             x, y, y_next = xs[d], y_next, y
-        ctx.substeps, ctx.kernels, ctx.per_neuron = substeps, kernels, per_neuron
-        ctx.save_for_backward(data, rest, w, inputs, x_all, syn_all)
         states = x.clone()  # every layer's x after the last step, for monitoring (no gradient)
-        ctx.mark_non_differentiable(states)
-        return y[-1].clone(), x[-1].clone(), states
+        # (y, x) of the last layer, all layers' x, and what the backward needs, as outputs (torch.func style)
+        return y[-1].clone(), x[-1].clone(), states, rest, w, inputs, x_all, syn_all
 
     @staticmethod
-    def backward(ctx, grad_y, grad_x, _):
-        _refuse_double_backward()
+    def setup_context(ctx, inputs, output):
+        data, gains, gammas, bias_fixed, constants = inputs[:5]
+        sigma, q, e_hp, k_hp, _, ctx.substeps, h = constants
+        ctx.mark_non_differentiable(*output[2:])
+        ctx.save_for_backward(data, *output[3:])
+        ctx.kernels = pointwise.for_tensor(data)
+        ctx.per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
+                              sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, h=h)
+
+    @staticmethod
+    @_first_order_only
+    def backward(ctx, grad_y, grad_x, *_):
         data, rest, w, inputs, x_all, syn_all = ctx.saved_tensors
-        per_neuron = ctx.per_neuron
+        per_neuron, kernels = ctx.per_neuron, _backward_kernels(ctx, grad_y)
         diagonals, layers = x_all.shape[:2]
         steps = data.shape[0] * ctx.substeps
         gx, gy = _output_grads(grad_y, grad_x, rest)
@@ -181,7 +210,7 @@ class _FusedOscillator(torch.autograd.Function):
         xs, syns, dsyn = x_all.unbind(0), syn_all.unbind(0), dsyn_all.unbind(0)
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
-            ctx.kernels.osc_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy,
+            kernels.osc_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy,
                                      x_old=xs[d - 1] if d > 0 else rest, syn=syns[d], dsyn_out=dsyn[d],
                                      g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, **per_neuron)
             if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
@@ -202,7 +231,7 @@ class _FusedCTRNN(torch.autograd.Function):
     Inputs: data; per-neuron gain and γ ``[L, N]``; (sub-steps, h); the weights."""
 
     @staticmethod
-    def forward(ctx, data, gains, gammas, options, *weights):
+    def forward(data, gains, gammas, options, *weights):
         substeps, h = options
         kernels, grid = pointwise.for_tensor(data), _grid(data, weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
@@ -220,17 +249,23 @@ class _FusedCTRNN(torch.autograd.Function):
             kernels.ctrnn_forward(lo, hi, d < 2, syn=syn, x=x, step_gain=step_gain, decay=decay, x_out=xs[d],
                                   y_out=ys[d], z_next=z[d + 1])
             x = xs[d]
-        ctx.options, ctx.kernels = options, kernels
-        ctx.save_for_backward(data, gains, gammas, w, grid.bias, inputs, x_all, y_all, step_gain, decay)
         states = x_all[-1].clone()
-        ctx.mark_non_differentiable(states)
-        return y_all[-1, -1].clone(), x_all[-1, -1].clone(), states
+        return (y_all[-1, -1].clone(), x_all[-1, -1].clone(), states, w, grid.bias, inputs, x_all, y_all, step_gain,
+                decay)
 
     @staticmethod
-    def backward(ctx, grad_y, grad_x, _):
-        _refuse_double_backward()
+    def setup_context(ctx, inputs, output):
+        data, gains, gammas, options = inputs[:4]
+        ctx.mark_non_differentiable(*output[2:])
+        ctx.options, ctx.kernels = options, pointwise.for_tensor(data)
+        ctx.save_for_backward(data, gains, gammas, *output[3:])
+
+    @staticmethod
+    @_first_order_only
+    def backward(ctx, grad_y, grad_x, *_):
         substeps, h = ctx.options
         data, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
+        kernels = _backward_kernels(ctx, grad_y)
         diagonals, layers = x_all.shape[:2]
         steps = data.shape[0] * substeps
         gx, gy = _output_grads(grad_y, grad_x, x_all[0])
@@ -239,7 +274,7 @@ class _FusedCTRNN(torch.autograd.Function):
         ys, g_states, dsyn = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0)
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
-            ctx.kernels.ctrnn_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy, y=ys[d],
+            kernels.ctrnn_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy, y=ys[d],
                                        step_gain=step_gain, decay=decay, g_state=g_states[d], dsyn_out=dsyn[d])
             if d > 0:
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
@@ -329,7 +364,7 @@ def fused_oscillator_sequence(model, data):
     gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
     gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
     bias_fixed = _per_neuron([p.fixed_bias() for p in neurons], n, "bias_fixed", data)
-    return _FusedOscillator.apply(data, gains, gammas, bias_fixed, constants, *_weights(model))
+    return _FusedOscillator.apply(data, gains, gammas, bias_fixed, constants, *_weights(model))[:3]
 
 
 def fused_ctrnn_sequence(model, data):
@@ -341,4 +376,4 @@ def fused_ctrnn_sequence(model, data):
     options = (model.config.substeps, _common_step(model.neurons))
     gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
     gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
-    return _FusedCTRNN.apply(data, gains, gammas, options, *_weights(model))
+    return _FusedCTRNN.apply(data, gains, gammas, options, *_weights(model))[:3]

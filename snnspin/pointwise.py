@@ -147,10 +147,12 @@ _forced: list = []
 
 
 def for_tensor(tensor: torch.Tensor):
-    """NATIVE when the native kernels run on ``tensor`` (CPU, float32/64, compiler found), else
-    TORCH; inside ``using(k)``, ``k``."""
+    """NATIVE when the native kernels run on ``tensor`` (CPU, float32/64, compiler found, not
+    wrapped by a torch.func transform), else TORCH; inside ``using(k)``, ``k``."""
     if _forced:
         return _forced[-1]
+    if torch._C._functorch.is_functorch_wrapped_tensor(tensor):  # torch.func's wrappers have no storage
+        return TORCH
     return NATIVE if native.supports(tensor) else TORCH
 
 

@@ -118,3 +118,41 @@ def test_vmap_over_parameter_sets_equals_a_loop():
         F.nll_loss(net(data), torch.arange(5)).backward()
         for name, p in net.named_parameters():
             assert torch.allclose(grads[name][k], p.grad, rtol=1e-4, atol=1e-6), name
+
+
+@pytest.mark.parametrize("model", ["spintronic", "ctrnn"])
+def test_torch_func_grad_runs_through_the_fused_functions(model):
+    """The fused Functions take torch.func's form: grad through them equals autograd; nesting is refused."""
+    from snnspin.fused import fused_ctrnn_sequence, fused_oscillator_sequence
+
+    run = fused_oscillator_sequence if model == "spintronic" else fused_ctrnn_sequence
+    torch.set_default_dtype(f64)
+    try:
+        net = build_model(TrainConfig(model=model, width=4, layers=2, learn_tau=True), 0)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    data = torch.rand(6, 3, 1, dtype=f64) * 4
+    names = [n for n, _ in net.named_parameters()]
+
+    class Last(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, d):
+            y, x, _ = run(self.net, d)
+            return (y * y).sum() + x.sum()
+
+    def loss(params):
+        return torch.func.functional_call(Last(), {f"net.{k}": v for k, v in params.items()}, (data,))
+
+    params = {k: p.detach() for k, p in net.named_parameters()}
+    by_func = torch.func.grad(loss)(params)
+    y, x, _ = run(net, data)
+    by_autograd = dict(zip(names, torch.autograd.grad((y * y).sum() + x.sum(), list(net.parameters()),
+                                                       allow_unused=True)))
+    for name in names:
+        want = by_autograd[name] if by_autograd[name] is not None else torch.zeros_like(params[name])
+        assert torch.allclose(by_func[name], want, rtol=1e-12, atol=1e-15), name
+    with pytest.raises(RuntimeError, match="no second derivatives"):
+        torch.func.grad(lambda p: torch.func.grad(loss)(p)["w_ext.0.weight"].sum())(params)
