@@ -123,10 +123,12 @@ def _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, needs_data):
 
 
 def _output_grads(grad_y, grad_x, like):
-    """(dL/dx, dL/dy) buffers [L, B, N], non-zero in the last layer only."""
+    """(dL/dx, dL/dy) buffers [L, B, N], non-zero in the last layer only (None: no gradient came)."""
     gx, gy = torch.zeros_like(like), torch.zeros_like(like)
-    gy[-1] += grad_y
-    gx[-1] += grad_x
+    if grad_y is not None:
+        gy[-1] += grad_y
+    if grad_x is not None:
+        gx[-1] += grad_x
     return gx, gy
 
 
@@ -140,7 +142,7 @@ def _first_order_only(backward):
     and nested torch.func transforms. A single ``torch.func.grad``/``vjp``/``jacrev`` runs."""
 
     def wrapped(ctx, *grad_outputs):
-        if torch._C._functorch.is_functorch_wrapped_tensor(grad_outputs[0]):  # torch.func.grad, vjp, jacrev
+        if any(g is not None and torch._C._functorch.is_functorch_wrapped_tensor(g) for g in grad_outputs):
             level = torch._C._functorch.maybe_current_level()
             if level is not None and level > 1:  # a transform around this one would differentiate again
                 raise RuntimeError(_NO_SECOND + " (nor nested torch.func transforms)")
@@ -152,9 +154,10 @@ def _first_order_only(backward):
     return wrapped
 
 
-def _backward_kernels(ctx, grad):
+def _backward_kernels(ctx, *grads):
     """The forward's kernels, unless torch.func hands the backward wrapped tensors (then the torch ones)."""
-    return pointwise.TORCH if torch._C._functorch.is_functorch_wrapped_tensor(grad) else ctx.kernels
+    wrapped = any(g is not None and torch._C._functorch.is_functorch_wrapped_tensor(g) for g in grads)
+    return pointwise.TORCH if wrapped else ctx.kernels
 
 
 class _FusedOscillator(torch.autograd.Function):
@@ -191,6 +194,7 @@ class _FusedOscillator(torch.autograd.Function):
         data, gains, gammas, bias_fixed, constants = inputs[:5]
         sigma, q, e_hp, k_hp, _, ctx.substeps, h = constants
         ctx.mark_non_differentiable(*output[2:])
+        ctx.set_materialize_grads(False)  # no zero gradients allocated for the large saved outputs
         ctx.save_for_backward(data, *output[3:])
         ctx.kernels = pointwise.for_tensor(data)
         ctx.per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
@@ -200,7 +204,7 @@ class _FusedOscillator(torch.autograd.Function):
     @_first_order_only
     def backward(ctx, grad_y, grad_x, *_):
         data, rest, w, inputs, x_all, syn_all = ctx.saved_tensors
-        per_neuron, kernels = ctx.per_neuron, _backward_kernels(ctx, grad_y)
+        per_neuron, kernels = ctx.per_neuron, _backward_kernels(ctx, grad_y, grad_x)
         diagonals, layers = x_all.shape[:2]
         steps = data.shape[0] * ctx.substeps
         gx, gy = _output_grads(grad_y, grad_x, rest)
@@ -257,6 +261,7 @@ class _FusedCTRNN(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         data, gains, gammas, options = inputs[:4]
         ctx.mark_non_differentiable(*output[2:])
+        ctx.set_materialize_grads(False)
         ctx.options, ctx.kernels = options, pointwise.for_tensor(data)
         ctx.save_for_backward(data, gains, gammas, *output[3:])
 
@@ -265,7 +270,7 @@ class _FusedCTRNN(torch.autograd.Function):
     def backward(ctx, grad_y, grad_x, *_):
         substeps, h = ctx.options
         data, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
-        kernels = _backward_kernels(ctx, grad_y)
+        kernels = _backward_kernels(ctx, grad_y, grad_x)
         diagonals, layers = x_all.shape[:2]
         steps = data.shape[0] * substeps
         gx, gy = _output_grads(grad_y, grad_x, x_all[0])
