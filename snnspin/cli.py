@@ -107,7 +107,8 @@ def _config_from_args(args) -> tuple[TrainConfig, dict]:
 
 
 def _train(args) -> int:
-    from .training import check_run_folder, resolve_device, train
+    from .defaults import resolve_for_data
+    from .training import check_run_folder, load_data, resolve_device, train
 
     if args.resume:
         if not args.out:
@@ -120,6 +121,7 @@ def _train(args) -> int:
         config, _ = _config_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     resolve_device(config.device)
+    config = resolve_for_data(config, load_data(config))  # what will run (and be compared with a saved run)
     check_run_folder(config, out, args.resume)
     from .design import rule_warnings
 
@@ -221,6 +223,10 @@ def _sweep(args) -> int:
 
     grid = _parse_grid(args.grid) if args.grid else None
     base = _preset_and_file(args.config) if args.config else None
+    if getattr(args, "data", None):  # your own series: the sweep's base (a --config file, else the tuned preset) reads them
+        from .presets import preset_config
+
+        base = (base or preset_config("spintronic")).replace(data=args.data)
     if grid:  # every point is a valid config before any store is made
         from .presets import preset_config
         from .sweep import config_for, points

@@ -23,7 +23,8 @@ import optuna
 
 from .config import TrainConfig
 from .io import atomic_write_json
-from .training import train_seed
+from .defaults import resolve_for_data
+from .training import load_data, train_seed
 
 #: name → (low, high, log scale) for every model; readout only where the model has one.
 SEARCH_SPACE = {
@@ -70,8 +71,10 @@ def objective(base: TrainConfig, seeds=(0,)):
     True
     """
 
+    data = load_data(base)  # once per worker; its resolution fixes the epochs each seed runs
+
     def run(trial: optuna.Trial) -> float:
-        config = suggest(trial, base)
+        config = resolve_for_data(suggest(trial, base), data)
         finals = []
         for index, seed in enumerate(seeds):
 
@@ -81,7 +84,7 @@ def objective(base: TrainConfig, seeds=(0,)):
                 if not math.isfinite(value) or trial.should_prune():
                     raise optuna.TrialPruned()
 
-            _, history = train_seed(config, seed, progress=False, on_epoch=report)
+            _, history = train_seed(config, seed, progress=False, data=data, on_epoch=report)
             last = [r.eval_acc for r in history[-LAST_EPOCHS:]]
             finals.append(sum(last) / len(last))
         return sum(finals) / len(finals)
@@ -234,7 +237,7 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     name = study_name or f"snnspin-{base.model}"
     base = base.replace(val_fraction=base.val_fraction or 0.2, seeds=1)
     # no verdict before half of the first seed's epochs: a slower start is not a worse end
-    warmup = max(5, base.epochs // 2)
+    warmup = max(5, resolve_for_data(base, load_data(base)).epochs // 2)  # the epochs a seed really runs
     if storage:  # a given store is opened first: a bad URL leaves no folder behind
         study = open_study(name, storage, warmup=warmup)
         out.mkdir(parents=True, exist_ok=True)

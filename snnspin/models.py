@@ -26,7 +26,7 @@ from ._checks import check_finite
 from .config import TrainConfig
 from .connectivity import MaskedLinear
 from .fused import ctrnn_fused_reason, fused_ctrnn_sequence, fused_oscillator_sequence, oscillator_fused_reason
-from .nn import CTRNN, HighPass, Oscillator
+from .nn import CTRNN, HighPass, Oscillator, detach_hidden
 from .nn.stateful import as_float_input
 
 
@@ -98,6 +98,9 @@ class LayeredNetwork(nn.Module):
         """The neuron variable inside a layer's state that ``neuron_health`` judges."""
         return state
 
+    def check_settings(self) -> None:
+        """Raise ``ValueError`` for a layer setting that no engine of this network honours."""
+
     def neuron_health(self) -> dict:
         """Per layer, the fraction of neurons dead and saturated at the end of the last sequence
         run (``final_states`` ``[L, B, N]``); ``None`` where the notion does not apply."""
@@ -140,6 +143,7 @@ class LayeredNetwork(nn.Module):
         name → list (one per layer) of ``[T, B, N]`` tensors: the neurons' variables at the end
         of each input point (Fig. 1b-d), and ``syn``, the synaptic sums of its last solver step.
         """
+        self.check_settings()
         data = as_float_input(data)
         if data.dim() != 3:
             raise ValueError(f"data must be time first [T, B, F], got shape {tuple(data.shape)}")
@@ -238,6 +242,12 @@ class SpintronicNetwork(ContinuousNetwork):
     def state_x(self, state):
         return state[0]
 
+    def check_settings(self):
+        for i, filt in enumerate(self.filters):
+            if filt.x0 is not None:
+                raise ValueError(f"filters[{i}].x0 does not apply inside the network: each filter starts from its "
+                                 "oscillator's reset state, with y = 0; set the oscillators' x0 instead")
+
     def neuron_health(self):
         """Dead: x < 1e-3 (x = 0 absorbs: such an oscillator hardly recovers within a sequence);
         saturated: x > 0.999. Fractions per layer at the end of the last sequence."""
@@ -304,6 +314,10 @@ class LIFNetwork(LayeredNetwork):
     def __init__(self, config: TrainConfig, seed: int = 0, n_inputs: int = 1, n_classes: int = 10):
         super().__init__(config, seed, n_inputs, n_classes)
         c = config
+        ignored = {"learn_tau": c.learn_tau, "readout='x'": c.readout == "x", f"method={c.method!r}": c.method != "exact"}
+        if any(ignored.values()):
+            raise ValueError(f"{', '.join(k for k, v in ignored.items() if v)} does not apply to the LIF twin "
+                             "(a fixed β = e^(-dt/τ), spikes to the readout, no stepper)")
         beta = math.exp(-c.dt / c.tau)
         self.gain = c.gain
         self.neurons = nn.ModuleList(snn.Leaky(beta=beta, threshold=1.0) for _ in range(c.layers))
@@ -322,7 +336,11 @@ class LIFNetwork(LayeredNetwork):
 
     def readout_logits(self, state, output, final):
         _, self._readout_mem = self.integrator(self.readout(output), self._readout_mem)
-        return self._readout_mem if final else None
+        logits = self._readout_mem
+        if final:  # the sequence is over: no graph stays on the module (deepcopy, memory);
+            self._readout_mem = None  # snnTorch keeps each neuron's last membrane in a buffer
+            detach_hidden(self)
+        return logits if final else None
 
 
 MODEL_CLASSES = {"spintronic": SpintronicNetwork, "ctrnn": CTRNNNetwork, "lif": LIFNetwork}

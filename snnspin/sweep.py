@@ -83,7 +83,8 @@ def points(grid: dict) -> list[dict]:
 
 def config_for(point: dict, base: TrainConfig) -> TrainConfig:
     """The config of one grid point: ``density`` sets both densities; ``model`` switches preset
-    (keeping ``base``'s epochs, validation split, device and split seed).
+    (keeping ``base``'s ``KEPT_ACROSS_MODELS``: the data and how they are read, the split,
+    epochs and device).
 
     >>> c = config_for({"density": 0.3, "delta_t": 2.0}, TrainConfig())
     >>> c.d_inter, c.d_intra, c.delta_t
@@ -95,9 +96,13 @@ def config_for(point: dict, base: TrainConfig) -> TrainConfig:
         changes.update(d_inter=density, d_intra=density)
     model = changes.pop("model", base.model)
     if model != base.model:
-        base = preset_config(model).replace(**{k: v for k, v in base.to_dict().items()
-                                               if k in ("epochs", "val_fraction", "device", "split_seed")})
+        base = preset_config(model).replace(**{k: v for k, v in base.to_dict().items() if k in KEPT_ACROSS_MODELS})
     return base.replace(**changes)
+
+
+#: What a grid point that switches ``model`` keeps of the base config (the rest is the model's preset).
+KEPT_ACROSS_MODELS = ("epochs", "val_fraction", "device", "split_seed", "data", "n_inputs", "n_classes", "normalize",
+                      "batch_size", "schedule", "order", "engine")
 
 
 def _key(point: dict, seed: int) -> str:

@@ -411,6 +411,8 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
 
 
 RESUMABLE_CHANGES = ("epochs", "seeds", "device")
+#: Fields ``resolve_for_data`` fills in; a saved run older than them holds their default.
+DATA_DEPENDENT = ("n_inputs", "n_classes", "batch_size", "schedule", "normalize")
 
 
 def check_run_folder(config: TrainConfig, out_dir, resume: bool = False) -> None:
@@ -459,7 +461,10 @@ def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:
     ValueError: cannot resume with a different configuration (lr0: saved 0.149, requested 0.1)
     """
     a, b = saved.to_dict(), requested.to_dict()
-    diff = [k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES]
+    defaults = TrainConfig().to_dict()
+    # a run saved before a data-dependent field existed holds its "from the data" default there
+    diff = [k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES
+            and not (k in DATA_DEPENDENT and a[k] == defaults[k])]
     if diff:
         shown = ", ".join(f"{k}: saved {a[k]!r}, requested {b[k]!r}" for k in diff)
         raise ValueError(f"cannot resume with a different configuration ({shown})")

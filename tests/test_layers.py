@@ -343,6 +343,13 @@ def test_assigned_constants_are_checked_too():
     assert isinstance(layer.x0, torch.Tensor) and float(layer.x0) == pytest.approx(0.4)
     with pytest.raises(ValueError, match=r"x0 must be in \(0, 1\]"):
         layer.x0 = -1.0
+    dead = Oscillator(tau=14.12)
+    with pytest.raises(ValueError, match="rest point is x = 0"):  # the constructor's check, after assignment
+        dead.bias_fixed = 0.01
+    assert dead.bias_fixed is None  # refused: kept what it had
+    wide = Oscillator(tau=3.0).double()
+    wide.q = [0.1, 0.2]  # an assigned constant takes the layer's dtype: no float32 rounding in float64 runs
+    assert wide.q.dtype == f64 and wide.q.tolist() == [0.1, 0.2]
 
 
 def test_per_neuron_width_mismatch_names_the_parameter_and_both_sizes():

@@ -131,3 +131,22 @@ def test_every_model_runs_and_trains_in_float64(model):
     assert log_probs.dtype == torch.float64
     torch.nn.functional.nll_loss(log_probs, torch.arange(3)).backward()
     assert all(p.grad.dtype == torch.float64 for p in net.parameters() if p.grad is not None)
+
+
+def test_settings_no_engine_honours_are_refused():
+    net = build_model(TrainConfig(width=4), 0)
+    net.filters[1].x0 = 0.2
+    with pytest.raises(ValueError, match=r"filters\[1\].x0 does not apply inside the network"):
+        net(torch.rand(3, 2, 1))
+    for changes, match in ((dict(learn_tau=True), "learn_tau"), (dict(readout="x"), "readout='x'"),
+                           (dict(method="rk4"), "method='rk4'")):
+        with pytest.raises(ValueError, match=match + ".* does not apply to the LIF twin"):
+            build_model(TrainConfig(model="lif", **changes))
+
+
+def test_lif_twin_deepcopies_after_a_forward():
+    import copy
+
+    net = build_model(TrainConfig(model="lif", width=4), 0)
+    net(torch.rand(5, 2, 1)).sum().backward()
+    assert torch.equal(copy.deepcopy(net)(torch.ones(5, 2, 1)), net(torch.ones(5, 2, 1)))

@@ -90,3 +90,15 @@ def test_figures_from_store_have_paper_axes(tmp_path, capsys):
 def test_bad_sweep_name():
     with pytest.raises(ValueError, match="unknown sweep 'fig9'"):
         run_sweep("fig9", "sqlite:///:memory:")
+
+
+def test_a_model_switch_keeps_the_data_and_how_they_are_read():
+    """Measured: a grid over models rebuilt the config from the preset and trained on the digits."""
+    from snnspin.presets import preset_config
+    from snnspin.sweep import config_for
+
+    base = preset_config("spintronic", data="mine.npz", normalize="zscore", batch_size=20, n_inputs=4, n_classes=3)
+    switched = config_for({"model": "ctrnn"}, base)
+    assert switched.model == "ctrnn" and switched.tau == preset_config("ctrnn").tau
+    assert (switched.data, switched.normalize, switched.batch_size, switched.n_inputs, switched.n_classes) == \
+        ("mine.npz", "zscore", 20, 4, 3)

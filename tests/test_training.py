@@ -246,3 +246,17 @@ def test_weights_written_before_q_and_sigma_were_saved_still_load():
     assert "neurons.0.q" not in torch.load(run / "seed_0" / "weights.pt", weights_only=True)
     assert float(model.neurons[0].q) == 0.0 and float(model.neurons[0].sigma) == 1.0
     assert model.readout.weight.abs().sum() > 0
+
+
+def test_resume_with_a_preset_and_of_a_run_saved_before_the_data_fields(tmp_path):
+    """Review finding: a resolved saved config was compared with an unresolved requested one."""
+    out = tmp_path / "run"
+    common = ["--layers", "1", "--width", "2", "--out", str(out), "--quiet"]
+    assert main(["train", "--epochs", "1", *common]) == 0
+    assert main(["train", "--epochs", "2", "--resume", "--preset", "tuned", *common]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    for field in ("n_inputs", "n_classes", "normalize", "schedule"):  # as a run written before them
+        saved.pop(field)
+    (out / "config.json").write_text(json.dumps(saved))
+    assert main(["train", "--epochs", "3", "--resume", *common]) == 0
+    assert len(json.loads((out / "seed_0" / "history.json").read_text())) == 3

@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from ..functional.exponential import _DCOEFFS, _SERIES_BELOW
+from ..io import _umask
 from ..functional.oscillator import _MIN_EXPONENT
 
 SOURCE = Path(__file__).with_name("kernels.c")
@@ -150,18 +151,12 @@ def build(force: bool = False) -> Path:
                 break
         else:
             raise RuntimeError(f"{compiler} failed on {SOURCE.name}:\n{result.stderr.strip()}")
-        os.chmod(tmp, 0o755 & ~_umask())
+        os.chmod(tmp, 0o755 & ~_umask())  # the same permissions as any file the compiler would write
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _bind(path: Path) -> dict:

@@ -76,7 +76,11 @@ class Oscillator(RelaxingNeuron):
         self._register_constant("sigma", sigma)
         self._register_constant("bias_fixed", bias_fixed)
         self._register_constant("x0", x0)
-        if x0 is None and bool((self.physics.rest() <= 0).any()):
+        self.check_constants()
+        self._constants_checked = True
+
+    def check_constants(self):
+        if self.x0 is None and bool((self.physics.rest() <= 0).any()):
             raise ValueError(
                 "with this bias_fixed the rest point is x = 0, a fixed point the oscillator "
                 "never leaves; raise bias_fixed above γ/σ or pass x0 in (0, 1]"

@@ -107,8 +107,31 @@ class StatefulLayer(nn.Module):
         buffers = self.__dict__.get("_buffers", {})
         if name in buffers and name not in self.state_names and value is not None:
             if not isinstance(value, torch.Tensor) or not value.requires_grad:
-                value = self._constant_tensor(name, value)
+                # checked, then in the layer's own dtype and device (a float64 layer stays float64)
+                like = buffers[name] if buffers[name] is not None else self._float_like()
+                if not isinstance(value, torch.Tensor) and not isinstance(value, bool):
+                    value = torch.as_tensor(value, dtype=like.dtype)  # a number is read in the layer's precision
+                value = self._constant_tensor(name, value).to(like)
+        previous = buffers.get(name)
         super().__setattr__(name, value)
+        if name in buffers and name not in self.state_names and "_constants_checked" in self.__dict__:
+            try:
+                self.check_constants()
+            except ValueError:
+                super().__setattr__(name, previous)  # refused: the layer keeps what it had
+                raise
+
+    def _float_like(self) -> torch.Tensor:
+        """A floating tensor of this layer (its dtype and device), or a default-dtype scalar."""
+        for tensor in list(self._parameters.values()) + list(self._buffers.values()):
+            if tensor is not None and tensor.is_floating_point() and tensor.numel() and \
+                    not any(tensor is getattr(self, n) for n in self.state_names):
+                return tensor
+        return torch.zeros(())
+
+    def check_constants(self) -> None:
+        """Subclasses raise ``ValueError`` when the constants together are meaningless (checked
+        after construction and after every assignment of one)."""
 
     def _check_widths(self, input_: torch.Tensor) -> None:
         features = input_.shape[-1] if input_.dim() else 1
