@@ -334,16 +334,17 @@ def health_warnings(record: EpochRecord, config: TrainConfig) -> list[str]:
 
     >>> r = EpochRecord(1, 0.1, 2.3, 10.0, 2.3, 10.0, 1.0, 0, [0.1, 0.6], [0.0, 0.0])
     >>> print(health_warnings(r, TrainConfig())[0])  # doctest: +ELLIPSIS
-    60 % of layer 1's neurons end the sequences dead (x < 1e-3; x = 0 absorbs): ... normalize='zscore'
+    60 % of layer 1's neurons end the sequences dead (x < 1e-3; x = 0 absorbs): ... a smaller lr0 (now 0.149)
 
     """
     lines = []
     for layer, fraction in enumerate(record.dead or []):
         if fraction > HEALTH_LIMIT:
+            normalise = "; or normalize='zscore'" if config.data and config.normalize != "zscore" else ""
             lines.append(f"{100 * fraction:.0f} % of layer {layer}'s neurons end the sequences dead (x < 1e-3; x = 0 "
                          f"absorbs): the drive I = S·syn + b_fixed stays below γ = 1/τ; try a smaller input_scale "
                          f"(now {config.input_scale:g}) or gain S (now {config.gain:g}), a smaller lr0 (now "
-                         f"{config.lr0:g}); for data files, normalize='zscore'")
+                         f"{config.lr0:g}){normalise}")
     for layer, fraction in enumerate(record.saturated or []):
         if fraction > HEALTH_LIMIT:
             lines.append(f"{100 * fraction:.0f} % of layer {layer}'s neurons end the sequences saturated: the drive "
