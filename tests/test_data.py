@@ -169,7 +169,7 @@ def test_generic_dataset_from_arrays():
     rng = np.random.default_rng(0)
     ds = SequenceDataset(rng.normal(size=(10, 20, 3)), np.arange(10) % 2, transform=Hold(2))
     x, y = ds[3]
-    assert x.shape == (40, 3) and y == 1 and ds.sensor_size == (3,) and ds.classes == [0, 1]
+    assert x.shape == (40, 3) and y == 1 and ds.sensor_size == (3, 1, 1) and ds.classes == [0, 1]
     batch = collate_time_first([ds[0], ds[1]])
     assert batch[0].shape == (40, 2, 3)
 

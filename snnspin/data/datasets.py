@@ -44,12 +44,14 @@ class SequenceDataset(torch.utils.data.Dataset):
     finite; labels must be whole numbers (ints, or floats such as 1.0).
 
     Attributes follow tonic: ``transform`` (applied to each ``[T, F]`` sample),
-    ``target_transform``, ``classes`` and ``sensor_size`` = ``(F,)``, the size of one time step.
+    ``target_transform``, ``classes`` and ``sensor_size`` = ``(F, 1, 1)``: tonic's (X, Y, P) of a
+    sensor with F channels in one row and one polarity, as tonic gives its audio sets (SHD:
+    ``(700, 1, 1)``), so that tonic's transforms that read it see F channels.
 
     >>> ds = SequenceDataset(np.zeros((5, 7)), [0, 1, 0, 1, 2])
     >>> x, y = ds[1]
     >>> x.shape, y, ds.classes, ds.sensor_size, len(ds)
-    (torch.Size([7, 1]), 1, [0, 1, 2], (1,), 5)
+    (torch.Size([7, 1]), 1, [0, 1, 2], (1, 1, 1), 5)
     """
 
     def __init__(
@@ -77,7 +79,7 @@ class SequenceDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.target_transform = target_transform
         self.classes = list(classes) if classes is not None else sorted(np.unique(self.targets).tolist())
-        self.sensor_size = (data.shape[-1],)
+        self.sensor_size = (data.shape[-1], 1, 1)
 
     def __len__(self) -> int:
         return len(self.data)
