@@ -325,28 +325,29 @@ def _common_step(layers) -> float:
     return steps.pop()
 
 
+def _stepper_reason(neurons) -> str | None:
+    """What both networks' fused paths need of their neuron layers: the exact stepper and one step."""
+    for i, neuron in enumerate(neurons):
+        if neuron.method != "exact":
+            return f"layer {i}: the fused path integrates with the exact stepper only (method={neuron.method!r})"
+    if len({m.dt for m in neurons}) != 1:
+        return f"the layers advance by different steps dt = {sorted({m.dt for m in neurons})} ns"
+    return None
+
+
 def oscillator_fused_reason(model) -> str | None:
     """Why the fused path cannot run this ``SpintronicNetwork`` exactly as its layers say (None: it can)."""
     for i, (neuron, filt) in enumerate(zip(model.neurons, model.filters)):
-        if neuron.method != "exact":
-            return f"layer {i}: the fused path integrates with the exact stepper only (method={neuron.method!r})"
         for owner, name in ((neuron, "q"), (neuron, "sigma"), (neuron, "x0"), (filt, "f_cut_mhz")):
             value = getattr(owner, name)
             if isinstance(value, torch.Tensor) and value.requires_grad:
                 return f"layer {i}: a trainable {name} is not supported by the fused path"
-    if len({m.dt for m in model.neurons}) != 1:
-        return f"the layers advance by different steps dt = {sorted({m.dt for m in model.neurons})} ns"
-    return None
+    return _stepper_reason(model.neurons)
 
 
 def ctrnn_fused_reason(model) -> str | None:
     """Why the fused path cannot run this ``CTRNNNetwork`` (None: it can)."""
-    for i, neuron in enumerate(model.neurons):
-        if neuron.method != "exact":
-            return f"layer {i}: the fused path integrates with the exact stepper only (method={neuron.method!r})"
-    if len({m.dt for m in model.neurons}) != 1:
-        return f"the layers advance by different steps dt = {sorted({m.dt for m in model.neurons})} ns"
-    return None
+    return _stepper_reason(model.neurons)
 
 
 def fused_oscillator_sequence(model, data):

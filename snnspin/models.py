@@ -27,7 +27,7 @@ from .config import TrainConfig
 from .connectivity import MaskedLinear
 from .fused import ctrnn_fused_reason, fused_ctrnn_sequence, fused_oscillator_sequence, oscillator_fused_reason
 from .nn import CTRNN, HighPass, Oscillator, detach_hidden
-from .nn.stateful import as_float_input
+from .nn.stateful import as_float_input, keep_added_buffers
 
 
 def _taus(config: TrainConfig):
@@ -77,8 +77,7 @@ class LayeredNetwork(nn.Module):
     added_buffers = ("input_shift", "input_gain")
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in self.added_buffers:
-            state_dict.setdefault(prefix + name, getattr(self, name))
+        keep_added_buffers(self, state_dict, prefix)  # weights saved before the input normalisation
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_input_statistics(self, shift: torch.Tensor, gain: torch.Tensor) -> None:

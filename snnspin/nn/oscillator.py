@@ -7,7 +7,7 @@ import torch
 from ..functional.oscillator import oscillator_rate_bound, oscillator_update
 from ..functional.params import OscillatorParameters
 from ..functional.steppers import warn_if_unstable
-from .stateful import RelaxingNeuron
+from .stateful import RelaxingNeuron, keep_added_buffers
 
 
 class Oscillator(RelaxingNeuron):
@@ -119,8 +119,7 @@ class Oscillator(RelaxingNeuron):
         return x, (x,)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in self.added_buffers:  # weights saved before Q and σ were buffers: keep the constructor's
-            state_dict.setdefault(prefix + name, getattr(self, name))
+        keep_added_buffers(self, state_dict, prefix)  # weights saved before Q and σ were buffers
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def init_oscillator(self):

@@ -57,6 +57,13 @@ def check_per_neuron(name: str, value: torch.Tensor) -> None:
                          f"{tuple(value.shape)}")
 
 
+def keep_added_buffers(module: nn.Module, state_dict: dict, prefix: str) -> None:
+    """For ``_load_from_state_dict``: a file written before ``module.added_buffers`` existed lacks
+    them; loading it keeps the module's own values for those (and only those) names."""
+    for name in module.added_buffers:
+        state_dict.setdefault(prefix + name, getattr(module, name))
+
+
 class StatefulLayer(nn.Module):
     """Base class: subclasses set ``state_names`` and implement ``rest_state`` and ``step``.
 
