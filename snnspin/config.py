@@ -72,6 +72,8 @@ class TrainConfig:
     learn_tau: bool = _f(False, "train each layer's relaxation time τ (one per neuron) with the weights")
     gain: float = _f(0.5, "amplification S between layers", paper=True)
     f_cut_mhz: float = _f(1.0, "high-pass cut-off frequency in MHz", paper=True)
+    x_min: float = _f(0.0, "a floor on each oscillator's power x after every step, in [0, 1) (as a thermal floor "
+                           "keeps a real oscillator's power above 0; lets a neuron driven dead recover); 0: none")
     readout: str = _f("y", "what the readout reads from the last layer: filtered output y or state x", READOUTS)
     input_scale: float = _f(1.0, "factor on the raw pixels 0..16 (1 = raw, 1/16 = [0, 1])")
     init_scale: float = _f(1.0, "factor on the uniform ±1/sqrt(fan_in) weight initialisation")
@@ -144,6 +146,10 @@ class TrainConfig:
         for name in ("tau", "delta_t", "gain", "f_cut_mhz", "lr0", "lr_decay", "clip", "init_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.x_min < 1.0:
+            raise ValueError(f"x_min must be in [0, 1), got {self.x_min}")
+        if self.x_min and self.model != "spintronic":
+            raise ValueError(f"x_min (a floor on the oscillators' power) does not apply to the {self.model} model")
         for name in ("d_inter", "d_intra"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")

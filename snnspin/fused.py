@@ -164,16 +164,16 @@ class _FusedOscillator(torch.autograd.Function):
     """Oscillator + high-pass layers, advanced together along the step+layer diagonals.
 
     Inputs: data ``[T, B, F]``; per-neuron gain, γ and b_fixed ``[L, N]`` (differentiable);
-    constants (σ, Q, E, K, rest state ``[L, N]``, sub-steps, h); the weights."""
+    constants (σ, Q, E, K, the floor x_min, rest state ``[L, N]``, sub-steps, h); the weights."""
 
     @staticmethod
     def forward(data, gains, gammas, bias_fixed, constants, *weights):
-        sigma, q, e_hp, k_hp, rest_state, substeps, h = constants
+        sigma, q, e_hp, k_hp, x_min, rest_state, substeps, h = constants
         kernels, grid = pointwise.for_tensor(data), _grid(data, weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
         w_t = w.transpose(1, 2)
         per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
-                          sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, h=h)
+                          sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, h=h)
         rest = rest_state.unsqueeze(1).expand(layers, batch, n).contiguous()
         # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed)
         x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_empty(diagonals, layers, batch, n)
@@ -192,13 +192,13 @@ class _FusedOscillator(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         data, gains, gammas, bias_fixed, constants = inputs[:5]
-        sigma, q, e_hp, k_hp, _, ctx.substeps, h = constants
+        sigma, q, e_hp, k_hp, x_min, _, ctx.substeps, h = constants
         ctx.mark_non_differentiable(*output[2:])
         ctx.set_materialize_grads(False)  # no zero gradients allocated for the large saved outputs
         ctx.save_for_backward(data, *output[3:])
         ctx.kernels = pointwise.for_tensor(data)
         ctx.per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
-                              sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, h=h)
+                              sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, h=h)
 
     @staticmethod
     @_first_order_only
@@ -366,6 +366,7 @@ def fused_oscillator_sequence(model, data):
         constants = (_per_neuron([p.sigma for p in neurons], n, "sigma", data).contiguous(),
                      _per_neuron([p.q for p in neurons], n, "q", data).contiguous(),
                      torch.exp(-omega_h).contiguous(), expm1_ratio(-omega_h).contiguous(),
+                     _per_neuron([p.x_min for p in neurons], n, "x_min", data).contiguous(),
                      _per_neuron([p.rest() for p in neurons], n, "x0", data), model.config.substeps, h)
     gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
     gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)

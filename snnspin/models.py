@@ -222,7 +222,7 @@ class SpintronicNetwork(ContinuousNetwork):
         super().__init__(config, seed, n_inputs, n_classes)
         c = config
         self.neurons = nn.ModuleList(
-            Oscillator(_taus(c), c.dt, c.gain, method=c.method, learn_tau=c.learn_tau, check=False)
+            Oscillator(_taus(c), c.dt, c.gain, method=c.method, x_min=c.x_min, learn_tau=c.learn_tau, check=False)
             for _ in range(c.layers)
         )
         self.filters = nn.ModuleList(HighPass(c.f_cut_mhz, c.dt, check=False) for _ in range(c.layers))

@@ -10,7 +10,7 @@ forces one backend inside a ``with`` block (benchmarks, tests).
 Shapes: state, drive and gradient buffers ``[L, B, N]`` (contiguous); ``z_next`` and
 ``back``, the next diagonal's layer inputs and the back-propagated ones, ``[L, B, P + N]``
 (P signal columns, then the N recurrent ones); the per-neuron constants (``gain``, ``gamma``,
-``bias_fixed``, ``sigma``, ``q``, the filter's ``e_hp`` and ``k_hp``, ``step_gain``,
+``bias_fixed``, ``sigma``, ``q``, the filter's ``e_hp`` and ``k_hp``, the floor ``x_min``, ``step_gain``,
 ``decay``) ``[L, N]``; ``h`` the solver step (ns). Arguments are passed by name, as listed
 in ``snnspin.native.KERNELS``, the one table of them; ``checked=False`` lets the native
 backend skip its per-tensor checks for arguments cut from arrays an earlier call passed
@@ -74,11 +74,13 @@ class TorchKernels:
     name = "torch"
 
     @staticmethod
-    def osc_forward(lo, hi, checked=True, *, syn, x, y, gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, h, x_out,
-                    y_out, z_next):
-        """x⁺ = Φ_exact(x, a), a = σ (S syn + b_fixed) - γ (eq. 2, step h ns); y⁺ = E y + K (x⁺ - x)
+    def osc_forward(lo, hi, checked=True, *, syn, x, y, gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, x_min, h,
+                    x_out, y_out, z_next):
+        """x⁺ = max(Φ_exact(x, a), x_min), a = σ (S syn + b_fixed) - γ (eq. 2, step h ns); y⁺ = E y + K (x⁺ - x)
         (eq. 5, E = ``e_hp``, K = ``k_hp``), into ``x_out``, ``y_out`` (and ``z_next``)."""
-        x_new = _oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h)[1][0]
+        raw = _oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h)[1][0]
+        floor = x_min.unsqueeze(1).expand_as(raw)
+        x_new = torch.where(raw >= floor, raw, floor)
         y_new = e_hp.unsqueeze(1) * y + k_hp.unsqueeze(1) * (x_new - x)
         x_out.copy_(_keep_inactive(x_new, x, lo, hi))
         y_out.copy_(_keep_inactive(y_new, y, lo, hi))
@@ -86,14 +88,14 @@ class TorchKernels:
 
     @staticmethod
     def osc_backward(lo, hi, checked=True, *, back, gx, gy, x_old, syn, gain, gamma, bias_fixed, sigma, q, e_hp,
-                     k_hp, h, dsyn_out, g_gain, g_a_sum, g_b_sum):
+                     k_hp, x_min, h, dsyn_out, g_gain, g_a_sum, g_b_sum):
         """One BPTT step back through ``osc_forward`` (recomputed from ``x_old`` and ``syn``): updates
         (gx, gy) in place, writes dL/dsyn, accumulates dL/dS · (per element), dL/da and dL/db."""
         _add_back(gy, back)
         a, (x_new, grow, w, e, f, den, b) = _oscillator_step(syn, x_old, gain, gamma, bias_fixed, sigma, q, h)
         d_x, d_a, d_b = exact_derivatives(x_old, b, x_new, grow, w, e, f, den, h)
         k_hp = k_hp.unsqueeze(1)
-        g_xn = _silence_inactive(gx + k_hp * gy, lo, hi)
+        g_xn = _silence_inactive((gx + k_hp * gy) * (x_new >= x_min.unsqueeze(1)), lo, hi)  # the floor holds: 0
         g_a, g_b = g_xn * d_a, g_xn * d_b
         g_drive = sigma.unsqueeze(1) * (g_a + g_b)
         g_gain += g_drive * syn

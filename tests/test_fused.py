@@ -161,6 +161,7 @@ PER_LAYER_SETTINGS = {
     "f_cut per neuron (layer 2)": _set("filters", 2, "f_cut_mhz", _ramp(1.0, 90.0)),
     "filter dt (layer 0)": _set("filters", 0, "dt", 0.5),
     "held-drive sub-steps (layer 1)": _set("neurons", 1, "substeps", 3),
+    "floor x_min (layer 2)": _set("neurons", 2, "x_min", 0.6),  # above the rest point: it holds often
 }
 CTRNN_SETTINGS = {
     "tau per neuron (layer 1)": _set("neurons", 1, "tau", _ramp(1.5, 6.0)),
@@ -240,3 +241,29 @@ def test_integer_data_are_promoted():
     net = build_model(TrainConfig(width=4), 0)
     data = torch.randint(0, 17, (5, 3, 1))
     assert torch.equal(net(data), net(data.float()))
+
+
+def test_floor_lets_a_dead_oscillator_recover_in_both_engines():
+    """x_min: after a strong negative pulse x stays at the floor, and recovers under the bias alone;
+    without it x falls to ~1e-34 and is still near 0 at the end."""
+    data = torch.zeros(60, 1, 1)
+    data[:10] = -40.0  # drives every layer-0 neuron far below threshold
+    finals = {}
+    for x_min in (0.0, 1e-3):
+        for engine in ("reference", "fused"):
+            torch.set_default_dtype(torch.float64)
+            try:
+                net = build_model(TrainConfig(width=4, layers=1, tau=2.0, gain=1.0, d_inter=1.0, x_min=x_min,
+                                              engine=engine), 0)
+                with torch.no_grad():
+                    net.w_ext[0].weight.fill_(1.0)
+                    net.w_ext[0].bias.zero_()
+                    net.w_int[0].weight.zero_()
+                net(data.double())
+            finally:
+                torch.set_default_dtype(torch.float32)
+            finals[x_min, engine] = net.final_states[0].clone()
+    assert torch.allclose(finals[0.0, "fused"], finals[0.0, "reference"], rtol=1e-12, atol=0)
+    assert torch.allclose(finals[1e-3, "fused"], finals[1e-3, "reference"], rtol=1e-12, atol=0)
+    assert float(finals[0.0, "reference"].max()) < 1e-3  # dead without a floor
+    assert float(finals[1e-3, "reference"].min()) > 0.4  # 50 ns of growth at γ from 1e-3: back near 0.5

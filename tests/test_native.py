@@ -33,7 +33,8 @@ def _osc_constants(dtype):
                 bias_fixed=2.0 * gamma + 0.1 * _random(dtype, 12, L, N, positive=True),
                 sigma=0.7 + 0.6 * _random(dtype, 13, L, N, positive=True), q=_random(dtype, 14, L, N, positive=True),
                 e_hp=0.98 + 0.02 * _random(dtype, 15, L, N, positive=True),
-                k_hp=0.99 + 0.01 * _random(dtype, 16, L, N, positive=True), h=0.7)
+                k_hp=0.99 + 0.01 * _random(dtype, 16, L, N, positive=True),
+                x_min=0.3 * _random(dtype, 17, L, N, positive=True), h=0.7)  # the floor holds some neurons
 
 
 def _osc_state(dtype, constants):
@@ -111,7 +112,7 @@ def test_native_step_stays_in_unit_interval_and_matches_torch(x, drive, gamma, h
     # gain 1, b_fixed 0, σ 1: the drive is syn
     arguments = dict(syn=torch.full(shape, drive, dtype=dtype), x=torch.full(shape, x, dtype=dtype),
                      y=torch.zeros(shape, dtype=dtype), gain=one, gamma=gamma * one, bias_fixed=0 * one, sigma=one,
-                     q=q * one, e_hp=one, k_hp=one, h=h, x_out=torch.empty(shape, dtype=dtype),
+                     q=q * one, e_hp=one, k_hp=one, x_min=0 * one, h=h, x_out=torch.empty(shape, dtype=dtype),
                      y_out=torch.empty(shape, dtype=dtype), z_next=None)
     got = _run(pointwise.NATIVE, "osc_forward", 0, 0, arguments)["x_out"]
     want = _run(pointwise.TORCH, "osc_forward", 0, 0, arguments)["x_out"]

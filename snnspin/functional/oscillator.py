@@ -183,7 +183,8 @@ def oscillator_rate_bound(drive, gamma, q=0.0, sigma=1.0) -> float:
 
 
 def oscillator_update(x, u, p: OscillatorParameters):
-    """One call of an oscillator layer: drive I = S u + b_fixed held over ``p.dt`` ns.
+    """One call of an oscillator layer: drive I = S u + b_fixed held over ``p.dt`` ns, then the
+    floor ``p.x_min`` (see ``apply_floor``).
 
     ``u`` is the synaptic sum ``[..., N]``; everything else comes from the record ``p``.
 
@@ -192,4 +193,17 @@ def oscillator_update(x, u, p: OscillatorParameters):
     tensor([[0.5000, 0.5000]])
     """
     drive = p.gain * u + p.fixed_bias()
-    return oscillator_step(x, drive, p.gamma, p.dt, p.q, p.sigma, p.method, p.substeps)
+    x = oscillator_step(x, drive, p.gamma, p.dt, p.q, p.sigma, p.method, p.substeps)
+    return apply_floor(x, p.x_min)
+
+
+def apply_floor(x, x_min):
+    """x⁺ = max(x, x_min), with the gradient passing where x ≥ x_min only (a floor on the power,
+    as thermal fluctuations keep a real oscillator's power above 0); x_min = 0 leaves x as it is.
+
+    >>> apply_floor(torch.tensor([1e-9, 0.3]), 1e-3)
+    tensor([0.0010, 0.3000])
+    """
+    if x_min == 0:
+        return x
+    return torch.where(x >= x_min, x, torch.full_like(x, x_min))

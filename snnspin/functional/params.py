@@ -80,6 +80,7 @@ class OscillatorParameters(NamedTuple):
     dt: float = 1.0  # ns advanced per call
     substeps: int = 1
     method: str = "exact"
+    x_min: float = 0.0  # floor on x after every call (a thermal floor), in [0, 1); 0: none
 
     @property
     def gamma(self) -> torch.Tensor:

@@ -60,7 +60,8 @@ static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out
 static inline void JOIN(osc_forward_row, SUFFIX)(int64_t l, int64_t b, int64_t L, int64_t B, int64_t N, int64_t P,
                                                  int active, const T *syn, const T *x, const T *y, const T *gain,
                                                  const T *gam, const T *bfix, const T *sigma, const T *q,
-                                                 const T *e_hp, const T *k_hp, T h, T *x_out, T *y_out, T *z_next) {
+                                                 const T *e_hp, const T *k_hp, const T *xmin, T h, T *x_out,
+                                                 T *y_out, T *z_next) {
     const T tiny = TINY;
     const int64_t o = (l * B + b) * N;
 #pragma omp simd
@@ -68,7 +69,8 @@ static inline void JOIN(osc_forward_row, SUFFIX)(int64_t l, int64_t b, int64_t L
         const T g = gam[j], xv = x[o + j];
         const T a = sigma[j] * (gain[j] * syn[o + j] + bfix[j]) - g;
         T e, f, den;
-        const T xn = JOIN(exact_step, SUFFIX)(xv, a, g * ((T)1 + q[j]), h, &e, &f, &den);
+        const T raw = JOIN(exact_step, SUFFIX)(xv, a, g * ((T)1 + q[j]), h, &e, &f, &den);
+        const T xn = raw < xmin[j] ? xmin[j] : raw; /* the floor x_min (0: none) */
         x_out[o + j] = xn;
         y_out[o + j] = FLUSH(e_hp[j] * y[o + j] + k_hp[j] * (xn - xv), tiny);
     }
@@ -85,8 +87,8 @@ static inline void JOIN(osc_forward_row, SUFFIX)(int64_t l, int64_t b, int64_t L
  * in snnspin/native/__init__.py (the one table the Python side builds its calls from). */
 void JOIN(osc_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *syn,
                                const T *x, const T *y, const T *gain, const T *gamma, const T *bias_fixed,
-                               const T *sigma, const T *q, const T *e_hp, const T *k_hp, double h, T *x_out,
-                               T *y_out, T *z_next) {
+                               const T *sigma, const T *q, const T *e_hp, const T *k_hp, const T *x_min, double h,
+                               T *x_out, T *y_out, T *z_next) {
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
         ENTER_FTZ
@@ -94,8 +96,8 @@ void JOIN(osc_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64
         for (int64_t r = 0; r < L * B; r++) {
             const int64_t l = r / B, b = r % B, k = l * N;
             JOIN(osc_forward_row, SUFFIX)(l, b, L, B, N, P, l >= lo && l <= hi, syn, x, y, gain + k, gamma + k,
-                                          bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, (T)h, x_out, y_out,
-                                          z_next);
+                                          bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k, (T)h, x_out,
+                                          y_out, z_next);
         }
         LEAVE_FTZ
     }
@@ -105,8 +107,9 @@ void JOIN(osc_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64
 static inline void JOIN(osc_backward_row, SUFFIX)(int64_t l, int64_t b, int64_t L, int64_t B, int64_t N, int64_t P,
                                                   T activity, const T *back, T *gx, T *gy, const T *x_old,
                                                   const T *syn, const T *gain, const T *gam, const T *bfix,
-                                                  const T *sigma, const T *q, const T *e_hp, const T *k_hp, T h,
-                                                  T *dsyn_out, T *g_gain, T *g_a_sum, T *g_b_sum) {
+                                                  const T *sigma, const T *q, const T *e_hp, const T *k_hp,
+                                                  const T *xmin, T h, T *dsyn_out, T *g_gain, T *g_a_sum,
+                                                  T *g_b_sum) {
     const T tiny = TINY;
     const int64_t o = (l * B + b) * N;
     if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, L, B, N, P);
@@ -129,7 +132,8 @@ static inline void JOIN(osc_backward_row, SUFFIX)(int64_t l, int64_t b, int64_t 
         const T d_a = (xv / den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
         const T d_b = -ratio * xv * (h * f);
         const T d_x = (e / den) / den;
-        const T g_xn = (gx[o + j] + kh * gyv) * activity;
+        const T passed = xn >= xmin[j] ? activity : (T)0; /* the floor passes no gradient where it holds x */
+        const T g_xn = (gx[o + j] + kh * gyv) * passed;
         const T g_a = g_xn * d_a, g_b = g_xn * d_b;
         const T g_drive = sg * (g_a + g_b);
         g_gain[o + j] += g_drive * syn[o + j];
@@ -150,7 +154,7 @@ static inline void JOIN(osc_backward_row, SUFFIX)(int64_t l, int64_t b, int64_t 
 void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *back,
                                 T *gx, T *gy, const T *x_old, const T *syn, const T *gain, const T *gamma,
                                 const T *bias_fixed, const T *sigma, const T *q, const T *e_hp, const T *k_hp,
-                                double h, T *dsyn_out, T *g_gain, T *g_a_sum, T *g_b_sum) {
+                                const T *x_min, double h, T *dsyn_out, T *g_gain, T *g_a_sum, T *g_b_sum) {
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
         ENTER_FTZ
@@ -159,8 +163,8 @@ void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int6
             const int64_t l = r / B, b = r % B, k = l * N;
             const T activity = (l >= lo && l <= hi) ? (T)1 : (T)0;
             JOIN(osc_backward_row, SUFFIX)(l, b, L, B, N, P, activity, back, gx, gy, x_old, syn, gain + k, gamma + k,
-                                           bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, (T)h, dsyn_out,
-                                           g_gain, g_a_sum, g_b_sum);
+                                           bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k, (T)h,
+                                           dsyn_out, g_gain, g_a_sum, g_b_sum);
         }
         LEAVE_FTZ
     }

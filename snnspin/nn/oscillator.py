@@ -32,6 +32,8 @@ class Oscillator(RelaxingNeuron):
         x0: reset state in (0, 1]; ``None`` means the rest point under zero input (0.5 in
             the paper). x = 0 is a fixed point the dynamics never leaves, so a rest point of 0
             is an error.
+        x_min: a floor on x after every call, in [0, 1) (0: none, the paper): the power a thermal
+            floor keeps a real oscillator at, from which a neuron driven dead can recover.
         learn_tau, learn_gain: make τ or S trainable parameters.
         init_hidden, output, check: see ``StatefulLayer``; ``check`` also warns when an
             explicit stepper is unstable for the drives it sees.
@@ -51,6 +53,7 @@ class Oscillator(RelaxingNeuron):
 
     state_names = ("x",)
     per_neuron_names = ("tau", "gain", "bias_fixed", "q", "sigma", "x0")
+    checked_attributes = ("x_min",)
     #: Buffers that files written before they existed lack: loading such a file keeps the constructor's values.
     added_buffers = ("q", "sigma")
 
@@ -65,6 +68,7 @@ class Oscillator(RelaxingNeuron):
         method: str = "exact",
         substeps: int = 1,
         x0=None,
+        x_min: float = 0.0,
         learn_tau: bool = False,
         learn_gain: bool = False,
         init_hidden: bool = False,
@@ -76,10 +80,13 @@ class Oscillator(RelaxingNeuron):
         self._register_constant("sigma", sigma)
         self._register_constant("bias_fixed", bias_fixed)
         self._register_constant("x0", x0)
+        self.x_min = x_min
         self.check_constants()
         self._constants_checked = True
 
     def check_constants(self):
+        if not (isinstance(self.x_min, (int, float)) and not isinstance(self.x_min, bool) and 0 <= self.x_min < 1):
+            raise ValueError(f"x_min must be a number in [0, 1), got {self.x_min!r}")
         if self.x0 is None and bool((self.physics.rest() <= 0).any()):
             raise ValueError(
                 "with this bias_fixed the rest point is x = 0, a fixed point the oscillator "
@@ -99,7 +106,7 @@ class Oscillator(RelaxingNeuron):
         """This layer's constants as one record (read by every engine)."""
         return OscillatorParameters(
             tau=self.tau, gain=self.gain, bias_fixed=self.bias_fixed, q=self.q, sigma=self.sigma,
-            x0=self.x0, dt=self.dt, substeps=self.substeps, method=self.method,
+            x0=self.x0, dt=self.dt, substeps=self.substeps, method=self.method, x_min=float(self.x_min),
         )
 
     def fixed_bias(self) -> torch.Tensor:

@@ -74,6 +74,8 @@ class StatefulLayer(nn.Module):
 
     state_names: tuple[str, ...] = ()
     per_neuron_names: tuple[str, ...] = ()
+    #: Plain attributes (not buffers) whose assignment re-runs ``check_constants``.
+    checked_attributes: tuple[str, ...] = ()
 
     def __init__(self, init_hidden: bool = False, output: bool = False, check: bool = True):
         super().__init__()
@@ -119,9 +121,10 @@ class StatefulLayer(nn.Module):
                 if not isinstance(value, torch.Tensor) and not isinstance(value, bool):
                     value = torch.as_tensor(value, dtype=like.dtype)  # a number is read in the layer's precision
                 value = self._constant_tensor(name, value).to(like)
-        previous = buffers.get(name)
+        checked = (name in buffers and name not in self.state_names) or name in self.checked_attributes
+        previous = buffers[name] if name in buffers else self.__dict__.get(name)
         super().__setattr__(name, value)
-        if name in buffers and name not in self.state_names and "_constants_checked" in self.__dict__:
+        if checked and "_constants_checked" in self.__dict__:
             try:
                 self.check_constants()
             except ValueError:
