@@ -344,8 +344,26 @@ def optimiser_budget(run: Path, n_train: int) -> tuple[int, int]:
 # snnspin models
 
 
+def _settings(items) -> dict:
+    """``["spintronic:x_min=0.01", ...]`` → {"spintronic": {"x_min": 0.01}}, each value parsed by its field's type.
+
+    >>> _settings(["spintronic:x_min=0.01"])
+    {'spintronic': {'x_min': 0.01}}
+    """
+    kinds = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    out: dict = {}
+    for item in items:
+        model, _, assignment = item.partition(":")
+        name, _, value = assignment.partition("=")
+        if model not in MODELS or name not in kinds or not value:
+            raise SystemExit(f"error: --set {item!r}: expected MODEL:FIELD=VALUE with MODEL one of {', '.join(MODELS)}")
+        out.setdefault(model, {})[name] = {"int": int, "float": float, "bool": lambda v: v == "true"}.get(
+            kinds[name], str)(value)
+    return out
+
+
 def run_snnspin(model: str, data: Path, run: Path, seeds: int, fast: bool, fresh: bool, progress: bool,
-                n_train: int) -> dict:
+                n_train: int, settings: dict | None = None) -> dict:
     """Train ``model`` on ``data`` with the defaults (``data=`` and ``seeds=`` only) into ``run``,
     or read the finished run. Returns per-seed accuracies and the summed training time."""
     if fresh and run.exists():
@@ -356,7 +374,7 @@ def run_snnspin(model: str, data: Path, run: Path, seeds: int, fast: bool, fresh
         print(f"  finished earlier: {run}", flush=True)
         _check_source(run, model)
     else:
-        changes = dict(data=str(data), seeds=seeds)
+        changes = dict(data=str(data), seeds=seeds, **(settings or {}).get(model, {}))
         if fast:
             fields = {f.name for f in dataclasses.fields(TrainConfig)}
             changes.update({k: v for k, v in FAST_SNNSPIN.items() if k in fields})
@@ -591,6 +609,9 @@ def main(argv=None) -> list[dict]:
                                                      "--fast: runs/tasks-fast/results)")
     parser.add_argument("--work", default=None, help="run folders and data (default runs/tasks; --fast: runs/tasks-fast)")
     parser.add_argument("--fresh", action="store_true", help="delete the selected runs first instead of resuming")
+    parser.add_argument("--set", nargs="+", default=[], metavar="MODEL:FIELD=VALUE",
+                        help="an experiment away from the defaults, e.g. spintronic:x_min=0.01 (use another --work "
+                             "and --out: the table is no longer the defaults')")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress bars")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for the snnspin runs (default: torch's own; --fast: 1, which is much "
@@ -631,7 +652,8 @@ def _run(args, seeds: int, argv) -> list[dict]:
                 snn = next((work / name / m for m in SNN_MODELS if (work / name / m / "config.json").exists()), None)
                 result = run_gru(arrays, snn, run, seeds, args.fresh)
             else:
-                result = run_snnspin(model, path, run, seeds, args.fast, args.fresh, not args.quiet, n_train)
+                result = run_snnspin(model, path, run, seeds, args.fast, args.fresh, not args.quiet, n_train,
+                                     _settings(args.set))
             row = row_for(task, model, result, n_train, n_test)
             rows.append(row)
             print(f"  {model}: {row['mean']:.2f} ± {row['std']:.2f} % (min {row['min']:.2f}), {row['stuck']} of "
