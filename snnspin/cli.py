@@ -121,7 +121,8 @@ def _train(args) -> int:
         config, _ = _config_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     resolve_device(config.device)
-    config = resolve_for_data(config, load_data(config))  # what will run (and be compared with a saved run)
+    data = load_data(config)
+    config = resolve_for_data(config, data)  # what will run (and be compared with a saved run)
     check_run_folder(config, out, args.resume)
     from .design import rule_warnings
 
@@ -129,7 +130,7 @@ def _train(args) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"training {config.model}: {config.layers} × {config.width} neurons, τ = {config.tau} ns, "
           f"Δt = {config.delta_t} ns, {config.epochs} epochs, seeds {config.seed_list()} → {out}")
-    summary = train(config, out, resume=args.resume, progress=not args.quiet)
+    summary = train(config, out, resume=args.resume, progress=not args.quiet, data=data)
     stats = summary["stats"]
     per_seed = ", ".join(f"seed {k}: {v:.2f}%" for k, v in summary["accuracy"].items())
     print(f"{summary['evaluated_on']} accuracy per seed: {per_seed}")

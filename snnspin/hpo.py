@@ -59,7 +59,7 @@ def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) 
 LAST_EPOCHS = 5
 
 
-def objective(base: TrainConfig, seeds=(0,)):
+def objective(base: TrainConfig, seeds=(0,), data=None):
     """Optuna objective: validation accuracy (%) averaged over the last ``LAST_EPOCHS``
     epochs and over the initialisation ``seeds`` (trained one after the other).
 
@@ -71,7 +71,7 @@ def objective(base: TrainConfig, seeds=(0,)):
     True
     """
 
-    data = load_data(base)  # once per worker; its resolution fixes the epochs each seed runs
+    data = data if data is not None else load_data(base)  # once per worker; it fixes the epochs each seed runs
 
     def run(trial: optuna.Trial) -> float:
         config = resolve_for_data(suggest(trial, base), data)
@@ -237,7 +237,8 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     name = study_name or f"snnspin-{base.model}"
     base = base.replace(val_fraction=base.val_fraction or 0.2, seeds=1)
     # no verdict before half of the first seed's epochs: a slower start is not a worse end
-    warmup = max(5, resolve_for_data(base, load_data(base)).epochs // 2)  # the epochs a seed really runs
+    data = load_data(base)
+    warmup = max(5, resolve_for_data(base, data).epochs // 2)  # the epochs a seed really runs
     if storage:  # a given store is opened first: a bad URL leaves no folder behind
         study = open_study(name, storage, warmup=warmup)
         out.mkdir(parents=True, exist_ok=True)
@@ -256,7 +257,7 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     if remaining > 0:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         study.optimize(
-            objective(base, tuple(range(trial_seeds))),
+            objective(base, tuple(range(trial_seeds)), data),
             n_trials=remaining,
             callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=states)],
             show_progress_bar=progress,

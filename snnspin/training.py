@@ -366,12 +366,13 @@ def summarize(accuracies) -> dict:
     }
 
 
-def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: bool = True) -> dict:
+def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: bool = True, data=None) -> dict:
     """Train ``config.seeds`` models; write the run folder; return the summary dict.
 
     The summary holds per-seed final evaluation accuracy (%), their statistics, the
     neuron and synapse counts and the wall time. With ``out_dir`` the folder gets
     ``config.json``, ``summary.json``, ``curves.png`` and one ``seed_<k>/`` per seed.
+    ``data``: what ``load_data(config)`` returns, when the caller has it already.
     Accuracies in %, ``seconds`` of wall time.
 
     >>> summary = train(TrainConfig(layers=1, width=2, epochs=1, batch_size=450), progress=False)
@@ -380,7 +381,7 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     """
     out = Path(out_dir) if out_dir is not None else None
     device = resolve_device(config.device)
-    data = load_data(config, device)
+    data = data if data is not None else load_data(config, device)
     config = resolve_for_data(config, data)  # recorded in config.json: the widths the data gave
     if out is not None:
         check_run_folder(config, out, resume)
