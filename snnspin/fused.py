@@ -318,11 +318,10 @@ def _per_neuron(values, n, name, like):
     return torch.stack(rows)
 
 
-def _common_step(layers) -> float:
-    steps = {layer.dt for layer in layers}
-    if len(steps) != 1:
-        raise ValueError(f"the layers advance by different steps dt = {sorted(steps)} ns")
-    return steps.pop()
+def _refuse(reason: str | None) -> None:
+    """The fused path called directly on a model it cannot represent: raise what ``*_fused_reason`` says."""
+    if reason is not None:
+        raise ValueError(f"the fused path cannot run this model: {reason}")
 
 
 def _stepper_reason(neurons) -> str | None:
@@ -360,7 +359,8 @@ def fused_oscillator_sequence(model, data):
     n = model.config.width
     neurons = [m.physics for m in model.neurons]
     filters = [f.physics for f in model.filters]
-    h = _common_step(model.neurons)
+    _refuse(oscillator_fused_reason(model))
+    h = model.neurons[0].dt  # one step for all layers (checked by the reason)
     with torch.no_grad():
         omega_h = _per_neuron([f.omega_c() * f.dt for f in filters], n, "f_cut", data)
         constants = (_per_neuron([p.sigma for p in neurons], n, "sigma", data).contiguous(),
@@ -380,7 +380,8 @@ def fused_ctrnn_sequence(model, data):
     Gain, τ and dt are read per layer from ``model.neurons[i].physics``."""
     n = model.config.width
     neurons = [m.physics for m in model.neurons]
-    options = (model.config.substeps, _common_step(model.neurons))
+    _refuse(ctrnn_fused_reason(model))
+    options = (model.config.substeps, model.neurons[0].dt)
     gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
     gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
     return _FusedCTRNN.apply(data, gains, gammas, options, *_weights(model))[:3]

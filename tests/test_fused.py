@@ -267,3 +267,13 @@ def test_floor_lets_a_dead_oscillator_recover_in_both_engines():
     assert torch.allclose(finals[1e-3, "fused"], finals[1e-3, "reference"], rtol=1e-12, atol=0)
     assert float(finals[0.0, "reference"].max()) < 1e-3  # dead without a floor
     assert float(finals[1e-3, "reference"].min()) > 0.4  # 50 ns of growth at γ from 1e-3: back near 0.5
+
+
+def test_the_fused_functions_called_directly_refuse_what_they_cannot_represent():
+    from snnspin.fused import fused_ctrnn_sequence, fused_oscillator_sequence
+
+    for model, run in (("spintronic", fused_oscillator_sequence), ("ctrnn", fused_ctrnn_sequence)):
+        net = build_model(TrainConfig(model=model, width=4), 0)
+        net.neurons[1].method = "rk4"
+        with pytest.raises(ValueError, match="cannot run this model: layer 1: .* exact stepper only"):
+            run(net, torch.rand(3, 2, 1))
