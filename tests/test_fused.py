@@ -163,10 +163,8 @@ PER_LAYER_SETTINGS = {
     "held-drive sub-steps (layer 1)": _set("neurons", 1, "substeps", 3),
     "floor x_min (layer 2)": _set("neurons", 2, "x_min", 0.6),  # above the rest point: it holds often
 }
-CTRNN_SETTINGS = {
-    "tau per neuron (layer 1)": _set("neurons", 1, "tau", _ramp(1.5, 6.0)),
-    "gain (layer 2)": _set("neurons", 2, "gain", 0.9),
-    "gain per neuron (layer 0)": _set("neurons", 0, "gain", _ramp(0.2, 0.8)),
+CTRNN_SETTINGS = {  # the ones a CTRNN layer has
+    **{k: PER_LAYER_SETTINGS[k] for k in ("tau per neuron (layer 1)", "gain (layer 2)", "gain per neuron (layer 0)")},
     "held-drive sub-steps (layer 0)": _set("neurons", 0, "substeps", 4),
 }
 
