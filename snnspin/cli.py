@@ -177,17 +177,59 @@ def _design(args) -> int:
     return 0
 
 
+def _check_workers(args) -> None:
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if not args.heartbeat > 0:
+        raise ValueError(f"--heartbeat must be > 0 seconds, got {args.heartbeat}")
+
+
+def _spawn_workers(args, storage: str) -> int:
+    """Run the same command in ``args.workers`` local processes on ``storage`` (each with
+    its share of the CPU threads) and wait for them; 0 when all succeeded."""
+    import os
+    import subprocess
+
+    argv = [*args.argv, "--workers", "1"]
+    if "--storage" not in argv and not any(a.startswith("--storage=") for a in argv):
+        argv += ["--storage", storage]  # the default store is resolved once, here, for all workers
+    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
+    procs = []
+    for index in range(args.workers):
+        env = {**os.environ, "SNNSPIN_WORKER": str(index + 1), "OMP_NUM_THREADS": threads,
+               "MKL_NUM_THREADS": threads}
+        procs.append(subprocess.Popen([sys.executable, "-m", "snnspin.cli", *argv], env=env))
+    codes = [p.wait() for p in procs]
+    died = [f"worker {i + 1} ({'signal ' + str(-c) if c < 0 else 'exit ' + str(c)})" for i, c in enumerate(codes) if c]
+    if died:
+        print(f"error: {', '.join(died)}; rerun the same command to finish what they left", file=sys.stderr)
+        return 1
+    print(f"{args.workers} workers finished")
+    return 0
+
+
+def _worker_prefix() -> str:
+    import os
+
+    worker = os.environ.get("SNNSPIN_WORKER")
+    return f"[worker {worker}] " if worker else ""
+
+
 def _tune(args) -> int:
     if args.trials < 1:
         raise ValueError(f"--trials must be at least 1, got {args.trials}")
+    _check_workers(args)
     from .hpo import tune
 
     config, _ = _config_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / f"tune-{config.model}"
-    print(f"tuning {config.model} ({config.epochs} epochs per trial, validation on 20 % of the training half) "
-          f"until {args.trials} trials are finished; study in {args.storage or out / 'study.db'}")
+    if args.workers > 1:
+        out.mkdir(parents=True, exist_ok=True)
+        return _spawn_workers(args, args.storage or f"sqlite:///{(out / 'study.db').resolve()}")
+    print(f"{_worker_prefix()}tuning {config.model} ({config.epochs} epochs per trial, validation on 20 % of the "
+          f"training half) until {args.trials} trials are finished; study in {args.storage or out / 'study.db'}")
     result = tune(config, out, args.trials, storage=args.storage, study_name=args.study, progress=not args.quiet,
-                  trial_seeds=args.trial_seeds, enqueue_base=args.enqueue_base)
+                  trial_seeds=args.trial_seeds, enqueue_base=args.enqueue_base, heartbeat=args.heartbeat)
     print(f"best validation accuracy {result['best_value']:.2f} % (trial {result['best_trial']}, "
           f"{result['trials_finished']} trials finished)")
     for name, value in result["best_params"].items():
@@ -220,30 +262,50 @@ def _parse_grid(items) -> dict:
 
 
 def _sweep(args) -> int:
-    from .sweep import run_sweep
+    from .presets import preset_config
+    from .sweep import SWEEPS, check_grid, failures, open_sweep, run_sweep
 
+    _check_workers(args)
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.name not in SWEEPS and not args.grid:
+        raise ValueError(f"unknown sweep {args.name!r}; choose one of: {', '.join(SWEEPS)} (or give --grid)")
     grid = _parse_grid(args.grid) if args.grid else None
     base = _preset_and_file(args.config) if args.config else None
     if getattr(args, "data", None):  # your own series: the sweep's base (a --config file, else the tuned preset) reads them
-        from .presets import preset_config
-
         base = (base or preset_config("spintronic")).replace(data=args.data)
     if grid:  # every point is a valid config before any store is made
-        from .presets import preset_config
-        from .sweep import config_for, points
-
-        for point in points(grid):
-            config_for(point, base or preset_config("spintronic"))
+        check_grid(grid, base or preset_config("spintronic"))
     out = Path(args.out)
+    if not args.storage:
+        out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{(out / 'sweeps.db').resolve()}"
-    out.mkdir(parents=True, exist_ok=True)
+    if args.workers > 1:
+        open_sweep(args.name, storage)  # a bad store is one error here, not one per worker
+        return _spawn_workers(args, storage)
+    prefix = _worker_prefix()
+    waited = set()
 
     def progress(spec, accuracy):
-        print(f"  {spec['point']} seed {spec['seed']}: {accuracy:.2f} %", flush=True)
+        print(f"{prefix}  {spec['point']} seed {spec['seed']}: {accuracy:.2f} %", flush=True)
 
-    print(f"sweep {args.name} ({args.preset} preset) into {storage}")
-    results = run_sweep(args.name, storage, args.preset, args.seeds, base, grid, progress)
-    print(f"{len(results)} trainings finished in the store; draw them with: snnspin figures --storage {storage}")
+    def on_wait(keys):
+        if set(keys) != waited:
+            waited.clear()
+            waited.update(keys)
+            print(f"{prefix}waiting for {len(keys)} training(s) held by other workers (one whose heartbeat stops "
+                  f"for {5 * args.heartbeat:g} s is taken over)", flush=True)
+
+    print(f"{prefix}sweep {args.name} ({args.preset} preset) into {storage}")
+    results = run_sweep(args.name, storage, args.preset, args.seeds, base, grid, progress, heartbeat=args.heartbeat,
+                        on_wait=on_wait)
+    failed = failures(open_sweep(args.name, storage))
+    print(f"{prefix}{len(results)} trainings finished in the store; draw them with: snnspin figures --storage {storage}")
+    if failed:
+        for f in failed:
+            print(f"error: {f['point']} seed {f['seed']} failed: {f['error']}", file=sys.stderr)
+        print(f"error: {len(failed)} training(s) failed; rerun the command to retry them", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -253,11 +315,14 @@ def _figures(args) -> int:
     from .sweep import open_sweep, results, sweep_names, table
 
     out = Path(args.out)
+    held = sweep_names(args.storage)  # a missing store is refused here; nothing is created
+    if not held:
+        raise ValueError(f"no sweep in {args.storage} (run snnspin sweep first)")
+    names = args.sweeps or held
+    missing = [n for n in names if n not in held]
+    if missing:
+        raise ValueError(f"no sweep {', '.join(map(repr, missing))} in {args.storage} (it holds: {', '.join(held)})")
     out.mkdir(parents=True, exist_ok=True)
-    names = args.sweeps or sweep_names(args.storage)
-    if not names:
-        print(f"error: no sweep in {args.storage}", file=sys.stderr)
-        return 2
     for name in names:
         study = open_sweep(name, args.storage)
         rows = table(study)
@@ -276,6 +341,15 @@ def _figures(args) -> int:
         atomic_write_text(out / f"{name}.md", "\n".join(lines) + "\n")
         print(f"{name}: {out / (name + '.png')} and {out / (name + '.md')} ({len(rows)} points)")
     return 0
+
+
+def _add_worker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=1,
+                        help="start this many local worker processes on the store (default: 1); workers on other "
+                             "machines run the same command with the same --storage")
+    parser.add_argument("--heartbeat", type=float, default=10.0,
+                        help="seconds between a worker's heartbeats; a training whose worker misses 5 is taken over "
+                             "by another worker (default: 10)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,7 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="initialisation seeds per trial, averaged (default: 1)")
     tune.add_argument("--enqueue-base", action="store_true",
                       help="a new study's first trial evaluates the starting values (the preset's)")
-    tune.add_argument("--quiet", action="store_true", help="no progress bar")
+    tune.add_argument("--quiet", action="store_true", help="no line per finished trial")
+    _add_worker_options(tune)
     tune.set_defaults(func=_tune)
 
     from .sweep import SWEEPS
@@ -326,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "not set come from the tuned preset of its model")
     sweep.add_argument("--out", default="runs/sweeps", help="folder of the default SQLite store")
     sweep.add_argument("--storage", help="Optuna/SQLAlchemy storage URL shared by workers")
+    _add_worker_options(sweep)
     sweep.set_defaults(func=_sweep)
 
     figures = sub.add_parser("figures", help="draw every sweep of a store as PNG + Markdown table")
@@ -354,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``snnspin`` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except (ValueError, OSError) as error:  # bad input, unreadable or unwritable file: one line, no traceback

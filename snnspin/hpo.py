@@ -8,8 +8,10 @@ other 20 % after every epoch (``val_fraction``): the test half is never seen whi
 Hopeless trials are pruned on those per-epoch accuracies (median rule). The study lives
 in persistent storage — an SQLite file in the run folder by default, or any Optuna
 storage URL (PostgreSQL, MySQL) so that workers on several machines share it — and a
-killed ``snnspin tune`` resumes with the same command: finished trials are kept, trials
-left running by a dead worker are failed by the heartbeat and not counted.
+killed ``snnspin tune`` resumes with the same command: finished trials are kept. The study
+has ``n_trials`` slots, each finished exactly once whatever the workers do: a slot held by a
+dead worker is taken over when its heartbeat stops, its trial marked FAIL and its
+parameters tried again (``snnspin.claims``; protocol in ``snnspin.sweep``).
 """
 
 from __future__ import annotations
@@ -64,7 +66,10 @@ def objective(base: TrainConfig, seeds=(0,), data=None):
     epochs and over the initialisation ``seeds`` (trained one after the other).
 
     Seed i's epoch e is reported as step ``i * epochs + e`` for pruning, so trials are
-    compared at the same point of the same seed. The value, in %, is
+    compared at the same point of the same seed. The trial's user attributes (which
+    ``optuna-dashboard`` shows) get, over the seeds: the last epoch's mean train loss and
+    accuracy and validation accuracy, the training seconds, the skipped batches (gradient
+    not finite) and the network's neuron and synapse counts. The value, in %, is
     (1/|seeds|) Σ_seeds (1/K) Σ_{last K epochs} eval_acc with K = ``LAST_EPOCHS``.
 
     >>> callable(objective(TrainConfig(), seeds=(0, 1)))
@@ -75,7 +80,7 @@ def objective(base: TrainConfig, seeds=(0,), data=None):
 
     def run(trial: optuna.Trial) -> float:
         config = resolve_for_data(suggest(trial, base), data)
-        finals = []
+        finals, ends, skipped, seconds = [], [], 0, 0.0
         for index, seed in enumerate(seeds):
 
             def report(record, offset=index * config.epochs):
@@ -84,9 +89,17 @@ def objective(base: TrainConfig, seeds=(0,), data=None):
                 if not math.isfinite(value) or trial.should_prune():
                     raise optuna.TrialPruned()
 
-            _, history = train_seed(config, seed, progress=False, data=data, on_epoch=report)
+            model, history = train_seed(config, seed, progress=False, data=data, on_epoch=report)
             last = [r.eval_acc for r in history[-LAST_EPOCHS:]]
             finals.append(sum(last) / len(last))
+            ends.append(history[-1])
+            skipped += sum(r.skipped for r in history)
+            seconds += sum(r.seconds for r in history)
+        for name, value in {**model.counts(), "skipped_batches": skipped, "seconds": round(seconds, 2),
+                            "train_loss": sum(r.train_loss for r in ends) / len(ends),
+                            "train_acc": sum(r.train_acc for r in ends) / len(ends),
+                            "last_eval_acc": sum(r.eval_acc for r in ends) / len(ends)}.items():
+            trial.set_user_attr(name, value)
         return sum(finals) / len(finals)
 
     return run
@@ -147,7 +160,7 @@ def storage_error(url: str, error: BaseException) -> ValueError | None:
     return ValueError(f"{where}: cannot be opened ({text})")
 
 
-def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5, warmup: int = 5) -> optuna.Study:
+def open_study(name: str, storage: str, attempts: int = 5, warmup: int = 5) -> optuna.Study:
     """Create the study or load it if it exists (safe to call from several workers).
 
     Trials are pruned by the median rule from step ``warmup`` on (steps: epochs, counted
@@ -155,8 +168,8 @@ def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5, 
 
     Workers that start together on a new SQLite file race to create its tables ("table
     studies already exists"); the loser waits a moment (0.5-1.5 s, from a local random
-    generator) and loads what the winner made. ``heartbeat`` is in seconds. A URL that
-    cannot work (see ``storage_error``) is refused at once, in one ``ValueError`` line.
+    generator) and loads what the winner made. Dead workers are found by the claims'
+    heartbeats (``snnspin.claims``), not Optuna's. A URL that cannot work (see ``storage_error``) is refused at once, in one ``ValueError`` line.
 
     >>> import tempfile
     >>> study = open_study("demo", f"sqlite:///{tempfile.mkdtemp()}/study.db")
@@ -173,9 +186,7 @@ def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5, 
     jitter = random.Random()  # a local generator: Python's global random state is left alone
     for attempt in range(attempts):
         try:
-            with warnings.catch_warnings():  # heartbeats are "experimental" in optuna, and what we need
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                rdb = optuna.storages.RDBStorage(storage, heartbeat_interval=heartbeat, grace_period=2 * heartbeat)
+            rdb = optuna.storages.RDBStorage(storage)
             return optuna.create_study(
                 study_name=name,
                 storage=rdb,
@@ -197,6 +208,38 @@ def open_study(name: str, storage: str, heartbeat: int = 60, attempts: int = 5, 
     raise AssertionError("unreachable")
 
 
+#: What the objective's value is, as the dashboard names it.
+METRIC = "validation accuracy (%)"
+
+#: Fields that may differ between runs of one study: they change where it runs, not what.
+MAY_DIFFER = ("device", "engine")
+
+
+def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int) -> None:
+    """Refuse to add trials to a study made with other settings (its trials would not be
+    comparable, and ``best_config.json`` would mix the two); one ``ValueError`` line.
+
+    >>> study = optuna.create_study()
+    >>> study.set_user_attr("base_config", TrainConfig(tau=2.0).to_dict())
+    >>> study.set_user_attr("trial_seeds", 1)
+    >>> check_same_settings(study, TrainConfig(tau=3.0, epochs=4), 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: the study 'no-name-...' was made with other settings (epochs 30 → 4, tau 2.0 → 3.0); use another --out / --study, or the same settings
+    """
+    saved = study.user_attrs.get("base_config")
+    if saved is None:
+        return
+    now = base.to_dict()
+    changed = [f"{k} {saved.get(k)!r} → {now[k]!r}" for k in sorted(now) if k not in MAY_DIFFER and saved.get(k) != now[k]]
+    before = study.user_attrs.get("trial_seeds", trial_seeds)
+    if before != trial_seeds:
+        changed.append(f"trial_seeds {before} → {trial_seeds}")
+    if changed:
+        raise ValueError(f"the study {study.study_name!r} was made with other settings ({', '.join(changed)}); "
+                         "use another --out / --study, or the same settings")
+
+
 def counted(study: optuna.Study) -> int:
     """Finished trials (complete or pruned); running, waiting and failed ones do not count.
 
@@ -209,13 +252,19 @@ def counted(study: optuna.Study) -> int:
 
 
 def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, study_name: str | None = None,
-         progress: bool = True, trial_seeds: int = 1, enqueue_base: bool = False) -> dict:
+         progress: bool = True, trial_seeds: int = 1, enqueue_base: bool = False, heartbeat: float = 10.0) -> dict:
     """Run (or resume) a study until it holds ``n_trials`` finished trials; return the best.
 
     ``trial_seeds``: initialisation seeds per trial (the objective is their mean; more
     seeds cost time but rank trials less by luck). ``enqueue_base``: the first trial of a
     new study evaluates ``base``'s own values (e.g. the tuned preset), so the search
     starts from the best point known.
+
+    Several workers may run the same call on one store. The study has ``n_trials`` slots,
+    each claimed atomically by one worker and finished exactly once (``snnspin.claims``,
+    protocol as in ``snnspin.sweep``); a slot whose worker's heartbeat (every ``heartbeat``
+    s) stopped for 5 beats is taken over, its trial marked FAIL and its parameters tried
+    again. A study made with other settings is refused (``check_same_settings``).
 
     Writes ``best_config.json`` (a ``TrainConfig`` evaluating on the test half, ready for
     ``snnspin train --config``) and ``best.json`` (value, parameters, trial counts).
@@ -227,9 +276,11 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     ...
     ValueError: trial_seeds must be at least 1, got 0
     """
+    from .claims import Claims, work
+
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ValueError(f"n_trials (--trials) must be an integer >= 1, got {n_trials!r}")
-    if trial_seeds < 1:
+    if isinstance(trial_seeds, bool) or not isinstance(trial_seeds, int) or trial_seeds < 1:
         raise ValueError(f"trial_seeds must be at least 1, got {trial_seeds}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -241,28 +292,65 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     warmup = max(5, resolve_for_data(base, data).epochs // 2)  # the epochs a seed really runs
     if storage:  # a given store is opened first: a bad URL leaves no folder behind
         study = open_study(name, storage, warmup=warmup)
+        check_same_settings(study, base, trial_seeds)
         out.mkdir(parents=True, exist_ok=True)
     else:
-        out.mkdir(parents=True, exist_ok=True)
         storage = f"sqlite:///{(out / 'study.db').resolve()}"
-        study = open_study(name, storage, warmup=warmup)
+        if out.is_dir() and (out / "study.db").exists():
+            study = open_study(name, storage, warmup=warmup)
+            check_same_settings(study, base, trial_seeds)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            study = open_study(name, storage, warmup=warmup)
     study.set_user_attr("base_config", base.to_dict())
     study.set_user_attr("trial_seeds", trial_seeds)
-    if enqueue_base and not study.trials:
-        start = {name: getattr(base, name) for name in SEARCH_SPACE}
-        if base.model != "lif":
-            start["readout"] = base.readout
-        study.enqueue_trial(start)
-    remaining = n_trials - counted(study)
-    if remaining > 0:
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        study.optimize(
-            objective(base, tuple(range(trial_seeds)), data),
-            n_trials=remaining,
-            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=states)],
-            show_progress_bar=progress,
-            catch=(ValueError, RuntimeError, FloatingPointError),
-        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC])
+    run_objective = objective(base, tuple(range(trial_seeds)), data)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+    def run(slot, former):
+        if former is not None and former["trial"] is not None:
+            dead = study.trials[former["trial"]]
+            fail_trial(study, dead.number)
+            if dead.params:  # the dead worker's point is tried again, by whichever worker asks next
+                study.enqueue_trial(dead.params, user_attrs={"retry_of": dead.number})
+        trial = study.ask()
+        claims.set_trial(slot, trial.number)
+        trial.set_user_attr("slot", slot)
+        state, value = optuna.trial.TrialState.COMPLETE, None
+        try:
+            value = run_objective(trial)
+        except optuna.TrialPruned:
+            state = optuna.trial.TrialState.PRUNED
+        except (ValueError, RuntimeError, FloatingPointError) as error:
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+            state = optuna.trial.TrialState.FAIL
+        except BaseException:
+            fail_trial(study, trial.number)
+            raise
+        if not claims.finish(slot, "failed" if state == optuna.trial.TrialState.FAIL else "done"):
+            trial.set_user_attr("superseded", True)  # taken over while this worker looked dead
+            state = optuna.trial.TrialState.FAIL
+        study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+        if progress:
+            shown = f"{value:.2f} %" if value is not None else state.name.lower()
+            print(f"trial {trial.number}: {shown}", flush=True)
+
+    slots = [f"trial-{i}" for i in range(n_trials)]
+    with Claims(storage, name, interval=heartbeat) as claims:
+        if enqueue_base and not study.trials and claims.claim("enqueue-base"):  # one worker enqueues it
+            start = {name: getattr(base, name) for name in SEARCH_SPACE}
+            if base.model != "lif":
+                start["readout"] = base.readout
+            study.enqueue_trial(start)
+            claims.finish("enqueue-base")
+        old = [t for t in study.get_trials(deepcopy=False, states=finished) if "slot" not in t.user_attrs]
+        for slot, trial in zip(slots, old):  # trials finished before claims were kept fill the first slots
+            claims.mark_done(slot, trial.number)
+        claims.release_failed(slots)
+        work(claims, slots, run)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise RuntimeError("no trial completed; nothing to report")
@@ -280,3 +368,11 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     }
     atomic_write_json(out / "best.json", result)
     return result
+
+
+def fail_trial(study: optuna.Study, number: int) -> None:
+    """Mark trial ``number`` failed unless it is already finished."""
+    try:
+        study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+    except (ValueError, RuntimeError):
+        pass

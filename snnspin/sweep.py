@@ -1,14 +1,33 @@
 """Sweeps of the paper's figures: many trainings over a grid of config values × seeds.
 
 The store is an Optuna study (SQLite file by default, any Optuna/SQLAlchemy storage URL
-with ``--storage``): each (point, seed) is one trial whose parameters are the point's
-config values and the seed; its value is the final test accuracy and its user attributes
-hold the training history and the cumulative drive of the trained weights. Why Optuna:
-its storages already give atomic hand-out of queued trials to workers on several
-machines, heartbeats that fail the trials of a killed worker, and a dashboard, so a
-sweep needs no server of its own. Re-running the same command queues only the
-(point, seed) pairs that have no finished trial, so nothing finished is lost or redone.
-Optuna is imported only when a store is opened (``snnspin.hpo`` holds the storage code).
+with ``--storage``: PostgreSQL for workers on several machines). Each finished (point, seed)
+is one COMPLETE trial whose user attributes hold the point, the seed, the config, the
+training history and the cumulative drive of the trained weights; its value is the final
+test accuracy. Optuna gives the store, its dashboard and the readers of ``figures``.
+
+**Protocol: every training exactly once, whatever the workers do.** Any number of workers
+run the same ``snnspin sweep`` command on one store (``--workers N`` starts N here; a Slurm
+array starts one per task). Before anything is written, every grid point is checked
+(``check_grid``). Then each worker:
+
+1. lists the plan: every (point, seed) key;
+2. claims a free key atomically: an INSERT into the ``snnspin_claims`` table of the same
+   database, whose primary key lets exactly one worker win (``snnspin.claims``);
+3. runs that training as a new Optuna trial, then marks the claim done and the trial
+   COMPLETE (a training that raises is marked failed, FAIL, with its error; the next run of
+   the command retries it);
+4. sends a heartbeat for its claim every ``heartbeat`` seconds from a background thread;
+5. when no key is free, waits for the keys other workers hold. A key whose heartbeat has
+   not moved for 5 beats belongs to a dead worker (SIGKILL, power cut, preempted job): the
+   first worker to notice takes it over atomically, marks the dead worker's trial FAIL and
+   trains it again;
+6. exits once every key is done or failed.
+
+So a killed worker's training is retried by a surviving worker, or by the next one started
+(it waits out the 5 beats); a rerun of a finished sweep trains nothing; an extended grid
+trains only its new keys. Optuna is imported only when a store is opened (``snnspin.hpo``
+holds the storage code).
 """
 
 from __future__ import annotations
@@ -16,8 +35,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from typing import TYPE_CHECKING
 
@@ -110,12 +129,13 @@ def _key(point: dict, seed: int) -> str:
 
 
 def trial_key(trial) -> str | None:
-    """The (point, seed) key a queued trial was created for (None for a stray trial).
+    """The (point, seed) key a trial ran (None for a trial that is not a sweep's training).
 
     >>> import optuna
     >>> study = optuna.create_study()
-    >>> study.enqueue_trial({}, user_attrs={"key": _key({"tau": 2.0}, 1)})
-    >>> trial_key(study.ask())
+    >>> trial = study.ask()
+    >>> trial.set_user_attr("key", _key({"tau": 2.0}, 1))
+    >>> trial_key(trial)
     '{"point": {"tau": 2.0}, "seed": 1}'
     """
     return trial.user_attrs.get("key")
@@ -133,66 +153,78 @@ def open_sweep(name: str, storage: str) -> optuna.Study:
     return open_study(f"sweep-{name}", storage)
 
 
-def queue(study, grid_points: list[dict], seeds: list[int]) -> int:
-    """Queue every (point, seed) with no complete, waiting or running trial; return how many.
+def existing_sweep(name: str, storage: str) -> optuna.Study:
+    """The study of sweep ``name`` if the store holds it; a one-line ``ValueError`` otherwise
+    (nothing is created: neither the store nor the study).
 
-    >>> import tempfile
-    >>> study = open_sweep("demo", f"sqlite:///{tempfile.mkdtemp()}/s.db")
-    >>> queue(study, points({"tau": [1.0, 2.0]}), [0, 1]), queue(study, points({"tau": [1.0, 2.0]}), [0, 1])
-    (4, 0)
+    >>> existing_sweep("demo", "sqlite:////no/such/sweeps.db")
+    Traceback (most recent call last):
+    ...
+    ValueError: no sweep store at sqlite:////no/such/sweeps.db (run snnspin sweep first)
     """
-    import optuna
+    names = sweep_names(storage)
+    if name not in names:
+        held = f"it holds: {', '.join(names)}" if names else "it holds no sweep"
+        raise ValueError(f"no sweep {name!r} in {storage} ({held})")
+    return open_sweep(name, storage)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    live = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)
-    have = {trial_key(t) for t in study.get_trials(deepcopy=False, states=live)}
-    added = 0
+
+def check_grid(grid: dict, base: TrainConfig) -> list[dict]:
+    """The grid's points, each checked to make a valid config from ``base`` and a buildable
+    network; a one-line ``ValueError`` naming the field or the point otherwise.
+
+    >>> check_grid({"tau": [-1.0]}, TrainConfig())
+    Traceback (most recent call last):
+    ...
+    ValueError: grid point {'tau': -1.0}: tau must be > 0, got -1.0
+    >>> check_grid({"nonsense": [1]}, TrainConfig())
+    Traceback (most recent call last):
+    ...
+    ValueError: grid field 'nonsense' is not a config field (or density)
+    """
+    from dataclasses import fields
+
+    from .models import build_model
+
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError(f"a grid is a non-empty dict of field → list of values, got {grid!r}")
+    known = {f.name for f in fields(TrainConfig)} | {"density"}
+    for name, values in grid.items():
+        if name not in known:
+            raise ValueError(f"grid field {name!r} is not a config field (or density)")
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+            raise ValueError(f"grid field {name!r}: expected a non-empty list of values, got {values!r}")
+    grid_points = points(grid)
     for point in grid_points:
-        for seed in seeds:
-            key = _key(point, seed)
-            if key not in have:
-                study.enqueue_trial({}, user_attrs={"key": key})
-                added += 1
-    return added
+        try:
+            config = config_for(point, base)
+            build_model(config.replace(n_inputs=config.n_inputs or 1, n_classes=config.n_classes or 10))
+        except ValueError as error:
+            raise ValueError(f"grid point {point}: {error}") from None
+    return grid_points
 
 
-def _run_one(base: TrainConfig, progress):
-    import optuna
-
-    from .design import report
-    from .training import train_seed
-
-    def run(trial: optuna.Trial) -> float:
-        key = trial_key(trial)
-        if key is None:  # nothing left in the queue: this trial was made up by optuna
-            trial.study.stop()
-            raise optuna.TrialPruned()
-        spec = json.loads(key)
-        config = config_for(spec["point"], base)
-        model, history = train_seed(config, spec["seed"], progress=False)
-        drive = report(config, model)["cumulative_drive"] if config.model != "lif" else float("nan")
-        trial.set_user_attr("point", spec["point"])
-        trial.set_user_attr("seed", spec["seed"])
-        trial.set_user_attr("config", config.to_dict())
-        trial.set_user_attr("drive", drive)
-        trial.set_user_attr("history", [{k: r.__dict__[k] for k in ("epoch", "train_loss", "train_acc", "eval_loss",
-                                                                    "eval_acc")} for r in history])
-        if progress is not None:
-            progress(spec, history[-1].eval_acc)
-        return history[-1].eval_acc
-
-    return run
+def _frozen_history(history) -> list[dict]:
+    return [{k: r.__dict__[k] for k in ("epoch", "train_loss", "train_acc", "eval_loss", "eval_acc")} for r in history]
 
 
 def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None = None, base: TrainConfig | None = None,
-              grid: dict | None = None, progress=None, callbacks=()) -> list[dict]:
-    """Queue the missing (point, seed) trainings of sweep ``name`` and run them; return all results.
+              grid: dict | None = None, progress=None, callbacks=(), heartbeat: float = 10.0,
+              on_wait=None) -> list[dict]:
+    """Run the (point, seed) trainings of sweep ``name`` that no worker has finished; return
+    every finished result in the store (``results``).
 
     ``grid`` replaces the named sweep's grid (a custom sweep); ``base`` the starting config
     (default: the tuned spintronic preset, with the small preset's epochs when small).
-    Accuracies in %, as in ``results``.
+    Accuracies in %, as in ``results``. Every point is checked (``check_grid``) and ``seeds``
+    must be >= 1 before the store is opened.
+
+    Any number of workers may run the same call on one store: each training is claimed
+    atomically and runs exactly once; a worker stays until all are finished, and takes over
+    a training whose worker's heartbeat (every ``heartbeat`` s) stopped for 5 beats (see
+    ``snnspin.claims``). ``progress(spec, accuracy)`` is called after each training of this
+    worker, ``callbacks(study, frozen_trial)`` after each trial it finishes, ``on_wait(keys)``
+    while it waits for the trainings other workers hold.
 
     >>> run_sweep("fig9", "sqlite:///:memory:")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -204,23 +236,88 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
         raise ValueError(f"unknown sweep {name!r}; choose one of: {', '.join(SWEEPS)} (or give a grid)")
     if preset not in ("small", "full"):
         raise ValueError(f"preset must be small or full, got {preset!r}")
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise ValueError(f"seeds must be an integer >= 1, got {seeds!r}")
     small = preset == "small"
     grid = grid or (spec.small_grid if small else spec.grid)
-    n_seeds = seeds or (spec.small_seeds if (spec and small) else (spec.seeds if spec else 3))
+    n_seeds = seeds if seeds is not None else (spec.small_seeds if small else spec.seeds) if spec else 3
     if base is None:
         base = preset_config("spintronic")
         if small and spec is not None:
             base = base.replace(epochs=spec.small_epochs)
     if spec is not None:
         base = base.replace(**spec.fixed)
+    keys = [_key(point, seed) for point in check_grid(grid, base) for seed in range(n_seeds)]
+
+    import optuna
+
+    from .claims import Claims, work
+    from .design import report
+    from .hpo import fail_trial
+    from .training import train_seed
+
     study = open_sweep(name, storage)
     study.set_user_attr("grid", grid)
     study.set_user_attr("x", spec.x if spec else next(iter(grid)))
     study.set_user_attr("series", spec.series if spec else "")
-    queue(study, points(grid), list(range(n_seeds)))
-    study.optimize(_run_one(base, progress), callbacks=list(callbacks),
-                   catch=(ValueError, RuntimeError, FloatingPointError))
+
+    def run(key, former):
+        if former is not None and former["trial"] is not None:
+            fail_trial(study, former["trial"])
+        trial = study.ask()
+        claims.set_trial(key, trial.number)
+        trial.set_user_attr("key", key)
+        spec_ = json.loads(key)
+        try:
+            config = config_for(spec_["point"], base)
+            model, history = train_seed(config, spec_["seed"], progress=False)
+            drive = report(config, model)["cumulative_drive"] if config.model != "lif" else float("nan")
+        except (ValueError, RuntimeError, FloatingPointError) as error:
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+            claims.finish(key, "failed")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return
+        except BaseException:
+            fail_trial(study, trial.number)
+            raise
+        for attr, value in (("point", spec_["point"]), ("seed", spec_["seed"]), ("config", config.to_dict()),
+                            ("drive", drive), ("history", _frozen_history(history))):
+            trial.set_user_attr(attr, value)
+        if not claims.finish(key):  # taken over while this worker looked dead: the taker's result counts
+            trial.set_user_attr("superseded", True)
+            fail_trial(study, trial.number)
+            return
+        frozen = study.tell(trial, history[-1].eval_acc)
+        if progress is not None:
+            progress(spec_, history[-1].eval_acc)
+        for callback in callbacks:
+            callback(study, frozen)
+
+    with Claims(storage, study.study_name, interval=heartbeat) as claims:
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if trial_key(trial) in keys:  # finished before claims were kept (or its row was lost)
+                claims.mark_done(trial_key(trial), trial.number)
+        claims.release_failed(keys)  # a new run retries what failed before
+        work(claims, keys, run, on_wait)
     return results(study)
+
+
+def failures(study) -> list[dict]:
+    """The (point, seed) trainings whose last attempt failed, each with its error line.
+
+    >>> import tempfile
+    >>> failures(open_sweep("demo", f"sqlite:///{tempfile.mkdtemp()}/s.db"))
+    []
+    """
+    import optuna
+
+    finished = {trial_key(t) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+    out = {}
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+        key = trial_key(t)
+        if key is not None and key not in finished and "error" in t.user_attrs:
+            out[key] = {**json.loads(key), "error": t.user_attrs["error"]}
+    return list(out.values())
 
 
 def results(study) -> list[dict]:
@@ -256,7 +353,15 @@ def sweep_names(storage: str) -> list[str]:
     """
     import optuna
 
-    summaries = optuna.get_all_study_summaries(storage)
+    from .hpo import storage_error
+
+    if storage.startswith("sqlite:///") and ":memory:" not in storage:
+        if not Path(storage[len("sqlite:///"):]).is_file():  # reading must not create the file
+            raise ValueError(f"no sweep store at {storage} (run snnspin sweep first)")
+    try:
+        summaries = optuna.get_all_study_summaries(storage)
+    except Exception as error:
+        raise (storage_error(storage, error) or ValueError(f"storage {storage}: {error}")) from None
     return [s.study_name[len("sweep-"):] for s in summaries if s.study_name.startswith("sweep-")]
 
 

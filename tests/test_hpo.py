@@ -42,8 +42,7 @@ def test_tune_writes_best_and_resumes(tmp_path):
 def test_killed_trial_is_not_counted_and_study_resumes(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = open_study("snnspin-spintronic", storage)
-    with pytest.warns(UserWarning, match="Heartbeat"):
-        study.ask()  # a worker died while this trial was running
+    study.ask()  # a worker of an older version died while this trial was running (it holds no claim)
     result = tune(TINY, tmp_path, n_trials=1, progress=False)
     assert result["trials_finished"] == 1
     states = [t.state for t in open_study("snnspin-spintronic", storage).trials]
@@ -183,3 +182,17 @@ def test_storage_errors_are_final_or_retried():
     assert storage_error("sqlite:///study.db", race) is None  # another worker made the tables: retry
     refused = storage_error("postgresql://me:secret@db.example/x", Exception("(psycopg.OperationalError) refused"))
     assert str(refused) == "storage 'postgresql://me:***@db.example/x': cannot be opened (refused)"
+
+
+def test_tune_refuses_a_study_made_with_other_settings(tmp_path, capsys):
+    tune(TINY, tmp_path, n_trials=1, progress=False)
+    best = (tmp_path / "best_config.json").read_text()
+    with pytest.raises(ValueError, match=r"was made with other settings \(epochs 2 → 3, tau 14.12 → 3.0\)"):
+        tune(TINY.replace(epochs=3, tau=3.0), tmp_path, n_trials=2, progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(trial_seeds 1 → 2\)"):
+        tune(TINY, tmp_path, n_trials=2, progress=False, trial_seeds=2)
+    assert (tmp_path / "best_config.json").read_text() == best  # nothing mixed in
+    assert counted(open_study("snnspin-spintronic", f"sqlite:///{tmp_path / 'study.db'}")) == 1
+    args = ["tune", "--layers", "1", "--width", "4", "--epochs", "5", "--trials", "2", "--quiet", "--out", str(tmp_path)]
+    assert main(args) == 2
+    assert "was made with other settings" in capsys.readouterr().err

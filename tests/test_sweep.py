@@ -102,3 +102,82 @@ def test_a_model_switch_keeps_the_data_and_how_they_are_read():
     assert switched.model == "ctrnn" and switched.tau == preset_config("ctrnn").tau
     assert (switched.data, switched.normalize, switched.batch_size, switched.n_inputs, switched.n_classes) == \
         ("mine.npz", "zscore", 20, 4, 3)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--grid", "tau=-1,2"], "grid point {'tau': -1.0}: tau must be > 0, got -1.0"),
+    (["--grid", "model=foo"], "grid point {'model': 'foo'}: model must be one of spintronic, ctrnn, lif"),
+    (["--grid", "nonsense=1"], "--grid 'nonsense=1': expected FIELD=V1,V2,... with FIELD a config field or density"),
+    (["--grid", "layers=2.5"], "--grid 'layers=2.5': layers takes int values"),
+    (["--grid", "model=lif", "readout=x"], "grid point {'model': 'lif', 'readout': 'x'}: "),
+    (["--grid", "tau=1", "--seeds", "0"], "--seeds must be at least 1, got 0"),
+    (["--grid", "tau=1", "--seeds", "-1"], "--seeds must be at least 1, got -1"),
+    (["--grid", "tau=1", "--workers", "0"], "--workers must be at least 1, got 0"),
+    ([], "unknown sweep 'custom'"),
+])
+def test_bad_sweep_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "sweeps"
+    assert main(["sweep", "custom", "--out", str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not out.exists()  # no store, no folder
+
+
+def test_bad_grid_through_the_python_api_writes_nothing(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    with pytest.raises(ValueError, match=r"grid point \{'layers': 2.0\}: layers must be an integer, got 2.0"):
+        run_sweep("custom", storage, seeds=1, base=BASE, grid={"layers": [2.0, 3.0]})
+    with pytest.raises(ValueError, match="seeds must be an integer >= 1, got 0"):
+        run_sweep("custom", storage, seeds=0, base=BASE, grid=GRID)
+    with pytest.raises(ValueError, match="grid field 'delta_t': expected a non-empty list of values"):
+        run_sweep("custom", storage, seeds=1, base=BASE, grid={"delta_t": []})
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_figures_never_create_a_store_or_a_study(tmp_path, capsys):
+    missing = f"sqlite:///{tmp_path / 'none' / 's.db'}"
+    assert main(["figures", "--storage", missing, "--out", str(tmp_path / "fig")]) == 2
+    assert capsys.readouterr().err == f"error: no sweep store at {missing} (run snnspin sweep first)\n"
+    assert not (tmp_path / "none").exists() and not (tmp_path / "fig").exists()
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    run_sweep("custom", storage, seeds=1, base=BASE, grid={"delta_t": [1.0]})
+    assert main(["figures", "--storage", storage, "--sweeps", "nosuch", "--out", str(tmp_path / "fig")]) == 2
+    assert capsys.readouterr().err == f"error: no sweep 'nosuch' in {storage} (it holds: custom)\n"
+    from snnspin.sweep import sweep_names
+
+    assert sweep_names(storage) == ["custom"]  # nosuch was not created
+
+
+def test_a_sweep_leaves_only_its_trainings_in_the_store(tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    run_sweep("custom", storage, seeds=1, base=BASE, grid=GRID)
+    run_sweep("custom", storage, seeds=1, base=BASE, grid={"delta_t": [0.5, 2.0, 4.0]})  # an extended grid
+    states = [t.state for t in open_sweep("custom", storage).trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 3  # no placeholder trial, nothing trained twice
+
+
+def test_a_failed_training_fails_the_command_and_is_retried_by_the_next_run(tmp_path, capsys, monkeypatch):
+    import snnspin.training
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    real = snnspin.training.train_seed
+
+    def broken(config, seed, **kw):
+        if config.delta_t == 2.0:
+            raise FloatingPointError("loss is not finite")
+        return real(config, seed, **kw)
+
+    monkeypatch.setattr(snnspin.training, "train_seed", broken)
+    import json
+
+    (tmp_path / "tiny.json").write_text(json.dumps({"layers": 1, "width": 4, "epochs": 1, "batch_size": 450}))
+    args = ["sweep", "custom", "--grid", "delta_t=0.5,2", "--seeds", "1", "--config", str(tmp_path / "tiny.json"),
+            "--storage", storage]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "{'delta_t': 2.0} seed 0 failed: FloatingPointError: loss is not finite" in err
+    monkeypatch.setattr(snnspin.training, "train_seed", real)
+    assert main(args) == 0
+    assert "2 trainings finished" in capsys.readouterr().out
