@@ -215,6 +215,33 @@ def _worker_prefix() -> str:
     return f"[worker {worker}] " if worker else ""
 
 
+def _robustness(args) -> int:
+    from .robustness import AXES, evaluate_robustness, summarise, write_outputs
+
+    if args.chips < 1:
+        raise ValueError(f"--chips must be at least 1, got {args.chips}")
+    run = Path(args.run)
+    given = {"mismatch": args.mismatch, "thermal_power": args.thermal_power, "weight_bits": args.weight_bits}
+    axes = {k: v for k, v in given.items() if v is not None} or None
+    out = Path(args.out) if args.out else run
+    done = []
+
+    def progress(k, total):
+        if not args.quiet and (k == total or k % 10 == 0):
+            print(f"  {k}/{total} evaluations", flush=True)
+            done.append(k)
+
+    print(f"robustness of {run}: {args.chips} chips per point; axes "
+          f"{', '.join(axes or AXES)}")
+    rows = evaluate_robustness(run, args.chips, axes, progress)
+    paths = write_outputs(rows, out, title=str(run))
+    for s in summarise(rows):
+        print(f"  {s['axis']} = {s['value']:g}: median {s['median']:.2f} % (25-75 %: {s['q25']:.2f}-{s['q75']:.2f}, "
+              f"{s['n']} evaluations)")
+    print(f"table {paths['md']}, every evaluation {paths['csv']}, figure {paths['png']}")
+    return 0
+
+
 def _tune(args) -> int:
     if args.trials < 1:
         raise ValueError(f"--trials must be at least 1, got {args.trials}")
@@ -353,7 +380,7 @@ def _add_worker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``snnspin`` argument parser (subcommands train, tune, sweep, figures, design).
+    """The ``snnspin`` argument parser (subcommands train, tune, sweep, figures, robustness, design).
 
     >>> build_parser().parse_args(["train", "--no-learn-tau", "--tau", "3"]).learn_tau
     False
@@ -410,6 +437,20 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--sweeps", nargs="+", help="only these sweeps")
     figures.add_argument("--no-paper", action="store_true", help="do not overlay the paper's reported values")
     figures.set_defaults(func=_figures)
+
+    robust = sub.add_parser("robustness", help="accuracy of a trained run on many random chips: device spread, "
+                                                "thermal noise, weight precision",
+                            description="Deploy a trained run's weights on many random chips, one device "
+                                        "imperfection at a time; median and 25-75 % band over seeds × chips.")
+    robust.add_argument("--run", required=True, help="a run folder from `snnspin train`")
+    robust.add_argument("--chips", type=int, default=10, help="random chips (and noise draws) per point (default: 10)")
+    robust.add_argument("--mismatch", type=float, nargs="+", help="device spreads to try (default: 0 0.02 0.05 0.1)")
+    robust.add_argument("--thermal-power", type=float, nargs="+",
+                        help="thermal noise levels x_th to try (default: 0 0.001 0.01 0.03; spintronic only)")
+    robust.add_argument("--weight-bits", type=int, nargs="+", help="weight precisions to try (default: 0 8 6 4)")
+    robust.add_argument("--out", help="folder for robustness.md/.csv/.png (default: the run folder)")
+    robust.add_argument("--quiet", action="store_true", help="no progress lines")
+    robust.set_defaults(func=_robustness)
 
     design = sub.add_parser("design", help="design rules, device frequency and energy for a config or a trained run",
                             description="Design rules, device frequency and energy for a config or a trained run.",

@@ -29,6 +29,9 @@ def _f(default, help_text: str, choices=None, paper: bool = False):
 #: What ``device`` may name; whether the machine has it is checked when training starts.
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 DEVICES = "auto, cpu, cuda, cuda:<index>, mps"
+#: The largest device spread ``mismatch`` accepts: with draws clipped at 3 standard deviations,
+#: every τ stays above half its design value and every σ above 0.5 (below it the rest point is x = 0).
+MAX_MISMATCH = 0.15
 
 
 def _checked(name: str, kind: str, value):
@@ -74,6 +77,16 @@ class TrainConfig:
     f_cut_mhz: float = _f(1.0, "high-pass cut-off frequency in MHz", paper=True)
     x_min: float = _f(0.0, "a floor on each oscillator's power x after every step, in [0, 1) (as a thermal floor "
                            "keeps a real oscillator's power above 0; lets a neuron driven dead recover); 0: none")
+    thermal_power: float = _f(0.0, "thermal noise on each oscillator's power: x_th = k_B T / E_0 in [0, 1), the mean "
+                                    "power a passive oscillator keeps (runs on the per-step path); 0: none")
+    mismatch: float = _f(0.0, "device-to-device spread: relative standard deviation of each neuron's τ (and, for the "
+                              "oscillators, σ and Q), drawn once per chip, in [0, 0.15]; 0: identical devices")
+    chip_seed: int = _f(0, "seed of the chip: its devices' mismatch draw (and the evaluation's noise)")
+    chip_draw: str = _f("fixed", "training against device spread: fixed (the one chip chip_seed) or batch (a fresh "
+                                 "chip and noise draw for every batch; evaluation on chip chip_seed)",
+                        ("fixed", "batch"))
+    weight_bits: int = _f(0, "synaptic precision: weights quantised to this many bits (symmetric, uniform, per "
+                             "matrix; straight-through gradient), 2-16; 0: full precision")
     readout: str = _f("y", "what the readout reads from the last layer: filtered output y or state x", READOUTS)
     input_scale: float = _f(1.0, "factor on the raw pixels 0..16 (1 = raw, 1/16 = [0, 1])")
     init_scale: float = _f(1.0, "factor on the uniform ±1/sqrt(fan_in) weight initialisation")
@@ -148,6 +161,21 @@ class TrainConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0.0 <= self.x_min < 1.0:
             raise ValueError(f"x_min must be in [0, 1), got {self.x_min}")
+        if not 0.0 <= self.thermal_power < 1.0:
+            raise ValueError(f"thermal_power must be in [0, 1), got {self.thermal_power}")
+        if self.thermal_power and self.model != "spintronic":
+            raise ValueError(f"thermal_power (noise on the oscillators' power) does not apply to the {self.model} model")
+        if not 0.0 <= self.mismatch <= MAX_MISMATCH:
+            raise ValueError(f"mismatch must be in [0, {MAX_MISMATCH}] (a relative spread; beyond it devices "
+                             f"stop oscillating), got {self.mismatch}")
+        if self.mismatch and self.model == "lif":
+            raise ValueError("mismatch (device spread) applies to the spintronic and CTRNN models, not lif")
+        if self.mismatch and self.learn_tau:
+            raise ValueError("mismatch fixes each device's τ on the chip; it cannot be combined with learn_tau")
+        if not 0 <= self.chip_seed < 2**32:
+            raise ValueError(f"chip_seed must be in [0, 2**32 - 1], got {self.chip_seed}")
+        if self.weight_bits != 0 and not 2 <= self.weight_bits <= 16:
+            raise ValueError(f"weight_bits must be 0 (full precision) or in [2, 16], got {self.weight_bits}")
         if self.x_min and self.model != "spintronic":
             raise ValueError(f"x_min (a floor on the oscillators' power) does not apply to the {self.model} model")
         for name in ("d_inter", "d_intra"):

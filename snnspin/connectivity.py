@@ -34,7 +34,9 @@ class MaskedLinear(nn.Module):
     """y = (W ⊙ M) x + b with a fixed boolean mask M (``[out, in]``) and W of the same shape.
 
     W is initialised like ``nn.Linear`` (uniform in ±1/√in), scaled by ``init_scale``, then
-    masked. Shapes: input ``[..., in]`` → output ``[..., out]``.
+    masked. ``bits`` (attribute, 0 by default: full precision) quantises the weights that act
+    (``snnspin.device.quantise``: symmetric levels per matrix, straight-through gradient).
+    Shapes: input ``[..., in]`` → output ``[..., out]``.
 
     >>> layer = MaskedLinear(4, 3, density=0.5, generator=torch.Generator().manual_seed(0))
     >>> layer(torch.ones(2, 4)).shape, layer.n_synapses
@@ -57,6 +59,7 @@ class MaskedLinear(nn.Module):
         weight = (torch.rand(out_features, in_features, generator=generator) * 2 - 1) * bound
         self.weight = nn.Parameter(weight * mask)
         self.register_buffer("mask", mask)
+        self.bits = 0
         if bias:
             b = (torch.rand(out_features, generator=generator) * 2 - 1) / math.sqrt(in_features)
             self.bias = nn.Parameter(b)
@@ -69,11 +72,15 @@ class MaskedLinear(nn.Module):
         return int(self.mask.sum())
 
     def effective_weight(self) -> torch.Tensor:
-        """W ⊙ M: the weights that really act."""
-        return self.weight * self.mask
+        """W ⊙ M, quantised to ``bits`` bits when set: the weights that really act."""
+        from .device import quantise
+
+        return quantise(self.weight * self.mask, self.bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight(), self.bias)
 
     def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, synapses={self.n_synapses}, bias={self.bias is not None}"
+        bits = f", bits={self.bits}" if self.bits else ""
+        return (f"in={self.in_features}, out={self.out_features}, synapses={self.n_synapses}, "
+                f"bias={self.bias is not None}{bits}")

@@ -337,6 +337,8 @@ def _stepper_reason(neurons) -> str | None:
 def oscillator_fused_reason(model) -> str | None:
     """Why the fused path cannot run this ``SpintronicNetwork`` exactly as its layers say (None: it can)."""
     for i, (neuron, filt) in enumerate(zip(model.neurons, model.filters)):
+        if neuron.thermal_power:
+            return f"layer {i}: thermal noise (thermal_power) runs on the per-step path"
         for owner, name in ((neuron, "q"), (neuron, "sigma"), (neuron, "x0"), (filt, "f_cut_mhz")):
             value = getattr(owner, name)
             if isinstance(value, torch.Tensor) and value.requires_grad:

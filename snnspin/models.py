@@ -35,6 +35,16 @@ def _taus(config: TrainConfig):
     return torch.full((config.width,), config.tau) if config.learn_tau else config.tau
 
 
+def _build_chip(model) -> None:
+    """Give a new network the chip ``config.chip_seed`` when its config has a device spread
+    (the per-neuron constants then live in buffers ``[N]`` and are saved with the weights)."""
+    if model.config.mismatch:
+        from .device import apply_chip, draw_chip
+
+        c = model.config
+        apply_chip(model, draw_chip(c.layers, c.width, c.mismatch, c.chip_seed))
+
+
 _WARNED: set[str] = set()  # fallback reasons already reported (once per process)
 #: Thresholds of ``neuron_health``: an oscillator below DEAD_BELOW is dead, one above SATURATED_ABOVE saturated.
 DEAD_BELOW, SATURATED_ABOVE = 1e-3, 0.999
@@ -69,6 +79,8 @@ class LayeredNetwork(nn.Module):
             MaskedLinear(n, n, config.d_intra, False, config.init_scale, generator) for _ in range(config.layers)
         )
         self.readout = MaskedLinear(n, n_classes, 1.0, True, 1.0, generator)
+        for linear in (*self.w_ext, *self.w_int, self.readout):
+            linear.bits = config.weight_bits
         # per-channel input normalisation (x - shift) · gain, set from training data (snnspin.defaults)
         self.register_buffer("input_shift", torch.zeros(n_inputs))
         self.register_buffer("input_gain", torch.ones(n_inputs))
@@ -222,10 +234,14 @@ class SpintronicNetwork(ContinuousNetwork):
         super().__init__(config, seed, n_inputs, n_classes)
         c = config
         self.neurons = nn.ModuleList(
-            Oscillator(_taus(c), c.dt, c.gain, method=c.method, x_min=c.x_min, learn_tau=c.learn_tau, check=False)
+            Oscillator(_taus(c), c.dt, c.gain, method=c.method, x_min=c.x_min, thermal_power=c.thermal_power,
+                       learn_tau=c.learn_tau, check=False)
             for _ in range(c.layers)
         )
         self.filters = nn.ModuleList(HighPass(c.f_cut_mhz, c.dt, check=False) for _ in range(c.layers))
+        #: the design values of the device constants a chip spreads (``snnspin.device``)
+        self.design = {"tau": c.tau, "sigma": 1.0, "q": 0.0}
+        _build_chip(self)
 
     def initial_state(self, batch_size, layer, like):
         x = self.neurons[layer].rest_state(like)[0]
@@ -276,6 +292,8 @@ class CTRNNNetwork(ContinuousNetwork):
         self.neurons = nn.ModuleList(
             CTRNN(_taus(c), c.dt, c.gain, method=c.method, learn_tau=c.learn_tau, check=False) for _ in range(c.layers)
         )
+        self.design = {"tau": c.tau}  # a chip spreads τ only (``snnspin.device``)
+        _build_chip(self)
 
     def initial_state(self, batch_size, layer, like):
         return torch.zeros_like(like), torch.zeros_like(like)

@@ -231,3 +231,31 @@ def _draw_overfit(fig, results, series) -> None:
     ax_loss.legend(fontsize="small")
     fig.suptitle("train (solid) and test (dashed), median over seeds")
     fig.tight_layout()
+
+
+def plot_robustness(summary: list[dict], path=None, title: str = ""):
+    """Accuracy against each device imperfection (``snnspin.robustness.summarise`` rows): one
+    panel per axis, median over seeds × chips as a line, the 25-75 % band shaded."""
+    from .robustness import LABELS
+
+    axes_names = list(dict.fromkeys(r["axis"] for r in summary))
+    fig = _figure(path, figsize=(4.2 * len(axes_names), 3.4), layout="constrained")
+    for i, name in enumerate(axes_names):
+        ax = fig.add_subplot(1, len(axes_names), i + 1)
+        rows = sorted((r for r in summary if r["axis"] == name), key=lambda r: r["value"])
+        if name == "weight_bits":  # full precision (0) drawn rightmost, as the most bits
+            rows = [r for r in rows if r["value"] != 0] + [r for r in rows if r["value"] == 0]
+            x = np.arange(len(rows))
+            ax.set_xticks(x, [str(r["value"]) if r["value"] else "full" for r in rows])
+        else:
+            x = np.array([r["value"] for r in rows], dtype=float)
+        ax.fill_between(x, [r["q25"] for r in rows], [r["q75"] for r in rows], alpha=0.3)
+        ax.plot(x, [r["median"] for r in rows], "o-")
+        ax.set_xlabel(LABELS.get(name, name))
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    if path is not None:
+        _save(fig, path)
+    return fig

@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .data import SequentialDigits, as_tensors, load_series
 from .io import atomic_torch_save, atomic_write_json, load_torch_file, not_a_checkpoint
 from .defaults import input_statistics, resolve_for_data
+from .device import apply_chip, draw_chip, seed_noise
 from .models import LayeredNetwork, build_model
 from .nn import Oscillator
 
@@ -175,8 +176,11 @@ class _SeedRun:
     """One seed's training: model, optimiser, schedule, history and checkpoint folder.
 
     No randomness comes from torch's global RNG: the model draws its initialisation from a
-    generator seeded by ``seed`` (``build_model``) and each epoch its batch order from one
-    seeded by (seed, epoch) (``_batch_order``), so training leaves the global RNG untouched.
+    generator seeded by ``seed`` (``build_model``), each epoch its batch order from one
+    seeded by (seed, epoch) (``_batch_order``), and each batch its chip (device-aware
+    training) and thermal noise from ones seeded by (seed, epoch, batch); evaluation uses
+    the network's own chip and a noise draw seeded by ``chip_seed``. Training leaves the
+    global RNG untouched.
     """
 
     def __init__(self, config: TrainConfig, seed: int, folder, device, x_train: torch.Tensor):
@@ -211,6 +215,22 @@ class _SeedRun:
             raise not_a_checkpoint(path, f"its optimiser, schedule or history do not fit this run: "
                                          f"{str(error).splitlines()[0] if str(error) else type(error).__name__}")
 
+    def _devices_for_batch(self, epoch: int, batch: int) -> None:
+        """The devices batch ``batch`` of ``epoch`` trains on: with ``chip_draw="batch"`` a fresh
+        chip, and the thermal noise's draw; both seeded by (seed, epoch, batch), so a resumed
+        run repeats them."""
+        config, key = self.config, (1_000_003 * self.seed + epoch) * 65_537 + batch
+        if config.mismatch and config.chip_draw == "batch":
+            apply_chip(self.model, draw_chip(config.layers, config.width, config.mismatch, 2**32 + key))
+        seed_noise(self.model, key)
+
+    def devices_for_evaluation(self) -> None:
+        """The network's own chip (``chip_seed``) and a noise draw seeded by it."""
+        config = self.config
+        if config.mismatch and config.chip_draw == "batch":
+            apply_chip(self.model, draw_chip(config.layers, config.width, config.mismatch, config.chip_seed))
+        seed_noise(self.model, config.chip_seed)
+
     def _step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[float, int, bool]:
         """One batch: loss, backward, element-wise clip, Adam step. Returns (summed loss,
         correct predictions, whether the step was skipped for a non-finite gradient)."""
@@ -241,9 +261,11 @@ class _SeedRun:
         loss_sum, correct, skipped = 0.0, 0, 0
         for first in range(0, n, self.config.batch_size):
             index = order[first : first + self.config.batch_size]
+            self._devices_for_batch(epoch, first // self.config.batch_size)
             batch_loss, batch_correct, was_skipped = self._step(x_train[:, index], y_train[index], epoch)
             loss_sum, correct, skipped = loss_sum + batch_loss, correct + batch_correct, skipped + was_skipped
         self.scheduler.step()
+        self.devices_for_evaluation()
         eval_loss, eval_acc, health = evaluate(self.model, x_eval, y_eval, health=True)
         record = EpochRecord(epoch + 1, lr, loss_sum / n, 100.0 * correct / n, eval_loss, eval_acc,
                              time.perf_counter() - start, skipped, health["dead"], health["saturated"])

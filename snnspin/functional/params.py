@@ -81,6 +81,7 @@ class OscillatorParameters(NamedTuple):
     substeps: int = 1
     method: str = "exact"
     x_min: float = 0.0  # floor on x after every call (a thermal floor), in [0, 1); 0: none
+    thermal_power: float = 0.0  # x_th = k_B T / E_0: thermal noise strength (see thermal_kick); 0: none
 
     @property
     def gamma(self) -> torch.Tensor:

@@ -34,6 +34,10 @@ class Oscillator(RelaxingNeuron):
             is an error.
         x_min: a floor on x after every call, in [0, 1) (0: none, the paper): the power a thermal
             floor keeps a real oscillator at, from which a neuron driven dead can recover.
+        thermal_power: thermal noise x_th = k_B T / E_0 in [0, 1) (0: none, the paper): the mean
+            power a passive oscillator keeps; the stochastic model and its scheme are in
+            ``snnspin.functional.oscillator.thermal_kick``. Samples come from the layer's
+            ``generator`` (a ``torch.Generator``; None: torch's global RNG).
         learn_tau, learn_gain: make τ or S trainable parameters.
         init_hidden, output, check: see ``StatefulLayer``; ``check`` also warns when an
             explicit stepper is unstable for the drives it sees.
@@ -53,7 +57,7 @@ class Oscillator(RelaxingNeuron):
 
     state_names = ("x",)
     per_neuron_names = ("tau", "gain", "bias_fixed", "q", "sigma", "x0")
-    checked_attributes = ("x_min",)
+    checked_attributes = ("x_min", "thermal_power")
     #: Buffers that files written before they existed lack: loading such a file keeps the constructor's values.
     added_buffers = ("q", "sigma")
 
@@ -69,6 +73,7 @@ class Oscillator(RelaxingNeuron):
         substeps: int = 1,
         x0=None,
         x_min: float = 0.0,
+        thermal_power: float = 0.0,
         learn_tau: bool = False,
         learn_gain: bool = False,
         init_hidden: bool = False,
@@ -81,12 +86,17 @@ class Oscillator(RelaxingNeuron):
         self._register_constant("bias_fixed", bias_fixed)
         self._register_constant("x0", x0)
         self.x_min = x_min
+        self.thermal_power = thermal_power
+        self.generator: torch.Generator | None = None
         self.check_constants()
         self._constants_checked = True
 
     def check_constants(self):
         if not (isinstance(self.x_min, (int, float)) and not isinstance(self.x_min, bool) and 0 <= self.x_min < 1):
             raise ValueError(f"x_min must be a number in [0, 1), got {self.x_min!r}")
+        power = self.thermal_power
+        if not (isinstance(power, (int, float)) and not isinstance(power, bool) and 0 <= power < 1):
+            raise ValueError(f"thermal_power must be a number in [0, 1), got {power!r}")
         if self.x0 is None and bool((self.physics.rest() <= 0).any()):
             raise ValueError(
                 "with this bias_fixed the rest point is x = 0, a fixed point the oscillator "
@@ -107,6 +117,7 @@ class Oscillator(RelaxingNeuron):
         return OscillatorParameters(
             tau=self.tau, gain=self.gain, bias_fixed=self.bias_fixed, q=self.q, sigma=self.sigma,
             x0=self.x0, dt=self.dt, substeps=self.substeps, method=self.method, x_min=float(self.x_min),
+            thermal_power=float(self.thermal_power),
         )
 
     def fixed_bias(self) -> torch.Tensor:
@@ -122,7 +133,7 @@ class Oscillator(RelaxingNeuron):
         if self.check and self.method != "exact":
             bound = oscillator_rate_bound(p.gain * input_ + p.fixed_bias(), p.gamma, p.q, p.sigma)
             warn_if_unstable(self.method, bound, self.dt, self.substeps, "Oscillator")
-        x = oscillator_update(x, input_, p)
+        x = oscillator_update(x, input_, p, self.generator)
         return x, (x,)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
