@@ -168,7 +168,8 @@ def _design(args) -> int:
     else:
         config, _ = _config_from_args(args)
         model, source = None, "a freshly initialised network"
-    report = design.report(config, model, alpha=args.alpha, presentation_ns=args.presentation_ns)
+    f_range = tuple(args.f_range) if args.f_range else design.DEVICE_FREQUENCY_GHZ
+    report = design.report(config, model, alpha=args.alpha, presentation_ns=args.presentation_ns, f_range=f_range)
     if args.json:
         print(json.dumps({**report, "source": source}, indent=2))
     else:
@@ -255,8 +256,17 @@ def _tune(args) -> int:
         return _spawn_workers(args, args.storage or f"sqlite:///{(out / 'study.db').resolve()}")
     print(f"{_worker_prefix()}tuning {config.model} ({config.epochs} epochs per trial, validation on 20 % of the "
           f"training half) until {args.trials} trials are finished; study in {args.storage or out / 'study.db'}")
+    from .hpo import search_space, tau_range_for_frequencies
+
+    if args.tau_range and args.f_range:
+        raise ValueError("give --tau-range or --f-range, not both")
+    tau_range = tuple(args.tau_range) if args.tau_range else (
+        tau_range_for_frequencies(*args.f_range, alpha=args.alpha) if args.f_range else None)
+    space = search_space(tau_range)
+    if tau_range:
+        print(f"{_worker_prefix()}τ searched in {space['tau'][0]:.4g}-{space['tau'][1]:.4g} ns")
     result = tune(config, out, args.trials, storage=args.storage, study_name=args.study, progress=not args.quiet,
-                  trial_seeds=args.trial_seeds, enqueue_base=args.enqueue_base, heartbeat=args.heartbeat)
+                  trial_seeds=args.trial_seeds, enqueue_base=args.enqueue_base, heartbeat=args.heartbeat, space=space)
     print(f"best validation accuracy {result['best_value']:.2f} % (trial {result['best_trial']}, "
           f"{result['trials_finished']} trials finished)")
     for name, value in result["best_params"].items():
@@ -412,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="initialisation seeds per trial, averaged (default: 1)")
     tune.add_argument("--enqueue-base", action="store_true",
                       help="a new study's first trial evaluates the starting values (the preset's)")
+    tune.add_argument("--tau-range", type=float, nargs=2, metavar=("LO", "HI"),
+                      help="search τ only in [LO, HI] ns (what your devices can do; default 0.5 30)")
+    tune.add_argument("--f-range", type=float, nargs=2, metavar=("LO", "HI"),
+                      help="search only τ = 1/(α ω) of devices with ω in [LO, HI] GHz (with --alpha)")
+    tune.add_argument("--alpha", type=float, default=0.01, help="Gilbert damping α for --f-range (default: 0.01)")
     tune.add_argument("--quiet", action="store_true", help="no line per finished trial")
     _add_worker_options(tune)
     tune.set_defaults(func=_tune)
@@ -463,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     design.add_argument("--alpha", type=float, default=0.01, help="Gilbert damping α (default: 0.01)")
     design.add_argument("--presentation-ns", type=float, default=100.0,
                         help="presentation time per input for the energy estimate, ns (default: 100, the paper's)")
+    design.add_argument("--f-range", type=float, nargs=2, metavar=("LO", "HI"),
+                        help="frequencies (GHz) your devices reach, to check the design against (default: 0.1 30, "
+                             "spin-torque and spin-Hall nano-oscillators)")
     design.add_argument("--json", action="store_true", help="print the report as JSON")
     design.set_defaults(func=_design)
     return parser

@@ -14,9 +14,11 @@ import torch
 
 from .connectivity import MaskedLinear
 from .design_rules import (  # noqa: F401  (re-exported: the public design names live in snnspin.design)
+    DEVICE_FREQUENCY_GHZ,
     DRIVE_WARN,
     DRIVE_WINDOW,
     NEURON_FJ,
+    PAPER_LR_OVER_RULE,
     REFERENCE_NS,
     SYNAPSE_FJ,
     cumulative_drive,
@@ -70,8 +72,16 @@ def model_mean_abs_weight(model) -> float:
     return float(torch.cat(weights).mean()) if weights else 0.0
 
 
-def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REFERENCE_NS) -> dict:
+def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REFERENCE_NS,
+           f_range: tuple[float, float] = DEVICE_FREQUENCY_GHZ) -> dict:
     """All design figures of a config, with the measured weights of ``model`` if given.
+
+    ``frequency_in_range``: whether the device frequency ω = 1/(α τ) lies in ``f_range``
+    (GHz; default ``DEVICE_FREQUENCY_GHZ``, what spin-torque and spin-Hall oscillators reach).
+    ``lr_over_rule``: lr0 over the paper's rule 0.01/(Δt S √N); the paper's own lr0 is about
+    42 times its rule at its design point (``PAPER_LR_OVER_RULE``): with Adam, whose steps
+    are normalised per weight, the rule orders learning rates across Δt (Fig. 3b) rather
+    than setting their size.
 
     Without a model, ⟨|W|⟩ and N are those of a freshly initialised network. Keys end in
     their unit (``_ns``, ``_ghz``, ``_pj``); ``energy_pj`` is for ``presentation_ns`` and
@@ -93,13 +103,19 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
     drive = cumulative_drive(config.gain, mean_abs, n_inputs, config.delta_t)
     lr = recommended_lr(config.delta_t, config.gain, n_inputs) if n_inputs > 0 else None
     sequence_ns = 64 * config.delta_t
+    low, high = f_range
+    if not 0 < low < high:
+        raise ValueError(f"f_range must be two frequencies 0 < low < high in GHz, got {low:g}, {high:g}")
+    frequency = frequency_ghz(config.tau, alpha)
     return {
         "tau_ns": config.tau,
         "delta_t_ns": config.delta_t,
         "tau_over_delta_t": config.tau / config.delta_t,
         "timescale_ok": timescale_ok(config.tau, config.delta_t),
         "alpha": alpha,
-        "frequency_ghz": frequency_ghz(config.tau, alpha),
+        "frequency_ghz": frequency,
+        "frequency_range_ghz": [low, high],
+        "frequency_in_range": low <= frequency <= high,
         "fan_in": n_inputs,
         "mean_abs_weight": mean_abs,
         "cumulative_drive": drive,
@@ -107,6 +123,7 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
         "drive_in_window": DRIVE_WINDOW[0] <= drive <= DRIVE_WINDOW[1],
         "recommended_lr": lr,
         "lr0": config.lr0,
+        "lr_over_rule": config.lr0 / lr if lr else None,
         "neurons": counts["neurons"],
         "synapses": counts["synapses"],
         "presentation_ns": presentation_ns,
@@ -140,12 +157,28 @@ def rule_warnings(config, model=None) -> list[str]:
     return out
 
 
+def _frequency_verdict(r: dict) -> str:
+    low, high = r["frequency_range_ghz"]
+    if r["frequency_in_range"]:
+        return f"within {low:g}-{high:g} GHz, what spin-torque and spin-Hall oscillators reach"
+    side = "above" if r["frequency_ghz"] > high else "below"
+    return (f"{side} {low:g}-{high:g} GHz, what spin-torque and spin-Hall oscillators reach: choose τ in "
+            f"{tau_ns(high, r['alpha']):.3g}-{tau_ns(low, r['alpha']):.3g} ns, e.g. snnspin tune --f-range {low:g} {high:g}")
+
+
+def _lr_note(r: dict) -> str:
+    if r["lr_over_rule"] is None:
+        return ""
+    return (f", {r['lr_over_rule']:.0f}× the rule; the paper's own lr0 is {PAPER_LR_OVER_RULE:.0f}× it at its design "
+            "point: with Adam the rule orders learning rates across Δt, it does not set their size")
+
+
 def format_report(r: dict) -> str:
     """The report as aligned text lines (units as in the report: ns, GHz, pJ).
 
     >>> from snnspin.config import TrainConfig
     >>> print(format_report(report(TrainConfig())).splitlines()[3])
-    device frequency           7.08 GHz at α = 0.01  (τ = 1/(α ω))
+    device frequency           7.08 GHz at α = 0.01  (τ = 1/(α ω); within 0.1-30 GHz, what spin-torque and spin-Hall oscillators reach)
     """
     ok = lambda flag: "ok" if flag else "VIOLATED"
     lr = (f"{r['recommended_lr']:.3g}" if r["recommended_lr"] is not None
@@ -154,12 +187,13 @@ def format_report(r: dict) -> str:
         f"relaxation time τ          {r['tau_ns']:.4g} ns",
         f"time between inputs Δt     {r['delta_t_ns']:.4g} ns",
         f"τ / Δt                     {r['tau_over_delta_t']:.3g}   (rule τ > Δt: {ok(r['timescale_ok'])})",
-        f"device frequency           {r['frequency_ghz']:.3g} GHz at α = {r['alpha']:g}  (τ = 1/(α ω))",
+        f"device frequency           {r['frequency_ghz']:.3g} GHz at α = {r['alpha']:g}  (τ = 1/(α ω); "
+        f"{_frequency_verdict(r)})",
         f"fan-in N                   {r['fan_in']:.1f}",
         f"mean |W|                   {r['mean_abs_weight']:.4g}",
         f"cumulative drive I·Δt      {r['cumulative_drive']:.3g}   (recommended {r['drive_window'][0]:.2g}-"
         f"{r['drive_window'][1]:.2g}: {'in window' if r['drive_in_window'] else 'outside'})",
-        f"recommended learning rate  {lr}   (lr0 = {r['lr0']:g})",
+        f"recommended learning rate  {lr}   (lr0 = {r['lr0']:g}{_lr_note(r)})",
         f"neurons                    {r['neurons']}",
         f"synapses                   {r['synapses']}",
         f"energy per inference       {r['energy_pj']:.1f} pJ for a {r['presentation_ns']:g} ns presentation "

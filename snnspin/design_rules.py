@@ -95,6 +95,18 @@ def frequency_ghz(tau_ns: float, alpha: float = 0.01) -> float:
     return _over_alpha("tau", tau_ns, alpha)
 
 
+#: Frequencies (GHz) that spin-torque and spin-Hall nano-oscillators reach: from about 0.1 GHz
+#: (vortex oscillators) to a few tens of GHz (uniform-mode and spin-Hall oscillators), as
+#: reviewed by T. Chen et al., "Spin-torque and spin-Hall nano-oscillators", Proc. IEEE 104,
+#: 1919 (2016); voltage tuning over GHz is shown by Choi et al., Nat. Commun. 13, 3783 (2022),
+#: the paper's ref. [35]. A rough range for a first check; ``snnspin design --f-range`` sets another.
+DEVICE_FREQUENCY_GHZ = (0.1, 30.0)
+
+#: The paper's design point, for comparing a learning rate with the rule: lr0 over 0.01/(Δt S √N)
+#: at τ = 14.12 ns, Δt = 1 ns, S = 0.5, N = 32 (0.149 / 0.00354 ≈ 42).
+PAPER_LR_OVER_RULE = 0.149 / (0.01 / (1.0 * 0.5 * 32 ** 0.5))
+
+
 def tau_ns(frequency: float, alpha: float = 0.01) -> float:
     """Relaxation time τ = 1/(α ω) in ns for a frequency ω in GHz.
 

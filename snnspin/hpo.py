@@ -61,7 +61,36 @@ def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) 
 LAST_EPOCHS = 5
 
 
-def objective(base: TrainConfig, seeds=(0,), data=None):
+def search_space(tau_range: tuple[float, float] | None = None) -> dict:
+    """``SEARCH_SPACE`` with τ searched in ``tau_range`` (ns, log scale) when given: tuning within
+    what a device can do (``tau_range_for_frequencies`` turns a frequency range into one).
+
+    >>> search_space((10.0, 100.0))["tau"]
+    (10.0, 100.0, True)
+    """
+    space = dict(SEARCH_SPACE)
+    if tau_range is not None:
+        low, high = (float(v) for v in tau_range)
+        if not 0 < low < high:
+            raise ValueError(f"the τ range must be 0 < low < high in ns, got {low:g}, {high:g}")
+        space["tau"] = (low, high, True)
+    return space
+
+
+def tau_range_for_frequencies(low_ghz: float, high_ghz: float, alpha: float = 0.01) -> tuple[float, float]:
+    """The τ range (ns) of devices whose frequency ω = 1/(α τ) lies in [low, high] GHz.
+
+    >>> [round(t, 3) for t in tau_range_for_frequencies(1.0, 10.0)]
+    [10.0, 100.0]
+    """
+    from .design_rules import tau_ns
+
+    if not 0 < low_ghz < high_ghz:
+        raise ValueError(f"the frequency range must be 0 < low < high in GHz, got {low_ghz:g}, {high_ghz:g}")
+    return tau_ns(high_ghz, alpha), tau_ns(low_ghz, alpha)
+
+
+def objective(base: TrainConfig, seeds=(0,), data=None, space: dict = SEARCH_SPACE):
     """Optuna objective: validation accuracy (%) averaged over the last ``LAST_EPOCHS``
     epochs and over the initialisation ``seeds`` (trained one after the other).
 
@@ -79,7 +108,7 @@ def objective(base: TrainConfig, seeds=(0,), data=None):
     data = data if data is not None else load_data(base)  # once per worker; it fixes the epochs each seed runs
 
     def run(trial: optuna.Trial) -> float:
-        config = resolve_for_data(suggest(trial, base), data)
+        config = resolve_for_data(suggest(trial, base, space), data)
         finals, ends, skipped, seconds = [], [], 0, 0.0
         for index, seed in enumerate(seeds):
 
@@ -215,7 +244,7 @@ METRIC = "validation accuracy (%)"
 MAY_DIFFER = ("device", "engine")
 
 
-def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int) -> None:
+def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int, space: dict = SEARCH_SPACE) -> None:
     """Refuse to add trials to a study made with other settings (its trials would not be
     comparable, and ``best_config.json`` would mix the two); one ``ValueError`` line.
 
@@ -235,6 +264,10 @@ def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int
     before = study.user_attrs.get("trial_seeds", trial_seeds)
     if before != trial_seeds:
         changed.append(f"trial_seeds {before} → {trial_seeds}")
+    saved_space = study.user_attrs.get("search_space")
+    now_space = {k: list(v) for k, v in space.items()}
+    if saved_space is not None and saved_space != now_space:
+        changed.append("the search space (e.g. --tau-range)")
     if changed:
         raise ValueError(f"the study {study.study_name!r} was made with other settings ({', '.join(changed)}); "
                          "use another --out / --study, or the same settings")
@@ -252,7 +285,8 @@ def counted(study: optuna.Study) -> int:
 
 
 def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, study_name: str | None = None,
-         progress: bool = True, trial_seeds: int = 1, enqueue_base: bool = False, heartbeat: float = 10.0) -> dict:
+         progress: bool = True, trial_seeds: int = 1, enqueue_base: bool = False, heartbeat: float = 10.0,
+         space: dict = SEARCH_SPACE) -> dict:
     """Run (or resume) a study until it holds ``n_trials`` finished trials; return the best.
 
     ``trial_seeds``: initialisation seeds per trial (the objective is their mean; more
@@ -264,7 +298,8 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     each claimed atomically by one worker and finished exactly once (``snnspin.claims``,
     protocol as in ``snnspin.sweep``); a slot whose worker's heartbeat (every ``heartbeat``
     s) stopped for 5 beats is taken over, its trial marked FAIL and its parameters tried
-    again. A study made with other settings is refused (``check_same_settings``).
+    again. A study made with other settings is refused (``check_same_settings``). ``space``:
+    the search ranges (``search_space``, e.g. τ limited to what a device can do).
 
     Writes ``best_config.json`` (a ``TrainConfig`` evaluating on the test half, ready for
     ``snnspin train --config``) and ``best.json`` (value, parameters, trial counts).
@@ -292,22 +327,23 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     warmup = max(5, resolve_for_data(base, data).epochs // 2)  # the epochs a seed really runs
     if storage:  # a given store is opened first: a bad URL leaves no folder behind
         study = open_study(name, storage, warmup=warmup)
-        check_same_settings(study, base, trial_seeds)
+        check_same_settings(study, base, trial_seeds, space)
         out.mkdir(parents=True, exist_ok=True)
     else:
         storage = f"sqlite:///{(out / 'study.db').resolve()}"
         if out.is_dir() and (out / "study.db").exists():
             study = open_study(name, storage, warmup=warmup)
-            check_same_settings(study, base, trial_seeds)
+            check_same_settings(study, base, trial_seeds, space)
         else:
             out.mkdir(parents=True, exist_ok=True)
             study = open_study(name, storage, warmup=warmup)
     study.set_user_attr("base_config", base.to_dict())
     study.set_user_attr("trial_seeds", trial_seeds)
+    study.set_user_attr("search_space", {k: list(v) for k, v in space.items()})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([METRIC])
-    run_objective = objective(base, tuple(range(trial_seeds)), data)
+    run_objective = objective(base, tuple(range(trial_seeds)), data, space)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
     def run(slot, former):
@@ -341,7 +377,7 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     slots = [f"trial-{i}" for i in range(n_trials)]
     with Claims(storage, name, interval=heartbeat) as claims:
         if enqueue_base and not study.trials and claims.claim("enqueue-base"):  # one worker enqueues it
-            start = {name: getattr(base, name) for name in SEARCH_SPACE}
+            start = {name: min(max(getattr(base, name), space[name][0]), space[name][1]) for name in space}
             if base.model != "lif":
                 start["readout"] = base.readout
             study.enqueue_trial(start)

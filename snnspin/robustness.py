@@ -4,7 +4,8 @@ on many random chips, one device imperfection at a time.
 Three axes, each varied with the others at the run's own values:
 
 - ``mismatch``: relative device spread m (``snnspin.device``); every (seed, chip) pair is
-  a new chip drawn with ``chip_seed`` = 10_000 + chip;
+  a new chip drawn with ``chip_seed`` = 10_000 + chip (m = 0: identical, ideal devices; the
+  other axes keep the chip the run was evaluated on);
 - ``thermal_power``: thermal noise x_th (spintronic only; ``thermal_kick``), a new noise
   draw per chip index;
 - ``weight_bits``: synaptic precision after training (0: full precision), deterministic.
@@ -102,10 +103,13 @@ def evaluate_robustness(run_dir, chips: int = 10, axes: dict | None = None, prog
 
 
 def _deterministic(axis: str, value, config: TrainConfig) -> bool:
-    """Whether chips do not matter for this point: bits, or no spread and no noise at all."""
-    if axis == "weight_bits":
-        return not (config.mismatch or config.thermal_power)
-    return value == 0 and not (config.mismatch or config.thermal_power)
+    """Whether chips do not matter for this point (one evaluation is enough): no spread drawn
+    (the mismatch axis at 0: identical devices; the other axes keep the run's own chip) and
+    no noise (the thermal axis at 0, or a run trained without noise)."""
+    if axis == "thermal_power":
+        return value == 0
+    noiseless = not config.thermal_power
+    return noiseless and (axis == "weight_bits" or value == 0)
 
 
 def summarise(rows: list[dict]) -> list[dict]:

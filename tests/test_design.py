@@ -153,3 +153,19 @@ def test_cli_design_config_file_and_run_alone(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["neurons"] == 4
     assert main(["design", "--run", str(tmp_path), "--width", "8", "--preset", "paper"]) == 2
     assert "--width, --preset would be ignored" in capsys.readouterr().err
+
+
+def test_device_frequency_is_checked_against_what_oscillators_reach(capsys):
+    from snnspin.design import DEVICE_FREQUENCY_GHZ, report
+
+    paper = report(TrainConfig())  # τ = 14.12 ns: 7.08 GHz
+    assert paper["frequency_in_range"] and paper["frequency_range_ghz"] == list(DEVICE_FREQUENCY_GHZ)
+    assert paper["lr_over_rule"] == pytest.approx(0.149 / (0.01 / (0.5 * 32 ** 0.5)))  # the paper's own: 42×
+    fast = report(TrainConfig(tau=1.974))  # 50.7 GHz
+    assert not fast["frequency_in_range"]
+    assert not report(TrainConfig(), f_range=(10.0, 40.0))["frequency_in_range"]
+    assert main(["design", "--tau", "1.974"]) == 0
+    text = capsys.readouterr().out
+    assert "above 0.1-30 GHz" in text and "choose τ in 3.33-1e+03 ns" in text and "42× it at its design point" in text
+    assert main(["design", "--f-range", "40", "10"]) == 2
+    assert "f_range must be two frequencies 0 < low < high" in capsys.readouterr().err

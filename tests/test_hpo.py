@@ -196,3 +196,22 @@ def test_tune_refuses_a_study_made_with_other_settings(tmp_path, capsys):
     args = ["tune", "--layers", "1", "--width", "4", "--epochs", "5", "--trials", "2", "--quiet", "--out", str(tmp_path)]
     assert main(args) == 2
     assert "was made with other settings" in capsys.readouterr().err
+
+
+def test_tune_searches_tau_only_where_devices_can_go(tmp_path, capsys):
+    from snnspin.hpo import search_space
+
+    result = tune(TINY, tmp_path, n_trials=2, progress=False, space=search_space((10.0, 20.0)))
+    study = open_study("snnspin-spintronic", f"sqlite:///{tmp_path / 'study.db'}")
+    assert all(10.0 <= t.params["tau"] <= 20.0 for t in study.trials) and result["trials_finished"] == 2
+    with pytest.raises(ValueError, match=r"other settings \(the search space"):
+        tune(TINY, tmp_path, n_trials=3, progress=False)
+    # ω in [1, 10] GHz at α = 0.01 is τ in [10, 100] ns
+    args = ["tune", "--layers", "1", "--width", "4", "--epochs", "1", "--trials", "1", "--quiet", "--f-range", "1",
+            "10", "--out", str(tmp_path / "f")]
+    assert main(args) == 0
+    assert "τ searched in 10-100 ns" in capsys.readouterr().out
+    study = open_study("snnspin-spintronic", f"sqlite:///{tmp_path / 'f' / 'study.db'}")
+    assert 10.0 <= study.trials[0].params["tau"] <= 100.0
+    assert main(args[:-2] + ["--tau-range", "1", "2", "--out", str(tmp_path / "g")]) == 2
+    assert "give --tau-range or --f-range, not both" in capsys.readouterr().err
