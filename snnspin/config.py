@@ -17,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = ("spintronic", "ctrnn", "lif")
+MODELS = ("spintronic", "ctrnn", "lif", "alif")
+#: The spiking twins: snnTorch LIF neurons and adaptive-threshold LIF neurons (``snnspin.nn.ALIF``).
+SPIKING = ("lif", "alif")
+SPIKE_READOUTS = ("last", "mean", "max")
+SURROGATES = ("atan", "fast_sigmoid", "sigmoid")
 READOUTS = ("y", "x")
 
 
@@ -87,6 +91,17 @@ class TrainConfig:
                         ("fixed", "batch"))
     weight_bits: int = _f(0, "synaptic precision: weights quantised to this many bits (symmetric, uniform, per "
                              "matrix; straight-through gradient), 2-16; 0: full precision")
+    learn_beta: bool = _f(False, "spiking twins (lif, alif): train each neuron's membrane decay β (one per neuron, "
+                                 "snnTorch's learn_beta), the readout integrator's too")
+    spike_readout: str = _f("last", "spiking twins: what the logits are: last (a leaky integrator of the last layer's "
+                                    "spikes, read after the last step), mean (the readout of the spikes averaged over "
+                                    "the sequence), max (the integrator's largest value over the sequence)",
+                            SPIKE_READOUTS)
+    surrogate: str = _f("atan", "spiking twins: snnTorch's surrogate gradient of the spike", SURROGATES)
+    surrogate_slope: float = _f(0.0, "spiking twins: the surrogate's slope (0: snnTorch's default, atan 2, "
+                                     "fast_sigmoid and sigmoid 25)")
+    adapt_tau: float = _f(50.0, "alif: relaxation time τ_a of the adaptive threshold, ns")
+    adapt_strength: float = _f(0.5, "alif: threshold increase b_a per unit of the adaptation trace (0: plain LIF)")
     readout: str = _f("y", "what the readout reads from the last layer: filtered output y or state x", READOUTS)
     input_scale: float = _f(1.0, "factor on the raw pixels 0..16 (1 = raw, 1/16 = [0, 1])")
     init_scale: float = _f(1.0, "factor on the uniform ±1/sqrt(fan_in) weight initialisation")
@@ -168,14 +183,30 @@ class TrainConfig:
         if not 0.0 <= self.mismatch <= MAX_MISMATCH:
             raise ValueError(f"mismatch must be in [0, {MAX_MISMATCH}] (a relative spread; beyond it devices "
                              f"stop oscillating), got {self.mismatch}")
-        if self.mismatch and self.model == "lif":
-            raise ValueError("mismatch (device spread) applies to the spintronic and CTRNN models, not lif")
+        if self.mismatch and self.model in SPIKING:
+            raise ValueError(f"mismatch (device spread) applies to the spintronic and CTRNN models, not {self.model}")
         if self.mismatch and self.learn_tau:
             raise ValueError("mismatch fixes each device's τ on the chip; it cannot be combined with learn_tau")
         if not 0 <= self.chip_seed < 2**32:
             raise ValueError(f"chip_seed must be in [0, 2**32 - 1], got {self.chip_seed}")
         if self.weight_bits != 0 and not 2 <= self.weight_bits <= 16:
             raise ValueError(f"weight_bits must be 0 (full precision) or in [2, 16], got {self.weight_bits}")
+        defaults = {f.name: f.default for f in fields(self)}
+        if self.model not in SPIKING:
+            for name in ("learn_beta", "spike_readout", "surrogate", "surrogate_slope"):
+                if getattr(self, name) != defaults[name]:
+                    raise ValueError(f"{name} applies to the spiking twins ({', '.join(SPIKING)}), not the "
+                                     f"{self.model} model")
+        if self.model != "alif":
+            for name in ("adapt_tau", "adapt_strength"):
+                if getattr(self, name) != defaults[name]:
+                    raise ValueError(f"{name} applies to the alif model only, not {self.model}")
+        if self.surrogate_slope < 0:
+            raise ValueError(f"surrogate_slope must be > 0 (or 0: the default), got {self.surrogate_slope}")
+        if not self.adapt_tau > 0:
+            raise ValueError(f"adapt_tau must be > 0, got {self.adapt_tau}")
+        if self.adapt_strength < 0:
+            raise ValueError(f"adapt_strength must be >= 0, got {self.adapt_strength}")
         if self.x_min and self.model != "spintronic":
             raise ValueError(f"x_min (a floor on the oscillators' power) does not apply to the {self.model} model")
         for name in ("d_inter", "d_intra"):

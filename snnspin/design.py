@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .config import SPIKING
 from .connectivity import MaskedLinear
 from .design_rules import (  # noqa: F401  (re-exported: the public design names live in snnspin.design)
     DEVICE_FREQUENCY_GHZ,
@@ -146,11 +147,11 @@ def rule_warnings(config, model=None) -> list[str]:
     if not r["timescale_ok"]:
         out.append(f"τ = {config.tau:g} ns is shorter than Δt = {config.delta_t:g} ns: the neurons forget "
                    "between input points (rule τ > Δt)")
-    if config.model != "lif" and r["fan_in"] == 0:
+    if config.model not in SPIKING and r["fan_in"] == 0:
         out.append(f"the hidden neurons have no inputs from other neurons (fan-in N = 0 with width "
                    f"{config.width}, d_inter = {config.d_inter:g}, d_intra = {config.d_intra:g}): the cumulative "
                    "drive is 0 and the rule I·Δt ≈ 1 (eq. 11) cannot hold")
-    elif config.model != "lif" and not DRIVE_WARN[0] <= r["cumulative_drive"] <= DRIVE_WARN[1]:
+    elif config.model not in SPIKING and not DRIVE_WARN[0] <= r["cumulative_drive"] <= DRIVE_WARN[1]:
         out.append(f"cumulative drive I·Δt = {r['cumulative_drive']:.3g} (S = {config.gain:g}, ⟨|W|⟩ = "
                    f"{r['mean_abs_weight']:.3g}, N = {r['fan_in']:.0f}, Δt = {config.delta_t:g} ns) is far "
                    "from 1 (rule I·Δt ≈ 1, eq. 11)")

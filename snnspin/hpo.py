@@ -23,7 +23,7 @@ from pathlib import Path
 
 import optuna
 
-from .config import TrainConfig
+from .config import SPIKING, TrainConfig
 from .io import atomic_write_json
 from .defaults import resolve_for_data
 from .training import load_data, train_seed
@@ -51,7 +51,7 @@ def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) 
     (3.0, 'x', 8)
     """
     values = {name: trial.suggest_float(name, low, high, log=log) for name, (low, high, log) in space.items()}
-    if base.model != "lif":
+    if base.model not in SPIKING:
         values["readout"] = trial.suggest_categorical("readout", ["y", "x"])
     return base.replace(**values)
 
@@ -378,7 +378,7 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     with Claims(storage, name, interval=heartbeat) as claims:
         if enqueue_base and not study.trials and claims.claim("enqueue-base"):  # one worker enqueues it
             start = {name: min(max(getattr(base, name), space[name][0]), space[name][1]) for name in space}
-            if base.model != "lif":
+            if base.model not in SPIKING:
                 start["readout"] = base.readout
             study.enqueue_trial(start)
             claims.finish("enqueue-base")

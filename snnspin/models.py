@@ -26,7 +26,8 @@ from ._checks import check_finite
 from .config import TrainConfig
 from .connectivity import MaskedLinear
 from .fused import ctrnn_fused_reason, fused_ctrnn_sequence, fused_oscillator_sequence, oscillator_fused_reason
-from .nn import CTRNN, HighPass, Oscillator, detach_hidden
+from .nn import ALIF, CTRNN, HighPass, Oscillator, detach_hidden
+from .nn.alif import spike_function
 from .nn.stateful import as_float_input, keep_added_buffers
 
 
@@ -316,15 +317,20 @@ class CTRNNNetwork(ContinuousNetwork):
 
 
 class LIFNetwork(LayeredNetwork):
-    """The spiking twin: snnTorch ``Leaky`` neurons with the same topology.
+    """The spiking twins: snnTorch ``Leaky`` neurons (``model="lif"``) or adaptive-threshold
+    ``ALIF`` neurons (``model="alif"``, ``snnspin.nn.ALIF``) with the same topology.
 
-    Each layer: mem⁺ = β mem + S syn, spike when mem > 1, reset by subtraction, β = e^{-dt/τ};
-    the outputs fed forward and back are spikes (surrogate gradient: snnTorch's default).
-    Readout: the spikes of the last layer drive 10 non-spiking leaky integrators (same β);
-    their membrane after the last step are the logits, the spiking analogue of reading
-    the state after the last step.
+    Each layer: mem⁺ = β mem + S syn, spike when mem > 1 (ALIF: 1 + b_a a), reset by
+    subtraction, β = e^{-dt/τ} (one per neuron and trained with ``learn_beta``); the outputs
+    fed forward and back are spikes, with snnTorch's surrogate gradient ``surrogate``
+    (slope ``surrogate_slope``). Logits (``spike_readout``): ``last``: the last layer's spikes
+    drive non-spiking leaky integrators (same β), read after the last step, the spiking
+    analogue of reading the state after the last step; ``max``: their largest value over the
+    sequence; ``mean``: the readout of the spikes averaged over the sequence.
 
     >>> LIFNetwork(TrainConfig(model="lif"))(torch.rand(64, 2, 1)).shape
+    torch.Size([2, 10])
+    >>> LIFNetwork(TrainConfig(model="alif", learn_beta=True, spike_readout="max"))(torch.rand(64, 2, 1)).shape
     torch.Size([2, 10])
     """
 
@@ -333,34 +339,66 @@ class LIFNetwork(LayeredNetwork):
         c = config
         ignored = {"learn_tau": c.learn_tau, "readout='x'": c.readout == "x", f"method={c.method!r}": c.method != "exact"}
         if any(ignored.values()):
-            raise ValueError(f"{', '.join(k for k, v in ignored.items() if v)} does not apply to the LIF twin "
-                             "(a fixed β = e^(-dt/τ), spikes to the readout, no stepper)")
-        beta = math.exp(-c.dt / c.tau)
+            raise ValueError(f"{', '.join(k for k, v in ignored.items() if v)} does not apply to the spiking twins "
+                             "(β = e^(-dt/τ), trained with learn_beta; spikes to the readout; no stepper)")
+        decay = math.exp(-c.dt / c.tau)
+        beta = lambda: torch.full((c.width,), decay) if c.learn_beta else decay
+        spike = spike_function(c.surrogate, c.surrogate_slope)
         self.gain = c.gain
-        self.neurons = nn.ModuleList(snn.Leaky(beta=beta, threshold=1.0) for _ in range(c.layers))
-        self.integrator = snn.Leaky(beta=beta, reset_mechanism="none")
+        if c.model == "alif":
+            rho = math.exp(-c.dt / c.adapt_tau)
+            self.neurons = nn.ModuleList(ALIF(beta(), rho, c.adapt_strength, learn_beta=c.learn_beta,
+                                              surrogate=c.surrogate, slope=c.surrogate_slope, check=False)
+                                         for _ in range(c.layers))
+        else:
+            self.neurons = nn.ModuleList(snn.Leaky(beta=beta(), threshold=1.0, learn_beta=c.learn_beta, spike_grad=spike)
+                                         for _ in range(c.layers))
+        integrator_beta = torch.full((n_classes,), decay) if c.learn_beta else decay
+        self.integrator = snn.Leaky(beta=integrator_beta, learn_beta=c.learn_beta, reset_mechanism="none")
         self._readout_mem = None
+        self._pooled, self._steps = None, 0
 
     def initial_state(self, batch_size, layer, like):
         if layer == self.config.layers - 1:
             self._readout_mem = like.new_zeros(batch_size, self.readout.out_features)
+            self._pooled, self._steps = None, 0
+        if self.config.model == "alif":
+            return (torch.zeros_like(like), torch.zeros_like(like), torch.zeros_like(like)), torch.zeros_like(like)
         return torch.zeros_like(like), torch.zeros_like(like)
 
     def neuron_step(self, layer, syn, state):
+        if self.config.model == "alif":
+            spk, state = self.neurons[layer](self.gain * syn, state)
+            return tuple(state), spk, {"mem": state.mem, "spk": spk, "adapt": state.adapt}
         spk, mem = self.neurons[layer](self.gain * syn, state)
         spk = spk.to(mem.dtype)  # snnTorch's spikes are float32 whatever the membrane's dtype
         return mem, spk, {"mem": mem, "spk": spk}
 
+    def state_x(self, state):
+        return state[0] if isinstance(state, tuple) else state
+
     def readout_logits(self, state, output, final):
-        _, self._readout_mem = self.integrator(self.readout(output), self._readout_mem)
-        logits = self._readout_mem
+        mode = self.config.spike_readout
+        if mode == "mean":
+            drive = self.readout(output)
+            self._pooled = drive if self._pooled is None else self._pooled + drive
+            self._steps += 1
+            logits = self._pooled / self._steps if final else None
+        else:
+            _, self._readout_mem = self.integrator(self.readout(output), self._readout_mem)
+            if mode == "max":
+                mem = self._readout_mem
+                self._pooled = mem if self._pooled is None else torch.maximum(self._pooled, mem)
+                logits = self._pooled
+            else:
+                logits = self._readout_mem
         if final:  # the sequence is over: no graph stays on the module (deepcopy, memory);
-            self._readout_mem = None  # snnTorch keeps each neuron's last membrane in a buffer
-            detach_hidden(self)
+            self._readout_mem, self._pooled, self._steps = None, None, 0  # snnTorch keeps each
+            detach_hidden(self)  # neuron's last membrane in a buffer
         return logits if final else None
 
 
-MODEL_CLASSES = {"spintronic": SpintronicNetwork, "ctrnn": CTRNNNetwork, "lif": LIFNetwork}
+MODEL_CLASSES = {"spintronic": SpintronicNetwork, "ctrnn": CTRNNNetwork, "lif": LIFNetwork, "alif": LIFNetwork}
 
 
 def build_model(config: TrainConfig, seed: int = 0) -> LayeredNetwork:

@@ -41,7 +41,7 @@ def axes_for(config: TrainConfig, axes: dict | None = None) -> dict:
     ['mismatch', 'weight_bits']
     """
     applies = {"spintronic": ("mismatch", "thermal_power", "weight_bits"), "ctrnn": ("mismatch", "weight_bits"),
-               "lif": ("weight_bits",)}[config.model]
+               "lif": ("weight_bits",), "alif": ("weight_bits",)}[config.model]
     chosen = axes if axes is not None else {k: v for k, v in AXES.items() if k in applies}
     for name, values in chosen.items():
         if name not in applies:

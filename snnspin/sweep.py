@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import TrainConfig
+from .config import SPIKING, TrainConfig
 from .presets import preset_config
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
         try:
             config = config_for(spec_["point"], base)
             model, history = train_seed(config, spec_["seed"], progress=False)
-            drive = report(config, model)["cumulative_drive"] if config.model != "lif" else float("nan")
+            drive = report(config, model)["cumulative_drive"] if config.model not in SPIKING else float("nan")
         except (ValueError, RuntimeError, FloatingPointError) as error:
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
             claims.finish(key, "failed")

@@ -123,7 +123,7 @@ def test_config_json_round_trip_and_unknown_fields():
         TrainConfig.from_dict({"colour": "red"})
 
 
-@pytest.mark.parametrize("model", ["spintronic", "ctrnn", "lif"])
+@pytest.mark.parametrize("model", ["spintronic", "ctrnn", "lif", "alif"])
 def test_every_model_runs_and_trains_in_float64(model):
     net = build_model(TrainConfig(model=model, width=6), 0).double()
     data = torch.rand(8, 3, 1, dtype=torch.float64) * 4
@@ -140,7 +140,7 @@ def test_settings_no_engine_honours_are_refused():
         net(torch.rand(3, 2, 1))
     for changes, match in ((dict(learn_tau=True), "learn_tau"), (dict(readout="x"), "readout='x'"),
                            (dict(method="rk4"), "method='rk4'")):
-        with pytest.raises(ValueError, match=match + ".* does not apply to the LIF twin"):
+        with pytest.raises(ValueError, match=match + ".* does not apply to the spiking twins"):
             build_model(TrainConfig(model="lif", **changes))
 
 

@@ -142,7 +142,7 @@ def test_figures_never_create_a_store_or_a_study(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path / 's.db'}"
     run_sweep("custom", storage, seeds=1, base=BASE, grid={"delta_t": [1.0]})
     assert main(["figures", "--storage", storage, "--sweeps", "nosuch", "--out", str(tmp_path / "fig")]) == 2
-    assert capsys.readouterr().err == f"error: no sweep 'nosuch' in {storage} (it holds: custom)\n"
+    assert capsys.readouterr().err.splitlines()[-1] == f"error: no sweep 'nosuch' in {storage} (it holds: custom)"
     from snnspin.sweep import sweep_names
 
     assert sweep_names(storage) == ["custom"]  # nosuch was not created

@@ -1,0 +1,126 @@
+"""``ALIF``: leaky integrate-and-fire neurons with an adaptive threshold (snnTorch has none)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .._checks import check_positive
+from .stateful import StatefulLayer
+
+#: Surrogate gradients by name: snnTorch's, each with its own default slope.
+SURROGATES = {"atan": 2.0, "fast_sigmoid": 25.0, "sigmoid": 25.0}
+
+
+def spike_function(name: str = "atan", slope: float = 0.0):
+    """snnTorch's surrogate spike function ``name`` (Heaviside forward, smooth backward) with
+    ``slope`` (0: snnTorch's default for it: atan α = 2, fast_sigmoid and sigmoid 25).
+
+    >>> spike = spike_function("fast_sigmoid")
+    >>> spike(torch.tensor([-0.5, 0.5]))
+    tensor([0., 1.])
+    """
+    from snntorch import surrogate
+
+    if name not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {', '.join(SURROGATES)}, got {name!r}")
+    if slope < 0:
+        raise ValueError(f"surrogate slope must be > 0 (or 0: the default), got {slope}")
+    value = float(slope) or SURROGATES[name]
+    return surrogate.atan(alpha=value) if name == "atan" else getattr(surrogate, name)(slope=value)
+
+
+class ALIFState(NamedTuple):
+    """The state of an ``ALIF`` layer: membrane, adaptation and the last spikes, each ``[..., N]``."""
+
+    mem: torch.Tensor
+    adapt: torch.Tensor
+    spk: torch.Tensor
+
+
+class ALIF(StatefulLayer):
+    """Adaptive-threshold LIF neurons (LSNN; Bellec et al., NeurIPS 2018), one per input feature.
+
+    Per step (dimensionless membrane, time in steps):
+
+        A_{t-1} = θ + b_a a_{t-1}                          (threshold)
+        mem_t = β mem_{t-1} + u_t - z_{t-1} A_{t-1}        (reset by subtraction of the threshold fired)
+        a_t   = ρ a_{t-1} + z_{t-1}                        (adaptation: a trace of the spikes)
+        z_t   = H(mem_t - θ - b_a a_t)                     (surrogate gradient in the backward pass)
+
+    with β = e^{-dt/τ} (``beta``; trainable per neuron with ``learn_beta``), ρ = e^{-dt/τ_a}
+    (``rho``) and ``adapt`` b_a ≥ 0 (b_a = 0 is a plain LIF neuron with snnTorch's
+    subtract reset). The spike's gradient is snnTorch's surrogate ``surrogate`` with
+    ``slope``. The reset term is detached, as snnTorch's ``Leaky`` does by default.
+
+    Same surface as every snnspin layer (and snnTorch's): ``forward(input_, state=None)`` →
+    ``(spikes, ALIFState)``; ``init_hidden``, ``reset_mem``, ``detach_hidden``.
+
+    Example:
+        >>> import torch
+        >>> layer = ALIF(beta=0.9, rho=0.95, adapt=0.5)
+        >>> spikes = []
+        >>> state = None
+        >>> for t in range(6):
+        ...     z, state = layer(torch.full((1, 1), 0.6), state)
+        ...     spikes.append(int(z))
+        >>> spikes   # the threshold rises after each spike, so spikes thin out
+        [0, 1, 0, 0, 1, 0]
+    """
+
+    state_names = ("mem", "adapt_trace", "spk")
+    per_neuron_names = ("beta",)
+
+    def __init__(self, beta=0.9, rho: float = 0.95, adapt: float = 0.5, threshold: float = 1.0,
+                 learn_beta: bool = False, surrogate: str = "atan", slope: float = 0.0, init_hidden: bool = False,
+                 output: bool = False, check: bool = True):
+        super().__init__(init_hidden=init_hidden, output=output, check=check)
+        self._register_constant("beta", beta, learn_beta)
+        for name, value, low, high in (("rho", rho, 0.0, 1.0), ("adapt", adapt, 0.0, None),
+                                       ("threshold", threshold, 0.0, None)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or \
+                    (high is not None and value > high) or (name == "threshold" and value == 0):
+                bound = f"[{low:g}, {high:g}]" if high is not None else ("> 0" if name == "threshold" else ">= 0")
+                raise ValueError(f"{name} must be a number {bound}, got {value!r}")
+        self.rho, self.adapt, self.threshold = float(rho), float(adapt), float(threshold)
+        self.surrogate, self.slope = surrogate, float(slope)
+        self.spike = spike_function(surrogate, slope)
+
+    def check_constant(self, name, value):
+        if name == "beta" and not bool(((value >= 0) & (value <= 1)).all()):
+            raise ValueError(f"beta must be in [0, 1], got {value.flatten()[:4].tolist()}")
+
+    def rest_state(self, input_):
+        zeros = torch.zeros_like(input_)
+        return zeros, zeros.clone(), zeros.clone()
+
+    def _pack(self, state):
+        return ALIFState(*state)
+
+    def step(self, input_, state):
+        mem, adapt, spk = state
+        beta = self.beta.clamp(0.0, 1.0)
+        fired = spk.detach()
+        mem = beta * mem + input_ - fired * (self.threshold + self.adapt * adapt)
+        adapt = self.rho * adapt + fired
+        spk = self.spike(mem - (self.threshold + self.adapt * adapt)).to(mem.dtype)
+        return spk, (mem, adapt, spk)
+
+    def extra_repr(self) -> str:
+        beta = f"{float(self.beta):.4g}" if self.beta.numel() == 1 else f"[{self.beta.numel()}]"
+        return (f"beta={beta}, rho={self.rho:.4g}, adapt={self.adapt:g}, threshold={self.threshold:g}, "
+                f"surrogate={self.surrogate!r}, init_hidden={self.init_hidden}")
+
+
+def beta_from_tau(tau_ns: float, dt_ns: float) -> float:
+    """β = e^{-dt/τ} for a time constant τ and a step dt in ns.
+
+    >>> round(beta_from_tau(10.0, 1.0), 4)
+    0.9048
+    """
+    import math
+
+    check_positive("tau", tau_ns)
+    check_positive("dt", dt_ns)
+    return math.exp(-dt_ns / tau_ns)

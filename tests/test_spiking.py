@@ -1,0 +1,108 @@
+"""The spiking twins: the ALIF layer against snnTorch's Leaky, learnable β, the readouts."""
+
+import pytest
+import snntorch as snn
+import torch
+from torch import nn
+
+from snnspin.config import TrainConfig
+from snnspin.models import build_model
+from snnspin.nn import ALIF
+from snnspin.nn.alif import spike_function
+
+
+@pytest.mark.parametrize("surrogate", ["atan", "fast_sigmoid"])
+def test_alif_without_adaptation_is_snntorch_leaky(surrogate):
+    torch.manual_seed(0)
+    inputs = torch.randn(30, 4, 6, dtype=torch.float64) * 0.8 + 0.4
+    ours = ALIF(beta=0.85, adapt=0.0, surrogate=surrogate).double()
+    theirs = snn.Leaky(beta=0.85, threshold=1.0, spike_grad=spike_function(surrogate))
+    a, b = inputs.clone().requires_grad_(True), inputs.clone().requires_grad_(True)
+    state, mem = None, torch.zeros(4, 6, dtype=torch.float64)
+    out_a, out_b = [], []
+    for t in range(30):
+        z, state = ours(a[t], state)
+        spk, mem = theirs(b[t], mem)
+        out_a.append(z)
+        out_b.append(spk.to(mem.dtype))
+        torch.testing.assert_close(state.mem, mem)
+    za, zb = torch.stack(out_a), torch.stack(out_b)
+    torch.testing.assert_close(za, zb)
+    assert 0 < float(za.mean()) < 1  # some spikes, not all
+    (za * torch.arange(30.0, dtype=torch.float64).view(30, 1, 1)).sum().backward()
+    (zb * torch.arange(30.0, dtype=torch.float64).view(30, 1, 1)).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad)  # same surrogate gradients through time
+
+
+def test_alif_threshold_adapts_by_hand():
+    """Constant input 0.6, β = 0.9, ρ = 0.95, b_a = 0.5: mem and threshold step by step."""
+    layer = ALIF(beta=0.9, rho=0.95, adapt=0.5)
+    mem = adapt = spk = 0.0
+    state = None
+    for _ in range(12):
+        z, state = layer(torch.full((1, 1), 0.6), state)
+        mem = 0.9 * mem + 0.6 - spk * (1.0 + 0.5 * adapt)
+        adapt = 0.95 * adapt + spk
+        spk = float(mem > 1.0 + 0.5 * adapt)
+        assert float(state.mem) == pytest.approx(mem, abs=1e-6) and float(z) == spk
+        assert float(state.adapt) == pytest.approx(adapt, abs=1e-6)
+
+
+def test_alif_has_the_snntorch_surface():
+    net = nn.Sequential(nn.Linear(3, 5), ALIF(init_hidden=True))
+    for _ in range(4):
+        out = net(torch.ones(2, 3))
+    assert out.shape == (2, 5)
+    layer = net[1]
+    state = layer.reset_mem()
+    assert all(float(s.abs().sum()) == 0 for s in state)
+    with pytest.raises(ValueError, match=r"beta must be in \[0, 1\]"):
+        ALIF(beta=1.5)
+    with pytest.raises(ValueError, match=r"rho must be a number \[0, 1\]"):
+        ALIF(rho=2.0)
+    with pytest.raises(ValueError, match="surrogate must be one of atan, fast_sigmoid, sigmoid"):
+        ALIF(surrogate="relu")
+
+
+def test_learnable_beta_is_trained_per_neuron():
+    model = build_model(TrainConfig(model="alif", learn_beta=True, layers=2, width=5))
+    betas = {n: p for n, p in model.named_parameters() if n.endswith("beta")}
+    assert sorted(betas) == ["integrator.beta", "neurons.0.beta", "neurons.1.beta"]
+    assert betas["neurons.0.beta"].shape == (5,)
+    model(torch.rand(20, 3, 1) * 16).sum().backward()
+    assert all(p.grad is not None for p in betas.values())
+
+
+@pytest.mark.parametrize("model", ["lif", "alif"])
+def test_mean_readout_is_the_readout_of_the_time_averaged_spikes(model):
+    net = build_model(TrainConfig(model=model, spike_readout="mean", layers=2, width=8, gain=2.0), seed=1).double()
+    data = torch.rand(20, 3, 1, dtype=torch.float64) * 16
+    log_probs, traces = net(data, record=True)
+    spikes = traces["spk"][-1]  # [T, B, N] of the last layer
+    logits = net.readout(spikes.mean(0))
+    torch.testing.assert_close(log_probs, torch.log_softmax(logits, -1))
+
+
+def test_max_readout_takes_the_integrators_peak():
+    config = TrainConfig(model="lif", spike_readout="max", layers=1, width=6, gain=2.0)
+    net = build_model(config, seed=2).double()
+    data = torch.rand(15, 2, 1, dtype=torch.float64) * 16
+    log_probs, traces = net(data, record=True)
+    mem, peak = torch.zeros(2, 10, dtype=torch.float64), None
+    beta = float(net.integrator.beta)
+    for spk in traces["spk"][-1]:
+        mem = beta * mem + net.readout(spk)
+        peak = mem if peak is None else torch.maximum(peak, mem)
+    torch.testing.assert_close(log_probs, torch.log_softmax(peak, -1))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"learn_beta": True}, "learn_beta applies to the spiking twins"),
+    ({"model": "ctrnn", "spike_readout": "mean"}, "spike_readout applies to the spiking twins"),
+    ({"model": "lif", "adapt_strength": 1.0}, "adapt_strength applies to the alif model only"),
+    ({"model": "alif", "adapt_tau": 0.0}, "adapt_tau must be > 0"),
+    ({"model": "lif", "surrogate_slope": -1.0}, "surrogate_slope must be > 0"),
+])
+def test_spiking_settings_are_refused_where_they_do_not_apply(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**changes)
