@@ -23,7 +23,7 @@ from pathlib import Path
 
 import optuna
 
-from .config import SPIKING, TrainConfig
+from .config import SPIKE_READOUTS, SPIKING, TrainConfig
 from .io import atomic_write_json
 from .defaults import resolve_for_data
 from .training import load_data, train_seed
@@ -39,11 +39,17 @@ SEARCH_SPACE = {
 }
 
 
+#: Searched for the adaptive twin too: τ_a in ns and the threshold's increase b_a.
+ALIF_SPACE = {"adapt_tau": (5.0, 300.0, True), "adapt_strength": (0.05, 3.0, True)}
+
+
 def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) -> TrainConfig:
     """A config with the searched fields drawn by ``trial`` and the others from ``base``.
 
     Each field is drawn in [low, high] of ``space`` (log-uniform where flagged; τ in ns,
-    rates dimensionless), and the readout from {"y", "x"} for every model but LIF.
+    rates dimensionless); the readout from {"y", "x"} for the spintronic network and the
+    CTRNN, ``spike_readout`` from {last, mean, max} for the spiking twins, and for ALIF also
+    ``ALIF_SPACE`` (τ_a, b_a).
 
     >>> params = dict(tau=3.0, lr0=0.05, lr_decay=10.0, gain=0.4, input_scale=0.5, init_scale=1.0, readout="x")
     >>> config = suggest(optuna.trial.FixedTrial(params), TrainConfig(width=8))
@@ -53,6 +59,11 @@ def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) 
     values = {name: trial.suggest_float(name, low, high, log=log) for name, (low, high, log) in space.items()}
     if base.model not in SPIKING:
         values["readout"] = trial.suggest_categorical("readout", ["y", "x"])
+    else:
+        values["spike_readout"] = trial.suggest_categorical("spike_readout", list(SPIKE_READOUTS))
+    if base.model == "alif":
+        for name, (low, high, log) in ALIF_SPACE.items():
+            values[name] = trial.suggest_float(name, low, high, log=log)
     return base.replace(**values)
 
 
@@ -380,6 +391,10 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
             start = {name: min(max(getattr(base, name), space[name][0]), space[name][1]) for name in space}
             if base.model not in SPIKING:
                 start["readout"] = base.readout
+            else:
+                start["spike_readout"] = base.spike_readout
+            if base.model == "alif":
+                start.update({name: getattr(base, name) for name in ALIF_SPACE})
             study.enqueue_trial(start)
             claims.finish("enqueue-base")
         old = [t for t in study.get_trials(deepcopy=False, states=finished) if "slot" not in t.user_attrs]
