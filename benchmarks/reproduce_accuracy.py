@@ -27,7 +27,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["spintronic", "ctrnn", "lif"])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--preset", default="tuned", choices=["tuned", "paper"])
+    parser.add_argument("--preset", default="tuned", choices=["tuned", "paper", "paper-2pi"])
     parser.add_argument("--out", default=str(RESULTS / "accuracy"))
     parser.add_argument("--fresh", action="store_true", help="delete earlier runs instead of resuming them")
     args = parser.parse_args(argv)

@@ -60,8 +60,10 @@ def _default_text(f) -> str:
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     """One ``--option`` per ``TrainConfig`` field (defaults None, so given ones are known;
     booleans as ``--flag`` / ``--no-flag``), and ``--preset`` for the values not given."""
-    parser.add_argument("--preset", choices=["tuned", "paper"], default=None,
-                        help="starting values per model: tuned (default) or the paper's published ones")
+    parser.add_argument("--preset", choices=["tuned", "paper", "paper-2pi"], default=None,
+                        help="starting values per model: tuned (default), the paper's published ones read "
+                             "literally (paper), or with τ = 14.12/2π ns and 100 epochs, the reading under which "
+                             "the paper's design point trains (paper-2pi)")
     for f in fields(TrainConfig):
         option = f"--{f.name.replace('_', '-')}"
         text = f"{f.metadata['help']} ({_default_text(f)})"
@@ -425,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--tau-range", type=float, nargs=2, metavar=("LO", "HI"),
                       help="search τ only in [LO, HI] ns (what your devices can do; default 0.5 30)")
     tune.add_argument("--f-range", type=float, nargs=2, metavar=("LO", "HI"),
-                      help="search only τ = 1/(α ω) of devices with ω in [LO, HI] GHz (with --alpha)")
+                      help="search only τ = 1/(2π α f) of devices oscillating at f in [LO, HI] GHz (with --alpha)")
     tune.add_argument("--alpha", type=float, default=0.01, help="Gilbert damping α for --f-range (default: 0.01)")
     tune.add_argument("--quiet", action="store_true", help="no line per finished trial")
     _add_worker_options(tune)

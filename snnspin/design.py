@@ -26,7 +26,9 @@ from .design_rules import (  # noqa: F401  (re-exported: the public design names
     energy_pj,
     fan_in,
     frequency_ghz,
+    oscillation_ghz,
     recommended_lr,
+    tau_for_oscillation_ns,
     tau_ns,
     timescale_ok,
 )
@@ -77,8 +79,10 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
            f_range: tuple[float, float] = DEVICE_FREQUENCY_GHZ) -> dict:
     """All design figures of a config, with the measured weights of ``model`` if given.
 
-    ``frequency_in_range``: whether the device frequency ω = 1/(α τ) lies in ``f_range``
-    (GHz; default ``DEVICE_FREQUENCY_GHZ``, what spin-torque and spin-Hall oscillators reach).
+    ``frequency_ghz`` is the paper's ω = 1/(α τ); ``oscillation_ghz`` the device's frequency
+    f = 1/(2π α τ) (``design_rules.oscillation_ghz``); ``frequency_in_range``: whether f lies in
+    ``f_range`` (GHz; default ``DEVICE_FREQUENCY_GHZ``, what spin-torque and spin-Hall
+    oscillators reach).
     ``lr_over_rule``: lr0 over the paper's rule 0.01/(Δt S √N); the paper's own lr0 is about
     42 times its rule at its design point (``PAPER_LR_OVER_RULE``): with Adam, whose steps
     are normalised per weight, the rule orders learning rates across Δt (Fig. 3b) rather
@@ -107,16 +111,17 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
     low, high = f_range
     if not 0 < low < high:
         raise ValueError(f"f_range must be two frequencies 0 < low < high in GHz, got {low:g}, {high:g}")
-    frequency = frequency_ghz(config.tau, alpha)
+    oscillation = oscillation_ghz(config.tau, alpha)
     return {
         "tau_ns": config.tau,
         "delta_t_ns": config.delta_t,
         "tau_over_delta_t": config.tau / config.delta_t,
         "timescale_ok": timescale_ok(config.tau, config.delta_t),
         "alpha": alpha,
-        "frequency_ghz": frequency,
+        "frequency_ghz": frequency_ghz(config.tau, alpha),
+        "oscillation_ghz": oscillation,
         "frequency_range_ghz": [low, high],
-        "frequency_in_range": low <= frequency <= high,
+        "frequency_in_range": low <= oscillation <= high,
         "fan_in": n_inputs,
         "mean_abs_weight": mean_abs,
         "cumulative_drive": drive,
@@ -162,9 +167,10 @@ def _frequency_verdict(r: dict) -> str:
     low, high = r["frequency_range_ghz"]
     if r["frequency_in_range"]:
         return f"within {low:g}-{high:g} GHz, what spin-torque and spin-Hall oscillators reach"
-    side = "above" if r["frequency_ghz"] > high else "below"
+    side = "above" if r["oscillation_ghz"] > high else "below"
     return (f"{side} {low:g}-{high:g} GHz, what spin-torque and spin-Hall oscillators reach: choose τ in "
-            f"{tau_ns(high, r['alpha']):.3g}-{tau_ns(low, r['alpha']):.3g} ns, e.g. snnspin tune --f-range {low:g} {high:g}")
+            f"{tau_for_oscillation_ns(high, r['alpha']):.3g}-{tau_for_oscillation_ns(low, r['alpha']):.3g} ns, "
+            f"e.g. snnspin tune --f-range {low:g} {high:g}")
 
 
 def _lr_note(r: dict) -> str:
@@ -179,7 +185,7 @@ def format_report(r: dict) -> str:
 
     >>> from snnspin.config import TrainConfig
     >>> print(format_report(report(TrainConfig())).splitlines()[3])
-    device frequency           7.08 GHz at α = 0.01  (τ = 1/(α ω); within 0.1-30 GHz, what spin-torque and spin-Hall oscillators reach)
+    device frequency           1.13 GHz at α = 0.01  (f = 1/(2π α τ); within 0.1-30 GHz, what spin-torque and spin-Hall oscillators reach; the paper's ω = 1/(α τ) = 7.08)
     """
     ok = lambda flag: "ok" if flag else "VIOLATED"
     lr = (f"{r['recommended_lr']:.3g}" if r["recommended_lr"] is not None
@@ -188,8 +194,8 @@ def format_report(r: dict) -> str:
         f"relaxation time τ          {r['tau_ns']:.4g} ns",
         f"time between inputs Δt     {r['delta_t_ns']:.4g} ns",
         f"τ / Δt                     {r['tau_over_delta_t']:.3g}   (rule τ > Δt: {ok(r['timescale_ok'])})",
-        f"device frequency           {r['frequency_ghz']:.3g} GHz at α = {r['alpha']:g}  (τ = 1/(α ω); "
-        f"{_frequency_verdict(r)})",
+        f"device frequency           {r['oscillation_ghz']:.3g} GHz at α = {r['alpha']:g}  (f = 1/(2π α τ); "
+        f"{_frequency_verdict(r)}; the paper's ω = 1/(α τ) = {r['frequency_ghz']:.3g})",
         f"fan-in N                   {r['fan_in']:.1f}",
         f"mean |W|                   {r['mean_abs_weight']:.4g}",
         f"cumulative drive I·Δt      {r['cumulative_drive']:.3g}   (recommended {r['drive_window'][0]:.2g}-"

@@ -89,16 +89,17 @@ def search_space(tau_range: tuple[float, float] | None = None) -> dict:
 
 
 def tau_range_for_frequencies(low_ghz: float, high_ghz: float, alpha: float = 0.01) -> tuple[float, float]:
-    """The τ range (ns) of devices whose frequency ω = 1/(α τ) lies in [low, high] GHz.
+    """The τ range (ns) of devices whose oscillation frequency f = 1/(2π α τ) lies in [low, high] GHz
+    (``design_rules.oscillation_ghz``).
 
     >>> [round(t, 3) for t in tau_range_for_frequencies(1.0, 10.0)]
-    [10.0, 100.0]
+    [1.592, 15.915]
     """
-    from .design_rules import tau_ns
+    from .design_rules import tau_for_oscillation_ns
 
     if not 0 < low_ghz < high_ghz:
         raise ValueError(f"the frequency range must be 0 < low < high in GHz, got {low_ghz:g}, {high_ghz:g}")
-    return tau_ns(high_ghz, alpha), tau_ns(low_ghz, alpha)
+    return tau_for_oscillation_ns(high_ghz, alpha), tau_for_oscillation_ns(low_ghz, alpha)
 
 
 def objective(base: TrainConfig, seeds=(0,), data=None, space: dict = SEARCH_SPACE):

@@ -265,10 +265,13 @@ class SpintronicNetwork(ContinuousNetwork):
                                  "oscillator's reset state, with y = 0; set the oscillators' x0 instead")
 
     def neuron_health(self):
-        """Dead: x < 1e-3 (x = 0 absorbs: such an oscillator hardly recovers within a sequence);
-        saturated: x > 0.999. Fractions per layer at the end of the last sequence."""
+        """Dead: x < 1e-3 (x = 0 absorbs: such an oscillator hardly recovers within a sequence),
+        or held at the floor x_min when there is one (x < 1.001 x_min); saturated: x > 0.999.
+        Fractions per layer at the end of the last sequence."""
         x = self.final_states
-        return {"dead": (x < DEAD_BELOW).float().mean((1, 2)).tolist(),
+        floors = torch.tensor([1.001 * float(n.x_min) for n in self.neurons], dtype=x.dtype, device=x.device)
+        dead_below = torch.clamp(floors, min=DEAD_BELOW).view(-1, 1, 1)
+        return {"dead": (x < dead_below).float().mean((1, 2)).tolist(),
                 "saturated": (x > SATURATED_ABOVE).float().mean((1, 2)).tolist()}
 
     def fused_reason(self):

@@ -1,13 +1,18 @@
 """Named starting configurations per model: the paper's published values and tuned ones.
 
 ``paper``: the dataclass defaults, i.e. the hyperparameters the paper gives (τ = 14.12 ns,
-lr0 = 0.149, lr_decay = 8.077, S = 0.5, batch 120, ...), for every model.
+lr0 = 0.149, lr_decay = 8.077, S = 0.5, batch 120, ...), for every model, read literally.
+
+``paper-2pi``: the same with τ = 14.12/2π = 2.25 ns and 100 epochs: the reading under which
+the paper's own design point trains (``PAPER_2PI`` says why).
 
 ``tuned``: what ``snnspin tune`` found on the validation split (never the test half);
 how each was found is recorded beside it. ``snnspin train`` starts from ``tuned``.
 """
 
 from __future__ import annotations
+
+import math
 
 from .config import TrainConfig
 
@@ -45,7 +50,18 @@ TUNED_SOURCE = {
            "by mean validation accuracy of the last 5 epochs: 49.1 %",
 }
 
-PRESETS = ("tuned", "paper")
+#: ``paper-2pi``: the paper's published values read with τ = 14.12/2π ns (and 100 epochs, which
+#: the paper does not state). Of 40+ readings of the paper's design point tried
+#: (``benchmarks/paper_point.py``, table in ``benchmarks/results/paper-point.md``), the literal
+#: one (τ = 14.12 ns) stays at chance and no other reading passes 72 %. This one reaches
+#: 85.9 ± 3.3 % (10 seeds; the paper: 89.83 ± 2.91 %). It is the most plausible slip: the paper
+#: prints τ = 1/(α ω) with ω = 7.1 GHz, and a damping computed as γ = α · 2π · 7.1 GHz gives
+#: τ = 2.25 ns. It also fits Fig. 2b, whose accuracy falls past Δt ≈ 2.5 ns, where the
+#: paper's own rule τ > Δt breaks for τ = 2.25 ns (for 14.12 ns it would hold to 14 ns).
+#: It also fits the tuned preset's independently found τ = 1.97 ns.
+PAPER_2PI = {"tau": 14.12 / (2 * math.pi), "epochs": 100}
+
+PRESETS = ("tuned", "paper", "paper-2pi")
 
 
 def preset_config(model: str, preset: str = "tuned", **changes) -> TrainConfig:
@@ -53,10 +69,12 @@ def preset_config(model: str, preset: str = "tuned", **changes) -> TrainConfig:
 
     >>> preset_config("ctrnn", "paper").tau
     14.12
+    >>> round(preset_config("spintronic", "paper-2pi").tau, 4)
+    2.2473
     >>> preset_config("spintronic", "tuned", seeds=10).seeds
     10
     """
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {preset!r}")
-    base = TUNED.get(model, {}) if preset == "tuned" else {}
+    base = TUNED.get(model, {}) if preset == "tuned" else PAPER_2PI if preset == "paper-2pi" else {}
     return TrainConfig(model=model, **{**base, **changes})

@@ -93,7 +93,7 @@ def test_rule_warnings():
 def test_cli_design_text_json_and_run(tmp_path, capsys):
     assert main(["design", "--preset", "paper"]) == 0
     text = capsys.readouterr().out
-    assert "96" in text and "2896" in text and "38.6 pJ" in text and "7.08 GHz" in text
+    assert "96" in text and "2896" in text and "38.6 pJ" in text and "the paper's ω = 1/(α τ) = 7.08" in text
     assert main(["design", "--preset", "paper", "--json", "--alpha", "0.02"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["synapses"] == 2896
@@ -161,11 +161,16 @@ def test_device_frequency_is_checked_against_what_oscillators_reach(capsys):
     paper = report(TrainConfig())  # τ = 14.12 ns: 7.08 GHz
     assert paper["frequency_in_range"] and paper["frequency_range_ghz"] == list(DEVICE_FREQUENCY_GHZ)
     assert paper["lr_over_rule"] == pytest.approx(0.149 / (0.01 / (0.5 * 32 ** 0.5)))  # the paper's own: 42×
-    fast = report(TrainConfig(tau=1.974))  # 50.7 GHz
+    assert paper["oscillation_ghz"] == pytest.approx(1 / (2 * math.pi * 0.01 * 14.12))  # f = ω/2π: 1.13 GHz
+    tuned = report(TrainConfig(tau=1.974))  # f = 8.06 GHz (the paper's convention: 50.7)
+    assert tuned["frequency_in_range"] and tuned["frequency_ghz"] == pytest.approx(50.66, abs=0.01)
+    fast = report(TrainConfig(tau=0.4))  # 39.8 GHz
     assert not fast["frequency_in_range"]
     assert not report(TrainConfig(), f_range=(10.0, 40.0))["frequency_in_range"]
-    assert main(["design", "--tau", "1.974"]) == 0
+    assert main(["design", "--tau", "0.4"]) == 0
     text = capsys.readouterr().out
-    assert "above 0.1-30 GHz" in text and "choose τ in 3.33-1e+03 ns" in text and "42× it at its design point" in text
+    assert "above 0.1-30 GHz" in text and "choose τ in 0.531-159 ns" in text
+    assert main(["design"]) == 0
+    assert "42× it at its design point" in capsys.readouterr().out
     assert main(["design", "--f-range", "40", "10"]) == 2
     assert "f_range must be two frequencies 0 < low < high" in capsys.readouterr().err

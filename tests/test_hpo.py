@@ -206,12 +206,12 @@ def test_tune_searches_tau_only_where_devices_can_go(tmp_path, capsys):
     assert all(10.0 <= t.params["tau"] <= 20.0 for t in study.trials) and result["trials_finished"] == 2
     with pytest.raises(ValueError, match=r"other settings \(the search space"):
         tune(TINY, tmp_path, n_trials=3, progress=False)
-    # ω in [1, 10] GHz at α = 0.01 is τ in [10, 100] ns
+    # f in [1, 10] GHz at α = 0.01 is τ = 1/(2π α f) in [1.59, 15.9] ns
     args = ["tune", "--layers", "1", "--width", "4", "--epochs", "1", "--trials", "1", "--quiet", "--f-range", "1",
             "10", "--out", str(tmp_path / "f")]
     assert main(args) == 0
-    assert "τ searched in 10-100 ns" in capsys.readouterr().out
+    assert "τ searched in 1.592-15.92 ns" in capsys.readouterr().out
     study = open_study("snnspin-spintronic", f"sqlite:///{tmp_path / 'f' / 'study.db'}")
-    assert 10.0 <= study.trials[0].params["tau"] <= 100.0
+    assert 1.59 <= study.trials[0].params["tau"] <= 15.92
     assert main(args[:-2] + ["--tau-range", "1", "2", "--out", str(tmp_path / "g")]) == 2
     assert "give --tau-range or --f-range, not both" in capsys.readouterr().err

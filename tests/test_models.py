@@ -150,3 +150,19 @@ def test_lif_twin_deepcopies_after_a_forward():
     net = build_model(TrainConfig(model="lif", width=4), 0)
     net(torch.rand(5, 2, 1)).sum().backward()
     assert torch.equal(copy.deepcopy(net)(torch.ones(5, 2, 1)), net(torch.ones(5, 2, 1)))
+
+
+def test_a_neuron_held_at_the_floor_counts_as_dead():
+    net = build_model(TrainConfig(width=4, layers=2, x_min=0.01), 0)
+    net.final_states = torch.tensor([[[0.01, 0.0100005, 0.5, 0.02]], [[0.5, 0.5, 0.5, 0.0005]]])
+    assert net.neuron_health()["dead"] == [0.5, 0.25]  # at the floor (≤ 1.001 x_min), and below 1e-3
+
+
+def test_the_paper_2pi_preset_is_the_paper_with_tau_over_2pi():
+    import math
+
+    from snnspin.presets import preset_config
+
+    literal, reading = preset_config("spintronic", "paper"), preset_config("spintronic", "paper-2pi")
+    assert reading.tau == pytest.approx(14.12 / (2 * math.pi)) and reading.epochs == 100
+    assert reading.replace(tau=14.12, epochs=30) == literal
