@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .device import quantise
+
 
 def random_mask(out_features: int, in_features: int, density: float, generator: torch.Generator | None = None):
     """Boolean mask ``[out, in]`` with exactly round(density · out · in) entries set.
@@ -73,8 +75,6 @@ class MaskedLinear(nn.Module):
 
     def effective_weight(self) -> torch.Tensor:
         """W ⊙ M, quantised to ``bits`` bits when set: the weights that really act."""
-        from .device import quantise
-
         return quantise(self.weight * self.mask, self.bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ def draw_chip(layers: int, width: int, mismatch: float, seed: int) -> dict[str, 
     >>> bool((chip["tau"] - 1).abs().max() <= 0.15)
     True
     """
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(int(seed) % 2**63)
     factors = {}
     for name in ("tau", "sigma", "q"):
         xi = torch.randn(layers, width, generator=generator, dtype=torch.float64).clamp(-CLIP, CLIP)
@@ -64,7 +64,7 @@ def seed_noise(model, seed: int) -> None:
     for layer, neuron in enumerate(getattr(model, "neurons", [])):
         if getattr(neuron, "thermal_power", 0.0):
             device = neuron.tau.device
-            neuron.generator = torch.Generator(device=device).manual_seed(int(seed) * 1009 + layer)
+            neuron.generator = torch.Generator(device=device).manual_seed((int(seed) * 1009 + layer) % 2**63)
 
 
 def quantise(weight: torch.Tensor, bits: int) -> torch.Tensor:
