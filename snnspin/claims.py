@@ -26,13 +26,20 @@ in the same database as the Optuna study (SQLite file, PostgreSQL, MySQL: any SQ
    So a worker killed mid-training is retried by any worker still running, or by the next
    one started; nothing is lost and nothing runs twice.
 
-The one window left: a worker killed between marking its row done and writing its Optuna
-trial (milliseconds) leaves that trial running and the key done; ``stale_done`` finds such
-keys and ``release`` hands them back.
+The owner writes its result (the Optuna trial) before it marks its row done. A worker that
+dies in between leaves a finished trial under a running claim; the worker that takes the
+claim over sees the finished trial and marks the key done instead of training it again
+(``snnspin.hpo.settle_taken_over``). A worker presumed dead that finishes after all finds
+its trial failed by the taker and drops its result.
+
+Keys longer than ``KEY_CHARS`` are stored as their SHA-256 (the primary key stays within
+every database's index limit).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import socket
 import threading
@@ -42,12 +49,23 @@ import uuid
 import sqlalchemy as sa
 
 TABLE = "snnspin_claims"
+#: Keys up to this length are stored as they are, longer ones as ``sha256:<hex>``.
+KEY_CHARS = 200
+
+
+def stored_key(key: str) -> str:
+    """The form of ``key`` in the table: itself, or its SHA-256 when longer than ``KEY_CHARS``.
+
+    >>> stored_key("a"), len(stored_key("x" * 500))
+    ('a', 71)
+    """
+    return key if len(key) <= KEY_CHARS else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 _METADATA = sa.MetaData()
 CLAIMS = sa.Table(
     TABLE, _METADATA,
     sa.Column("queue", sa.String(255), primary_key=True),
-    sa.Column("key", sa.String(1024), primary_key=True),
+    sa.Column("key", sa.String(KEY_CHARS), primary_key=True),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("worker", sa.String(255), nullable=False),
     sa.Column("beat", sa.Integer, nullable=False),
@@ -92,8 +110,8 @@ class Claims:
 
     def __init__(self, url: str, queue: str, interval: float = 10.0, grace: float | None = None,
                  worker: str | None = None):
-        if not interval > 0:
-            raise ValueError(f"heartbeat interval must be > 0 seconds, got {interval}")
+        if not (interval > 0 and math.isfinite(interval)):
+            raise ValueError(f"heartbeat interval must be a finite number of seconds > 0, got {interval}")
         self.queue, self.interval = queue, float(interval)
         self.grace = float(grace) if grace is not None else 5 * self.interval
         self.worker = worker or worker_name()
@@ -122,7 +140,7 @@ class Claims:
                                .where(CLAIMS.c.queue == self.queue, CLAIMS.c.worker == self.worker,
                                       CLAIMS.c.state == "running")
                                .values(beat=CLAIMS.c.beat + 1))
-            except sa.exc.DBAPIError:  # a busy or briefly unreachable database: beat next time
+            except Exception:  # a busy or briefly unreachable database, an exhausted pool: beat next time
                 continue
 
     def close(self) -> None:
@@ -144,7 +162,7 @@ class Claims:
         self.close()
 
     def rows(self) -> dict[str, dict]:
-        """Every claim of the queue: key → {state, worker, beat, trial, attempts}."""
+        """Every claim of the queue: key (as stored, ``stored_key``) → {state, worker, beat, trial, attempts}."""
         with self.engine.connect() as db:
             found = db.execute(sa.select(CLAIMS).where(CLAIMS.c.queue == self.queue)).mappings().all()
         return {r["key"]: {k: r[k] for k in ("state", "worker", "beat", "trial", "attempts")} for r in found}
@@ -155,6 +173,7 @@ class Claims:
 
     def claim(self, key: str) -> bool:
         """Take ``key`` if no worker has; True when this worker now owns it."""
+        key = stored_key(key)
         try:
             with self.engine.begin() as db:
                 db.execute(CLAIMS.insert().values(queue=self.queue, key=key, state="running", worker=self.worker,
@@ -165,6 +184,7 @@ class Claims:
 
     def mark_done(self, key: str, trial: int | None = None) -> None:
         """Record ``key`` as done without running it (a result found from before claims existed)."""
+        key = stored_key(key)
         try:
             with self.engine.begin() as db:
                 db.execute(CLAIMS.insert().values(queue=self.queue, key=key, state="done", worker=self.worker,
@@ -174,6 +194,7 @@ class Claims:
 
     def set_trial(self, key: str, trial: int) -> None:
         """Record the Optuna trial number that runs ``key``."""
+        key = stored_key(key)
         with self.engine.begin() as db:
             db.execute(CLAIMS.update().where(CLAIMS.c.queue == self.queue, CLAIMS.c.key == key,
                                              CLAIMS.c.worker == self.worker).values(trial=trial))
@@ -198,6 +219,7 @@ class Claims:
     def take_over(self, key: str) -> dict | None:
         """Take the stale claim of ``key`` (see ``stale``); its former row (with the dead
         worker's trial number) if this worker won it, else None."""
+        key = stored_key(key)
         seen = self._seen.get(key)
         if seen is None:
             return None
@@ -213,6 +235,7 @@ class Claims:
 
     def finish(self, key: str, state: str = "done") -> bool:
         """Mark this worker's claim of ``key`` done (or failed); False if it was taken over."""
+        key = stored_key(key)
         if state not in ("done", "failed"):
             raise ValueError(f"state must be done or failed, got {state!r}")
         with self.engine.begin() as db:
@@ -225,7 +248,7 @@ class Claims:
     def release(self, keys) -> None:
         """Hand ``keys`` back (delete their rows): failed keys retried by a new run, or done
         keys whose result never reached the store."""
-        keys = list(keys)
+        keys = [stored_key(k) for k in keys]
         if not keys:
             return
         with self.engine.begin() as db:
@@ -233,7 +256,8 @@ class Claims:
 
     def release_failed(self, keys) -> list[str]:
         """Hand back the failed keys among ``keys`` (so this run retries them); return them."""
-        failed = [k for k, state in self.states().items() if state == "failed" and k in set(keys)]
+        wanted = {stored_key(k) for k in keys}
+        failed = [k for k, state in self.states().items() if state == "failed" and k in wanted]
         with self.engine.begin() as db:
             for key in failed:
                 db.execute(CLAIMS.delete().where(CLAIMS.c.queue == self.queue, CLAIMS.c.key == key,
@@ -254,14 +278,15 @@ def work(claims: Claims, keys: list[str], run, on_wait=None) -> None:
     {'a': 'done', 'b': 'done'}
     >>> claims.close()
     """
-    wanted = list(dict.fromkeys(keys))
+    original = {stored_key(k): k for k in keys}  # the table holds long keys as their hash
+    wanted = list(original)
     while True:
         rows = claims.rows()
         free = [k for k in wanted if k not in rows]
         if free:
             for key in free:
                 if claims.claim(key):
-                    run(key, None)
+                    run(original[key], None)
                     break
             continue
         pending = [k for k in wanted if rows[k]["state"] == "running"]
@@ -271,7 +296,7 @@ def work(claims: Claims, keys: list[str], run, on_wait=None) -> None:
         for key in claims.stale({k: rows[k] for k in pending}):
             former = claims.take_over(key)
             if former is not None:
-                run(key, former)
+                run(original[key], former)
                 taken = True
                 break
         if not taken:

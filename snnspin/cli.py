@@ -22,6 +22,7 @@ a bad input ends with one ``error: ...`` line and exit status 2.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from dataclasses import fields
@@ -183,8 +184,8 @@ def _design(args) -> int:
 def _check_workers(args) -> None:
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
-    if not args.heartbeat > 0:
-        raise ValueError(f"--heartbeat must be > 0 seconds, got {args.heartbeat}")
+    if not (args.heartbeat > 0 and math.isfinite(args.heartbeat)):
+        raise ValueError(f"--heartbeat must be a finite number of seconds > 0, got {args.heartbeat}")
 
 
 def _spawn_workers(args, storage: str) -> int:
@@ -253,11 +254,6 @@ def _tune(args) -> int:
 
     config, _ = _config_from_args(args)
     out = Path(args.out) if args.out else Path("runs") / f"tune-{config.model}"
-    if args.workers > 1:
-        out.mkdir(parents=True, exist_ok=True)
-        return _spawn_workers(args, args.storage or f"sqlite:///{(out / 'study.db').resolve()}")
-    print(f"{_worker_prefix()}tuning {config.model} ({config.epochs} epochs per trial, validation on 20 % of the "
-          f"training half) until {args.trials} trials are finished; study in {args.storage or out / 'study.db'}")
     from .hpo import search_space, tau_range_for_frequencies
 
     if args.tau_range and args.f_range:
@@ -265,6 +261,11 @@ def _tune(args) -> int:
     tau_range = tuple(args.tau_range) if args.tau_range else (
         tau_range_for_frequencies(*args.f_range, alpha=args.alpha) if args.f_range else None)
     space = search_space(tau_range)
+    if args.workers > 1:
+        out.mkdir(parents=True, exist_ok=True)
+        return _spawn_workers(args, args.storage or f"sqlite:///{(out / 'study.db').resolve()}")
+    print(f"{_worker_prefix()}tuning {config.model} ({config.epochs} epochs per trial, validation on 20 % of the "
+          f"training half) until {args.trials} trials are finished; study in {args.storage or out / 'study.db'}")
     if tau_range:
         print(f"{_worker_prefix()}τ searched in {space['tau'][0]:.4g}-{space['tau'][1]:.4g} ns")
     result = tune(config, out, args.trials, storage=args.storage, study_name=args.study, progress=not args.quiet,
@@ -319,6 +320,7 @@ def _sweep(args) -> int:
     if not args.storage:
         out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{(out / 'sweeps.db').resolve()}"
+    plan = run_sweep(args.name, storage, args.preset, args.seeds, base, grid, plan_only=True)  # checked first
     if args.workers > 1:
         open_sweep(args.name, storage)  # a bad store is one error here, not one per worker
         return _spawn_workers(args, storage)
@@ -338,7 +340,7 @@ def _sweep(args) -> int:
     print(f"{prefix}sweep {args.name} ({args.preset} preset) into {storage}")
     results = run_sweep(args.name, storage, args.preset, args.seeds, base, grid, progress, heartbeat=args.heartbeat,
                         on_wait=on_wait)
-    failed = failures(open_sweep(args.name, storage))
+    failed = failures(open_sweep(args.name, storage), plan)
     print(f"{prefix}{len(results)} trainings finished in the store; draw them with: snnspin figures --storage {storage}")
     if failed:
         for f in failed:

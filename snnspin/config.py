@@ -189,6 +189,10 @@ class TrainConfig:
             raise ValueError("mismatch fixes each device's τ on the chip; it cannot be combined with learn_tau")
         if not 0 <= self.chip_seed < 2**32:
             raise ValueError(f"chip_seed must be in [0, 2**32 - 1], got {self.chip_seed}")
+        if self.chip_draw != "fixed" and not self.mismatch:
+            raise ValueError(f"chip_draw={self.chip_draw!r} draws chips with a device spread: set mismatch > 0")
+        if self.chip_seed and not (self.mismatch or self.thermal_power):
+            raise ValueError("chip_seed draws a chip's spread and noise: it needs mismatch or thermal_power > 0")
         if self.weight_bits != 0 and not 2 <= self.weight_bits <= 16:
             raise ValueError(f"weight_bits must be 0 (full precision) or in [2, 16], got {self.weight_bits}")
         defaults = {f.name: f.default for f in fields(self)}

@@ -227,7 +227,9 @@ def open_study(name: str, storage: str, attempts: int = 5, warmup: int = 5) -> o
     jitter = random.Random()  # a local generator: Python's global random state is left alone
     for attempt in range(attempts):
         try:
-            rdb = optuna.storages.RDBStorage(storage)
+            options = {"connect_args": {"timeout": 60}} if isinstance(storage, str) and storage.startswith("sqlite") \
+                else {}  # workers on one SQLite file wait for each other's locks instead of failing
+            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=options)
             return optuna.create_study(
                 study_name=name,
                 storage=rdb,
@@ -271,8 +273,9 @@ def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int
     saved = study.user_attrs.get("base_config")
     if saved is None:
         return
-    now = base.to_dict()
-    changed = [f"{k} {saved.get(k)!r} → {now[k]!r}" for k in sorted(now) if k not in MAY_DIFFER and saved.get(k) != now[k]]
+    now, defaults = base.to_dict(), TrainConfig().to_dict()
+    saved = {**defaults, **saved}  # a field added after the study was made held its default there
+    changed = [f"{k} {saved[k]!r} → {now[k]!r}" for k in sorted(now) if k not in MAY_DIFFER and saved[k] != now[k]]
     before = study.user_attrs.get("trial_seeds", trial_seeds)
     if before != trial_seeds:
         changed.append(f"trial_seeds {before} → {trial_seeds}")
@@ -358,12 +361,32 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     run_objective = objective(base, tuple(range(trial_seeds)), data, space)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
+    def retry(slot, dead) -> bool:
+        """Run a dead worker's parameters again in this slot; False if they were incomplete."""
+        fixed = optuna.trial.FixedTrial(dead.params)
+        try:
+            suggest(fixed, base, space)
+        except ValueError:  # it died while drawing them: this slot draws afresh
+            return False
+        state, value = optuna.trial.TrialState.COMPLETE, None
+        try:
+            value = run_objective(fixed)
+        except (ValueError, RuntimeError, FloatingPointError) as error:
+            fixed.set_user_attr("error", f"{type(error).__name__}: {error}")
+            state = optuna.trial.TrialState.FAIL
+        if claims.finish(slot, "failed" if state == optuna.trial.TrialState.FAIL else "done"):
+            study.add_trial(optuna.trial.create_trial(
+                state=state, value=value, params=dead.params, distributions=dead.distributions,
+                user_attrs={**fixed.user_attrs, "slot": slot, "retry_of": dead.number}))
+            if progress:
+                print(f"trial {dead.number} again: " + (f"{value:.2f} %" if value is not None else "failed"), flush=True)
+        return True
+
     def run(slot, former):
-        if former is not None and former["trial"] is not None:
-            dead = study.trials[former["trial"]]
-            fail_trial(study, dead.number)
-            if dead.params:  # the dead worker's point is tried again, by whichever worker asks next
-                study.enqueue_trial(dead.params, user_attrs={"retry_of": dead.number})
+        if settle_taken_over(study, claims, slot, former):
+            return
+        if former is not None and former["trial"] is not None and retry(slot, study.trials[former["trial"]]):
+            return
         trial = study.ask()
         claims.set_trial(slot, trial.number)
         trial.set_user_attr("slot", slot)
@@ -378,10 +401,11 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
         except BaseException:
             fail_trial(study, trial.number)
             raise
-        if not claims.finish(slot, "failed" if state == optuna.trial.TrialState.FAIL else "done"):
-            trial.set_user_attr("superseded", True)  # taken over while this worker looked dead
-            state = optuna.trial.TrialState.FAIL
-        study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+        # the result first, then the claim: a worker that dies in between is settled by its taker
+        if tell_unless_taken(study, trial, value if state == optuna.trial.TrialState.COMPLETE else None,
+                             state) is None:
+            return
+        claims.finish(slot, "failed" if state == optuna.trial.TrialState.FAIL else "done")
         if progress:
             shown = f"{value:.2f} %" if value is not None else state.name.lower()
             print(f"trial {trial.number}: {shown}", flush=True)
@@ -428,3 +452,28 @@ def fail_trial(study: optuna.Study, number: int) -> None:
         study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
     except (ValueError, RuntimeError):
         pass
+
+
+def settle_taken_over(study: optuna.Study, claims, key: str, former: dict | None) -> bool:
+    """After taking over ``key`` from a silent worker: fail its trial if it still runs; if it had
+    finished (the worker died after writing its result and before marking its claim), mark
+    the claim done and return True: nothing is to be run again."""
+    if former is None or former["trial"] is None:
+        return False
+    fail_trial(study, former["trial"])
+    state = study.trials[former["trial"]].state
+    if state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
+        claims.finish(key)
+        return True
+    return False
+
+
+def tell_unless_taken(study: optuna.Study, trial, value=None, state=None):
+    """``study.tell``, or None when the trial was failed meanwhile by a worker that took its key
+    over (this worker looked dead): then the taker's run counts."""
+    try:
+        return study.tell(trial, value, state=state)
+    except (ValueError, RuntimeError):
+        if study.trials[trial.number].state == optuna.trial.TrialState.FAIL:
+            return None
+        raise

@@ -42,10 +42,13 @@ def axes_for(config: TrainConfig, axes: dict | None = None) -> dict:
     """
     applies = {"spintronic": ("mismatch", "thermal_power", "weight_bits"), "ctrnn": ("mismatch", "weight_bits"),
                "lif": ("weight_bits",), "alif": ("weight_bits",)}[config.model]
+    if config.learn_tau:  # the trained τ are the devices: a chip would overwrite them
+        applies = tuple(a for a in applies if a != "mismatch")
     chosen = axes if axes is not None else {k: v for k, v in AXES.items() if k in applies}
     for name, values in chosen.items():
         if name not in applies:
-            raise ValueError(f"{name} does not apply to the {config.model} model (axes here: {', '.join(applies)})")
+            why = " with learn_tau (the trained τ are the devices)" if config.learn_tau and name == "mismatch" else ""
+            raise ValueError(f"{name} does not apply to the {config.model} model{why} (axes here: {', '.join(applies)})")
         for value in values:
             config.replace(**{name: value})  # the config's own checks name a bad value
     return chosen
@@ -56,12 +59,13 @@ def _deploy(model, config: TrainConfig, axis: str, value, chip: int):
     from .device import apply_chip, draw_chip, seed_noise
 
     model = copy.deepcopy(model)
+    seed_noise(model, 10_000 + chip)  # a run with thermal noise draws it reproducibly on every axis
     if axis == "mismatch":
         apply_chip(model, draw_chip(config.layers, config.width, float(value), 10_000 + chip))
     elif axis == "thermal_power":
         for neuron in model.neurons:
             neuron.thermal_power = float(value)
-        seed_noise(model, 10_000 + chip)
+        seed_noise(model, 10_000 + chip)  # now that the layers are noisy
     elif axis == "weight_bits":
         for linear in (*model.w_ext, *model.w_int, model.readout):
             linear.bits = int(value)

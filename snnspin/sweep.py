@@ -210,7 +210,7 @@ def _frozen_history(history) -> list[dict]:
 
 def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None = None, base: TrainConfig | None = None,
               grid: dict | None = None, progress=None, callbacks=(), heartbeat: float = 10.0,
-              on_wait=None) -> list[dict]:
+              on_wait=None, plan_only: bool = False) -> list:
     """Run the (point, seed) trainings of sweep ``name`` that no worker has finished; return
     every finished result in the store (``results``).
 
@@ -224,7 +224,8 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
     a training whose worker's heartbeat (every ``heartbeat`` s) stopped for 5 beats (see
     ``snnspin.claims``). ``progress(spec, accuracy)`` is called after each training of this
     worker, ``callbacks(study, frozen_trial)`` after each trial it finishes, ``on_wait(keys)``
-    while it waits for the trainings other workers hold.
+    while it waits for the trainings other workers hold. ``plan_only``: check everything and
+    return the (point, seed) keys of the plan, opening no store.
 
     >>> run_sweep("fig9", "sqlite:///:memory:")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -248,12 +249,14 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
     if spec is not None:
         base = base.replace(**spec.fixed)
     keys = [_key(point, seed) for point in check_grid(grid, base) for seed in range(n_seeds)]
+    if plan_only:
+        return keys
 
     import optuna
 
     from .claims import Claims, work
     from .design import report
-    from .hpo import fail_trial
+    from .hpo import fail_trial, settle_taken_over, tell_unless_taken
     from .training import train_seed
 
     study = open_sweep(name, storage)
@@ -262,8 +265,8 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
     study.set_user_attr("series", spec.series if spec else "")
 
     def run(key, former):
-        if former is not None and former["trial"] is not None:
-            fail_trial(study, former["trial"])
+        if settle_taken_over(study, claims, key, former):
+            return
         trial = study.ask()
         claims.set_trial(key, trial.number)
         trial.set_user_attr("key", key)
@@ -274,8 +277,8 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
             drive = report(config, model)["cumulative_drive"] if config.model not in SPIKING else float("nan")
         except (ValueError, RuntimeError, FloatingPointError) as error:
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
-            claims.finish(key, "failed")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if tell_unless_taken(study, trial, state=optuna.trial.TrialState.FAIL) is not None:
+                claims.finish(key, "failed")
             return
         except BaseException:
             fail_trial(study, trial.number)
@@ -283,11 +286,11 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
         for attr, value in (("point", spec_["point"]), ("seed", spec_["seed"]), ("config", config.to_dict()),
                             ("drive", drive), ("history", _frozen_history(history))):
             trial.set_user_attr(attr, value)
-        if not claims.finish(key):  # taken over while this worker looked dead: the taker's result counts
-            trial.set_user_attr("superseded", True)
-            fail_trial(study, trial.number)
+        # the result first, then the claim: a worker that dies in between is settled by its taker
+        frozen = tell_unless_taken(study, trial, history[-1].eval_acc)
+        if frozen is None:  # taken over while this worker looked dead: the taker's run counts
             return
-        frozen = study.tell(trial, history[-1].eval_acc)
+        claims.finish(key)
         if progress is not None:
             progress(spec_, history[-1].eval_acc)
         for callback in callbacks:
@@ -302,8 +305,9 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
     return results(study)
 
 
-def failures(study) -> list[dict]:
-    """The (point, seed) trainings whose last attempt failed, each with its error line.
+def failures(study, keys=None) -> list[dict]:
+    """The (point, seed) trainings whose last attempt failed, each with its error line (only
+    those of ``keys``, the plan of this run, when given).
 
     >>> import tempfile
     >>> failures(open_sweep("demo", f"sqlite:///{tempfile.mkdtemp()}/s.db"))
@@ -315,7 +319,7 @@ def failures(study) -> list[dict]:
     out = {}
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
         key = trial_key(t)
-        if key is not None and key not in finished and "error" in t.user_attrs:
+        if key is not None and key not in finished and "error" in t.user_attrs and (keys is None or key in keys):
             out[key] = {**json.loads(key), "error": t.user_attrs["error"]}
     return list(out.values())
 

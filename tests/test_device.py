@@ -158,3 +158,15 @@ def test_robustness_command_on_a_trained_run(tmp_path, capsys):
     assert "--chips must be at least 1, got 0" in capsys.readouterr().err
     assert main(["robustness", "--run", str(tmp_path / "nothing")]) == 2
     assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_chip_settings_that_could_not_act_are_refused_and_robustness_keeps_learned_taus(tmp_path):
+    with pytest.raises(ValueError, match="chip_draw='batch' draws chips with a device spread"):
+        TrainConfig(chip_draw="batch")
+    with pytest.raises(ValueError, match="chip_seed draws a chip's spread and noise"):
+        TrainConfig(model="lif", chip_seed=5)
+    from snnspin.robustness import axes_for
+
+    with pytest.raises(ValueError, match="mismatch does not apply to the spintronic model with learn_tau"):
+        axes_for(TrainConfig(learn_tau=True), {"mismatch": (0.0,)})
+    assert "mismatch" not in axes_for(TrainConfig(learn_tau=True))

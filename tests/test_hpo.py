@@ -215,3 +215,12 @@ def test_tune_searches_tau_only_where_devices_can_go(tmp_path, capsys):
     assert 1.59 <= study.trials[0].params["tau"] <= 15.92
     assert main(args[:-2] + ["--tau-range", "1", "2", "--out", str(tmp_path / "g")]) == 2
     assert "give --tau-range or --f-range, not both" in capsys.readouterr().err
+
+
+def test_a_study_saved_before_new_fields_existed_still_resumes():
+    from snnspin.hpo import check_same_settings
+
+    study = optuna.create_study()
+    old = {k: v for k, v in TINY.to_dict().items() if k not in ("mismatch", "learn_beta", "adapt_tau")}
+    study.set_user_attr("base_config", old)
+    check_same_settings(study, TINY, 1)  # the missing fields held their defaults

@@ -168,3 +168,35 @@ def test_claims_are_exclusive_and_a_silent_claim_is_taken_over(tmp_path):
     for c in (alive, other):
         c.close()
     dead.engine.dispose()
+
+
+def test_long_keys_are_stored_hashed_and_still_run(tmp_path):
+    claims = Claims(f"sqlite:///{tmp_path / 'c.db'}", "q", interval=0.05)
+    keys = ["k" * 500, "short"]
+    ran = []
+    work(claims, keys, lambda key, former: (ran.append(key), claims.finish(key)))
+    assert ran == keys and sorted(len(k) for k in claims.states()) == [5, 71]
+    claims.close()
+
+
+def test_a_worker_that_died_after_writing_its_result_is_settled_not_rerun(tmp_path):
+    """Its trial is COMPLETE but its claim still runs: the taker marks the key done."""
+    from snnspin.hpo import open_study, settle_taken_over
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = open_study("q", url)
+    dead = Claims(url, "q", interval=0.05)
+    assert dead.claim("k")
+    trial = study.ask()
+    dead.set_trial("k", trial.number)
+    study.tell(trial, 1.0)
+    dead._stop.set()
+    dead._beater.join()  # it dies before marking its claim done
+    taker = Claims(url, "q", interval=0.05)
+    assert taker.stale() == []
+    time.sleep(0.4)
+    former = taker.take_over(taker.stale()[0])
+    assert settle_taken_over(study, taker, "k", former) and taker.states() == {"k": "done"}
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    taker.close()
+    dead.engine.dispose()
