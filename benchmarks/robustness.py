@@ -132,6 +132,8 @@ def figure(summaries: dict, path: Path) -> None:
             ax.grid(alpha=0.3)
             if ax.lines:
                 ax.legend(fontsize=8)
+            else:
+                ax.text(0.5, 0.5, f"does not apply to {model}", ha="center", va="center", transform=ax.transAxes)
     fig.savefig(path, dpi=110)
 
 
