@@ -46,6 +46,13 @@ TUNED_SOURCE = {
               "validation accuracy of the last 5 epochs rose from 87.1 to 92.7 % (spintronic) and from 85.2 to "
               "89.0 % (CTRNN, first preset) between 40 and 80 epochs; the later CTRNN studies tuned with 80; the "
               "LIF twin was not checked and keeps 40",
+    "alif": "none yet: the ALIF twin starts from the paper's values. A 56-trial study with learn_beta (snnspin tune "
+            "--model alif --learn-beta --epochs 40, started from the LIF preset) reached 26.9 % on validation and "
+            "24.1 ± 3.9 % on the test half (10 seeds); its default adaptation (b_a = 0.5) at the LIF optimum stays at "
+            "chance, and b_a = 0 reproduces LIF exactly",
+    "lif-learn-beta": "a 56-trial study with learn_beta (snnspin tune --model lif --learn-beta --epochs 40 "
+                      "--enqueue-base) picked a trial at 60.8 % on one validation seed that gives 38.3 ± 10.3 % on "
+                      "the test half (10 seeds): below the preset, so the preset stays",
     "lif": "best of 30 trials (3 enqueued by hand, snnTorch-style τ = 5-20 ns and lr0 = 2e-3 to 1e-2, all < 22 %) "
            "by mean validation accuracy of the last 5 epochs: 49.1 %",
 }
