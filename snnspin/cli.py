@@ -228,12 +228,10 @@ def _robustness(args) -> int:
     given = {"mismatch": args.mismatch, "thermal_power": args.thermal_power, "weight_bits": args.weight_bits}
     axes = {k: v for k, v in given.items() if v is not None} or None
     out = Path(args.out) if args.out else run
-    done = []
 
     def progress(k, total):
         if not args.quiet and (k == total or k % 10 == 0):
             print(f"  {k}/{total} evaluations", flush=True)
-            done.append(k)
 
     print(f"robustness of {run}: {args.chips} chips per point; axes "
           f"{', '.join(axes or AXES)}")
