@@ -22,6 +22,7 @@ CASES = [
     dict(layers=2, d_intra=1.0, d_inter=0.3, readout="x"),
     dict(learn_tau=True, tau=3.0),
     dict(layers=4, width=8, init_scale=4.0),
+    dict(mismatch=0.1, weight_bits=5),  # a chip: per-neuron τ (σ, Q) and quantised weights
 ]
 
 
@@ -108,6 +109,12 @@ def test_unsupported_stepper_falls_back_once_or_errors():
         net(data)  # said once
     with pytest.raises(ValueError, match="engine='fused' is not available"):
         build_model(TrainConfig(method="euler", engine="fused", layers=1, width=3))(data)
+
+
+def test_thermal_noise_is_refused_by_the_fused_path():
+    data = torch.rand(4, 2, 1)
+    with pytest.raises(ValueError, match="engine='fused' is not available: layer 0: thermal noise"):
+        build_model(TrainConfig(thermal_power=0.01, engine="fused", layers=1, width=3))(data)
 
 
 @pytest.mark.parametrize("kernels", KERNELS)
