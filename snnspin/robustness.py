@@ -59,16 +59,15 @@ def _deploy(model, config: TrainConfig, axis: str, value, chip: int):
     from .device import apply_chip, draw_chip, seed_noise
 
     model = copy.deepcopy(model)
-    seed_noise(model, 10_000 + chip)  # a run with thermal noise draws it reproducibly on every axis
     if axis == "mismatch":
         apply_chip(model, draw_chip(config.layers, config.width, float(value), 10_000 + chip))
     elif axis == "thermal_power":
         for neuron in model.neurons:
             neuron.thermal_power = float(value)
-        seed_noise(model, 10_000 + chip)  # now that the layers are noisy
     elif axis == "weight_bits":
         for linear in (*model.w_ext, *model.w_int, model.readout):
             linear.bits = int(value)
+    seed_noise(model, 10_000 + chip)  # every noisy layer (the run's own or this axis's) draws reproducibly
     return model
 
 
