@@ -361,6 +361,17 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     run_objective = objective(base, tuple(range(trial_seeds)), data, space)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
+    def evaluate(trial):
+        """(state, value) of the objective on ``trial``: COMPLETE with the value, PRUNED, or FAIL
+        with the error line in the trial's user attributes."""
+        try:
+            return optuna.trial.TrialState.COMPLETE, run_objective(trial)
+        except optuna.TrialPruned:
+            return optuna.trial.TrialState.PRUNED, None
+        except (ValueError, RuntimeError, FloatingPointError) as error:
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+            return optuna.trial.TrialState.FAIL, None
+
     def retry(slot, dead) -> bool:
         """Run a dead worker's parameters again in this slot; False if they were incomplete."""
         fixed = optuna.trial.FixedTrial(dead.params)
@@ -368,12 +379,7 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
             suggest(fixed, base, space)
         except ValueError:  # it died while drawing them: this slot draws afresh
             return False
-        state, value = optuna.trial.TrialState.COMPLETE, None
-        try:
-            value = run_objective(fixed)
-        except (ValueError, RuntimeError, FloatingPointError) as error:
-            fixed.set_user_attr("error", f"{type(error).__name__}: {error}")
-            state = optuna.trial.TrialState.FAIL
+        state, value = evaluate(fixed)  # a FixedTrial is never pruned
         if claims.finish(slot, "failed" if state == optuna.trial.TrialState.FAIL else "done"):
             study.add_trial(optuna.trial.create_trial(
                 state=state, value=value, params=dead.params, distributions=dead.distributions,
@@ -390,14 +396,8 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
         trial = study.ask()
         claims.set_trial(slot, trial.number)
         trial.set_user_attr("slot", slot)
-        state, value = optuna.trial.TrialState.COMPLETE, None
         try:
-            value = run_objective(trial)
-        except optuna.TrialPruned:
-            state = optuna.trial.TrialState.PRUNED
-        except (ValueError, RuntimeError, FloatingPointError) as error:
-            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
-            state = optuna.trial.TrialState.FAIL
+            state, value = evaluate(trial)
         except BaseException:
             fail_trial(study, trial.number)
             raise
