@@ -5,8 +5,7 @@ For each model (spintronic, CTRNN) this trains the tuned preset twice on the dig
 - **ideal**: identical devices, full-precision weights (the preset as it is);
 - **device-aware**: a fresh chip with ``--train-mismatch`` spread (default 5 %) for every
   batch (``chip_draw="batch"``) and ``--train-bits`` weights (default 0: full precision);
-  the spintronic network also with thermal noise ``--train-noise`` if given (noise runs on
-  the per-step path: about 10 times slower).
+  the spintronic network also with thermal noise ``--train-noise`` if given.
 
 Then ``snnspin.robustness`` deploys every trained seed on ``--chips`` random chips per value
 of each axis (device spread 0-10 %, thermal noise, 8-4 bits) and the table compares the two

@@ -2,8 +2,8 @@
 
 Compares the fused sequence path (with the native C kernels, and with the torch kernels it
 falls back to), the per-step reference path, the CTRNN twin's fused path, the cost of the
-device models (a chip's spread and 6-bit weights on the fused path; thermal noise on the
-per-step path), the same topology
+device models on the fused path (a chip's spread and 6-bit weights; thermal noise, alone and
+with the spread), the same topology
 built from snnTorch's RLeaky, and torch.nn.RNN (tanh) of the same size with the same readout.
 Reports medians over repeats and ratios to nn.RNN measured in the same run, and writes
 them to benchmarks/results/speed.md.
@@ -102,11 +102,12 @@ def contenders(width, substeps, device):
         "fused, torch kernels": build_model(TrainConfig(engine="fused", **base)),
         "reference": build_model(TrainConfig(engine="reference", **base)),
         "ctrnn fused": build_model(TrainConfig(model="ctrnn", engine="fused", **base)),
-        # device realism: a chip's spread and k-bit weights stay on the fused path; thermal noise
-        # runs on the per-step path (the fused path names it and falls back)
+        # device realism on the fused path: a chip's spread and k-bit weights, thermal noise
         "fused, 5 % mismatch, 6-bit weights": build_model(TrainConfig(engine="fused", mismatch=0.05, weight_bits=6,
                                                                       **base)),
-        "thermal noise (per-step path)": build_model(TrainConfig(engine="reference", thermal_power=0.001, **base)),
+        "fused, thermal noise": build_model(TrainConfig(engine="fused", thermal_power=0.001, **base)),
+        "fused, thermal noise + 5 % mismatch": build_model(TrainConfig(engine="fused", thermal_power=0.001,
+                                                                       mismatch=0.05, **base)),
         "snntorch RLeaky": RLeakyNet(width),
         "nn.RNN": RNNNet(width, substeps=substeps),
     }

@@ -24,6 +24,8 @@ Same equations as the reference path (``snnspin.functional``), solver step k, la
 
     syn_l(k) = W_ext,l s_{l-1}(k) + W_int,l y_l(k-1) + b_l     (s_{-1}: input, s_l = y_l)
     spintronic: I = S syn + b_fixed, x⁺ = Φ_exact(x, I) (eq. 2), y⁺ = E y + K (x⁺ - x) (eq. 5)
+                (with thermal noise, x⁺ gets the kick of ``thermal_kick`` and then the floor x_min;
+                 the draws come from the layers' generators in the per-step path's order)
     CTRNN:      x⁺ = x e^{-γh} + S syn h F(-γh),  y⁺ = tanh(x⁺)     (eq. 6-8)
 
 with h the solver step, E = e^{-ωh}, K = F(-ωh), F(w) = (e^w - 1)/w. Each returns the last
@@ -49,6 +51,7 @@ import torch
 
 from . import pointwise
 from .functional.exponential import expm1_ratio, expm1_ratio_derivative
+from .functional.oscillator import kick_amplitude
 
 
 def _stack_weights(weights, layers, n, width_in):
@@ -122,6 +125,30 @@ def _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, needs_data):
     return grads, g_data
 
 
+def _draws_per_diagonal(noise, diagonals):
+    """The thermal draws of each diagonal, ``[L, 2, B, N]`` views (None throughout: no noise)."""
+    return noise.unbind(0) if noise is not None else (None,) * diagonals
+
+
+def _thermal_draws(model, data, steps, diagonals):
+    """The normal draws ξ₁, ξ₂ of every noisy layer's thermal kick, ``[D, L, 2, B, N]`` by diagonal
+    (layer l's step k on diagonal k + l; zero where a layer has no noise or no step), or None when
+    no layer is noisy. They are drawn in the per-step path's order (step by step, layer by layer
+    within a step, ``[2, B, N]`` each) from each layer's ``generator`` (None: torch's global RNG),
+    so that both engines see the same noise from the same seeds."""
+    noisy = [i for i, neuron in enumerate(model.neurons) if neuron.thermal_power]
+    if not noisy:
+        return None
+    layers, batch, n = len(model.neurons), data.shape[1], model.config.width
+    noise = data.new_zeros(diagonals, layers, 2, batch, n)
+    with torch.no_grad():
+        for k in range(steps):
+            for i in noisy:
+                noise[k + i, i] = torch.randn((2, batch, n), generator=model.neurons[i].generator, dtype=data.dtype,
+                                              device=data.device)
+    return noise
+
+
 def _output_grads(grad_y, grad_x, like):
     """(dL/dx, dL/dy) buffers [L, B, N], non-zero in the last layer only (None: no gradient came)."""
     gx, gy = torch.zeros_like(like), torch.zeros_like(like)
@@ -164,16 +191,18 @@ class _FusedOscillator(torch.autograd.Function):
     """Oscillator + high-pass layers, advanced together along the step+layer diagonals.
 
     Inputs: data ``[T, B, F]``; per-neuron gain, γ and b_fixed ``[L, N]`` (differentiable);
-    constants (σ, Q, E, K, the floor x_min, rest state ``[L, N]``, sub-steps, h); the weights."""
+    constants (σ, Q, E, K, the floor x_min, the thermal kick's amplitude, rest state ``[L, N]``,
+    the kick's normal draws ``[D, L, 2, B, N]`` or None, sub-steps, h); the weights."""
 
     @staticmethod
     def forward(data, gains, gammas, bias_fixed, constants, *weights):
-        sigma, q, e_hp, k_hp, x_min, rest_state, substeps, h = constants
+        sigma, q, e_hp, k_hp, x_min, kick, rest_state, noise, substeps, h = constants
         kernels, grid = pointwise.for_tensor(data), _grid(data, weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
         w_t = w.transpose(1, 2)
         per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
-                          sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, h=h)
+                          sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
+        draws = _draws_per_diagonal(noise, diagonals)
         rest = rest_state.unsqueeze(1).expand(layers, batch, n).contiguous()
         # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed)
         x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_empty(diagonals, layers, batch, n)
@@ -183,7 +212,7 @@ class _FusedOscillator(torch.autograd.Function):
             torch.baddbmm(grid.bias, z[d], w_t, out=syns[d])
             lo, hi = _active_layers(d, grid.steps, layers)
             kernels.osc_forward(lo, hi, d < 2, syn=syns[d], x=x, y=y, x_out=xs[d], y_out=y_next,
-                                z_next=z[d + 1], **per_neuron)
+                                z_next=z[d + 1], noise=draws[d], **per_neuron)
             x, y, y_next = xs[d], y_next, y
         states = x.clone()  # every layer's x after the last step, for monitoring (no gradient)
         # (y, x) of the last layer, all layers' x, and what the backward needs, as outputs (torch.func style)
@@ -192,13 +221,13 @@ class _FusedOscillator(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         data, gains, gammas, bias_fixed, constants = inputs[:5]
-        sigma, q, e_hp, k_hp, x_min, _, ctx.substeps, h = constants
+        sigma, q, e_hp, k_hp, x_min, kick, _, ctx.noise, ctx.substeps, h = constants
         ctx.mark_non_differentiable(*output[2:])
         ctx.set_materialize_grads(False)  # no zero gradients allocated for the large saved outputs
         ctx.save_for_backward(data, *output[3:])
         ctx.kernels = pointwise.for_tensor(data)
         ctx.per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
-                              sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, h=h)
+                              sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
 
     @staticmethod
     @_first_order_only
@@ -212,11 +241,12 @@ class _FusedOscillator(torch.autograd.Function):
         g_gain, g_a_sum, g_b_sum = (torch.zeros_like(rest) for _ in range(3))
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
         xs, syns, dsyn = x_all.unbind(0), syn_all.unbind(0), dsyn_all.unbind(0)
+        draws = _draws_per_diagonal(ctx.noise, diagonals)
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
             kernels.osc_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy,
-                                     x_old=xs[d - 1] if d > 0 else rest, syn=syns[d], dsyn_out=dsyn[d],
-                                     g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, **per_neuron)
+                                 x_old=xs[d - 1] if d > 0 else rest, syn=syns[d], dsyn_out=dsyn[d],
+                                 g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, noise=draws[d], **per_neuron)
             if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, ctx.substeps, ctx.needs_input_grad[0])
@@ -337,8 +367,6 @@ def _stepper_reason(neurons) -> str | None:
 def oscillator_fused_reason(model) -> str | None:
     """Why the fused path cannot run this ``SpintronicNetwork`` exactly as its layers say (None: it can)."""
     for i, (neuron, filt) in enumerate(zip(model.neurons, model.filters)):
-        if neuron.thermal_power:
-            return f"layer {i}: thermal noise (thermal_power) runs on the per-step path"
         for owner, name in ((neuron, "q"), (neuron, "sigma"), (neuron, "x0"), (filt, "f_cut_mhz")):
             value = getattr(owner, name)
             if isinstance(value, torch.Tensor) and value.requires_grad:
@@ -363,15 +391,19 @@ def fused_oscillator_sequence(model, data):
     filters = [f.physics for f in model.filters]
     _refuse(oscillator_fused_reason(model))
     h = model.neurons[0].dt  # one step for all layers (checked by the reason)
+    gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
+    gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
+    steps = data.shape[0] * model.config.substeps
     with torch.no_grad():
         omega_h = _per_neuron([f.omega_c() * f.dt for f in filters], n, "f_cut", data)
+        thermal = torch.tensor([[p.thermal_power] for p in neurons], dtype=data.dtype, device=data.device)
         constants = (_per_neuron([p.sigma for p in neurons], n, "sigma", data).contiguous(),
                      _per_neuron([p.q for p in neurons], n, "q", data).contiguous(),
                      torch.exp(-omega_h).contiguous(), expm1_ratio(-omega_h).contiguous(),
                      _per_neuron([p.x_min for p in neurons], n, "x_min", data).contiguous(),
-                     _per_neuron([p.rest() for p in neurons], n, "x0", data), model.config.substeps, h)
-    gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
-    gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
+                     kick_amplitude(gammas.detach(), thermal, h).contiguous(),
+                     _per_neuron([p.rest() for p in neurons], n, "x0", data),
+                     _thermal_draws(model, data, steps, steps + len(neurons) - 1), model.config.substeps, h)
     bias_fixed = _per_neuron([p.fixed_bias() for p in neurons], n, "bias_fixed", data)
     return _FusedOscillator.apply(data, gains, gammas, bias_fixed, constants, *_weights(model))[:3]
 

@@ -10,8 +10,9 @@ forces one backend inside a ``with`` block (benchmarks, tests).
 Shapes: state, drive and gradient buffers ``[L, B, N]`` (contiguous); ``z_next`` and
 ``back``, the next diagonal's layer inputs and the back-propagated ones, ``[L, B, P + N]``
 (P signal columns, then the N recurrent ones); the per-neuron constants (``gain``, ``gamma``,
-``bias_fixed``, ``sigma``, ``q``, the filter's ``e_hp`` and ``k_hp``, the floor ``x_min``, ``step_gain``,
-``decay``) ``[L, N]``; ``h`` the solver step (ns). Arguments are passed by name, as listed
+``bias_fixed``, ``sigma``, ``q``, the filter's ``e_hp`` and ``k_hp``, the floor ``x_min``, the thermal
+kick's amplitude ``kick``, ``step_gain``, ``decay``) ``[L, N]``; ``noise``, the kick's normal draws, ``[L, 2, B, N]``
+or None; ``h`` the solver step (ns). Arguments are passed by name, as listed
 in ``snnspin.native.KERNELS``, the one table of them; ``checked=False`` lets the native
 backend skip its per-tensor checks for arguments cut from arrays an earlier call passed
 checked (``snnspin.native.call``). Layers outside ``[lo, hi]`` are
@@ -29,7 +30,7 @@ import contextlib
 import torch
 
 from . import native
-from .functional.oscillator import _exact_parts, exact_derivatives
+from .functional.oscillator import _exact_parts, exact_derivatives, kicked_power
 
 
 def _keep_inactive(new, old, lo, hi):
@@ -61,6 +62,13 @@ def _add_back(gy, back):
         gy[:-1] += back[1:, :, :n]
 
 
+def _kicked(x_det, kick, noise):
+    """The thermal kick after the deterministic step (``noise`` [L, 2, B, N] or None: none)."""
+    if noise is None:
+        return x_det
+    return kicked_power(x_det, kick.unsqueeze(1), noise[:, 0], noise[:, 1])
+
+
 def _oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h):
     """a = σ (S syn + b_fixed) - γ and the exact step's parts (x⁺, grow, w, e, F, D, b)."""
     g, sigma = gamma.unsqueeze(1), sigma.unsqueeze(1)
@@ -74,11 +82,12 @@ class TorchKernels:
     name = "torch"
 
     @staticmethod
-    def osc_forward(lo, hi, checked=True, *, syn, x, y, gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, x_min, h,
-                    x_out, y_out, z_next):
-        """x⁺ = max(Φ_exact(x, a), x_min), a = σ (S syn + b_fixed) - γ (eq. 2, step h ns); y⁺ = E y + K (x⁺ - x)
+    def osc_forward(lo, hi, checked=True, *, syn, x, y, gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, x_min, kick,
+                    noise, h, x_out, y_out, z_next):
+        """x⁺ = max(κ(Φ_exact(x, a)), x_min), a = σ (S syn + b_fixed) - γ (eq. 2, step h ns), κ the thermal
+        kick of amplitude ``kick`` with the draws ``noise`` (``kicked_power``; None: none); y⁺ = E y + K (x⁺ - x)
         (eq. 5, E = ``e_hp``, K = ``k_hp``), into ``x_out``, ``y_out`` (and ``z_next``)."""
-        raw = _oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h)[1][0]
+        raw = _kicked(_oscillator_step(syn, x, gain, gamma, bias_fixed, sigma, q, h)[1][0], kick, noise)
         floor = x_min.unsqueeze(1).expand_as(raw)
         x_new = torch.where(raw >= floor, raw, floor)
         y_new = e_hp.unsqueeze(1) * y + k_hp.unsqueeze(1) * (x_new - x)
@@ -88,14 +97,16 @@ class TorchKernels:
 
     @staticmethod
     def osc_backward(lo, hi, checked=True, *, back, gx, gy, x_old, syn, gain, gamma, bias_fixed, sigma, q, e_hp,
-                     k_hp, x_min, h, dsyn_out, g_gain, g_a_sum, g_b_sum):
+                     k_hp, x_min, kick, noise, h, dsyn_out, g_gain, g_a_sum, g_b_sum):
         """One BPTT step back through ``osc_forward`` (recomputed from ``x_old`` and ``syn``): updates
-        (gx, gy) in place, writes dL/dsyn, accumulates dL/dS · (per element), dL/da and dL/db."""
+        (gx, gy) in place, writes dL/dsyn, accumulates dL/dS · (per element), dL/da and dL/db. The
+        thermal kick passes the gradient straight through (as ``thermal_kick``)."""
         _add_back(gy, back)
         a, (x_new, grow, w, e, f, den, b) = _oscillator_step(syn, x_old, gain, gamma, bias_fixed, sigma, q, h)
         d_x, d_a, d_b = exact_derivatives(x_old, b, x_new, grow, w, e, f, den, h)
         k_hp = k_hp.unsqueeze(1)
-        g_xn = _silence_inactive((gx + k_hp * gy) * (x_new >= x_min.unsqueeze(1)), lo, hi)  # the floor holds: 0
+        passes = _kicked(x_new, kick, noise) >= x_min.unsqueeze(1)  # where the floor holds x: no gradient
+        g_xn = _silence_inactive((gx + k_hp * gy) * passes, lo, hi)
         g_a, g_b = g_xn * d_a, g_xn * d_b
         g_drive = sigma.unsqueeze(1) * (g_a + g_b)
         g_gain += g_drive * syn

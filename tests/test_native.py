@@ -34,7 +34,8 @@ def _osc_constants(dtype):
                 sigma=0.7 + 0.6 * _random(dtype, 13, L, N, positive=True), q=_random(dtype, 14, L, N, positive=True),
                 e_hp=0.98 + 0.02 * _random(dtype, 15, L, N, positive=True),
                 k_hp=0.99 + 0.01 * _random(dtype, 16, L, N, positive=True),
-                x_min=0.3 * _random(dtype, 17, L, N, positive=True), h=0.7)  # the floor holds some neurons
+                x_min=0.3 * _random(dtype, 17, L, N, positive=True),  # the floor holds some neurons
+                kick=0.2 * _random(dtype, 18, L, N, positive=True), h=0.7)
 
 
 def _osc_state(dtype, constants):
@@ -64,10 +65,13 @@ def _assert_same(native_out, torch_out, dtype):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("active", [(0, 2), (1, 2), (0, 0)])
 @pytest.mark.parametrize("batch", [B, 700])  # 3 × 700 × 4 ≥ PARALLEL_MIN: rows split over threads (OpenMP)
-def test_oscillator_kernels_match_torch(dtype, active, batch):
+@pytest.mark.parametrize("noisy", [False, True], ids=["quiet", "thermal"])
+def test_oscillator_kernels_match_torch(dtype, active, batch, noisy):
     constants = _osc_constants(dtype)
     syn, x, y = (t.repeat(1, batch // B, 1) for t in _osc_state(dtype, constants))
     n_b = syn.shape[1]
+    # the thermal kick's draws [L, 2, B, N] (large enough that some kicks reach the cap x = 1)
+    constants["noise"] = _random(dtype, 19, L, 2, n_b, N, scale=3.0) if noisy else None
     forward = dict(syn=syn, x=x, y=y, x_out=torch.zeros(L, n_b, N, dtype=dtype),
                    y_out=torch.zeros(L, n_b, N, dtype=dtype), z_next=torch.zeros(L, n_b, P + N, dtype=dtype),
                    **constants)
@@ -112,7 +116,8 @@ def test_native_step_stays_in_unit_interval_and_matches_torch(x, drive, gamma, h
     # gain 1, b_fixed 0, σ 1: the drive is syn
     arguments = dict(syn=torch.full(shape, drive, dtype=dtype), x=torch.full(shape, x, dtype=dtype),
                      y=torch.zeros(shape, dtype=dtype), gain=one, gamma=gamma * one, bias_fixed=0 * one, sigma=one,
-                     q=q * one, e_hp=one, k_hp=one, x_min=0 * one, h=h, x_out=torch.empty(shape, dtype=dtype),
+                     q=q * one, e_hp=one, k_hp=one, x_min=0 * one, kick=0 * one, noise=None, h=h,
+                     x_out=torch.empty(shape, dtype=dtype),
                      y_out=torch.empty(shape, dtype=dtype), z_next=None)
     got = _run(pointwise.NATIVE, "osc_forward", 0, 0, arguments)["x_out"]
     want = _run(pointwise.TORCH, "osc_forward", 0, 0, arguments)["x_out"]

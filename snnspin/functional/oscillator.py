@@ -237,12 +237,34 @@ def thermal_kick(x, gamma, thermal_power: float, h: float, generator: torch.Gene
     >>> round(float(x.mean()), 4), round(float(x.std()), 4)  # exponential: mean = std = x_th
     (0.01, 0.01)
     """
-    gamma = torch.as_tensor(gamma, dtype=x.dtype, device=x.device)
-    a = torch.sqrt(gamma * (thermal_power / 2.0) * h * expm1_ratio(-gamma * h))
+    a = kick_amplitude(torch.as_tensor(gamma, dtype=x.dtype, device=x.device), thermal_power, h)
     with torch.no_grad():
         xi = torch.randn((2, *x.shape), generator=generator, dtype=x.dtype, device=x.device)
-        kicked = ((x.clamp_min(0.0).sqrt() + a * xi[0]) ** 2 + (a * xi[1]) ** 2).clamp_max(1.0)
+        kicked = kicked_power(x, a, xi[0], xi[1])
     return x + (kicked - x.detach())  # the value of x⁺, the gradient of x_d
+
+
+def kick_amplitude(gamma: torch.Tensor, thermal_power, h: float) -> torch.Tensor:
+    """a = √(D (1 - e^{-γh})/γ) with D = γ x_th / 2: the standard deviation of the thermal
+    amplitude gathered over a step of ``h`` ns (``thermal_kick``), shaped like ``gamma``;
+    ``thermal_power`` x_th a number or a tensor broadcasting against ``gamma``.
+
+    >>> float(kick_amplitude(torch.tensor(1.0), 0.0, 0.5))
+    0.0
+    """
+    return torch.sqrt(gamma * (torch.as_tensor(thermal_power, dtype=gamma.dtype, device=gamma.device) / 2.0)
+                      * h * expm1_ratio(-gamma * h))
+
+
+def kicked_power(x_d, a, xi1, xi2):
+    """x⁺ = min((√x_d + a ξ₁)² + a² ξ₂², 1): the power after the thermal kick of amplitude ``a``
+    (``kick_amplitude``) with standard normal draws ξ₁, ξ₂; the one place the kick's arithmetic
+    is written (the reference layers and the fused path's torch kernels; the C kernels repeat it).
+
+    >>> kicked_power(torch.tensor(0.25), torch.tensor(0.1), torch.tensor(1.0), torch.tensor(-2.0))
+    tensor(0.4000)
+    """
+    return ((x_d.clamp_min(0.0).sqrt() + a * xi1) ** 2 + (a * xi2) ** 2).clamp_max(1.0)
 
 
 def apply_floor(x, x_min):

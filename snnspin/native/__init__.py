@@ -59,24 +59,28 @@ FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fPIC"
 THREADING = (("-fopenmp",), ("-fopenmp-simd",))
 _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 
-# Argument kinds: ROWS [L, B, N] state/drive/gradient arrays; WIDE [L, B, P + N] layer inputs (may be
-# None: a NULL pointer); NEURON [L, N] per-neuron constants; SCALAR a double.
-ROWS, WIDE, NEURON, SCALAR = "rows", "wide", "neuron", "scalar"
+# Argument kinds: ROWS [L, B, N] state/drive/gradient arrays; WIDE [L, B, P + N] layer inputs and NOISE
+# [L, 2, B, N] normal draws (either may be None: a NULL pointer); NEURON [L, N] per-neuron constants;
+# SCALAR a double.
+ROWS, WIDE, NOISE, NEURON, SCALAR = "rows", "wide", "noise", "neuron", "scalar"
+_OPTIONAL = (WIDE, NOISE)
 #: Every kernel's arguments after (L, B, N, P, lo, hi), in the C functions' order: the one table.
 KERNELS = {
     "osc_forward": (("syn", ROWS), ("x", ROWS), ("y", ROWS), ("gain", NEURON), ("gamma", NEURON),
                     ("bias_fixed", NEURON), ("sigma", NEURON), ("q", NEURON), ("e_hp", NEURON), ("k_hp", NEURON),
-                    ("x_min", NEURON), ("h", SCALAR), ("x_out", ROWS), ("y_out", ROWS), ("z_next", WIDE)),
+                    ("x_min", NEURON), ("kick", NEURON), ("noise", NOISE), ("h", SCALAR), ("x_out", ROWS), ("y_out", ROWS),
+                    ("z_next", WIDE)),
     "osc_backward": (("back", WIDE), ("gx", ROWS), ("gy", ROWS), ("x_old", ROWS), ("syn", ROWS), ("gain", NEURON),
                      ("gamma", NEURON), ("bias_fixed", NEURON), ("sigma", NEURON), ("q", NEURON), ("e_hp", NEURON),
-                     ("k_hp", NEURON), ("x_min", NEURON), ("h", SCALAR), ("dsyn_out", ROWS), ("g_gain", ROWS),
-                     ("g_a_sum", ROWS), ("g_b_sum", ROWS)),
+                     ("k_hp", NEURON), ("x_min", NEURON), ("kick", NEURON), ("noise", NOISE), ("h", SCALAR),
+                     ("dsyn_out", ROWS), ("g_gain", ROWS), ("g_a_sum", ROWS), ("g_b_sum", ROWS)),
     "ctrnn_forward": (("syn", ROWS), ("x", ROWS), ("step_gain", NEURON), ("decay", NEURON), ("x_out", ROWS),
                       ("y_out", ROWS), ("z_next", WIDE)),
     "ctrnn_backward": (("back", WIDE), ("gx", ROWS), ("gy", ROWS), ("y", ROWS), ("step_gain", NEURON),
                        ("decay", NEURON), ("g_state", ROWS), ("dsyn_out", ROWS)),
 }
-_CTYPE = {ROWS: ctypes.c_void_p, WIDE: ctypes.c_void_p, NEURON: ctypes.c_void_p, SCALAR: ctypes.c_double}
+_CTYPE = {ROWS: ctypes.c_void_p, WIDE: ctypes.c_void_p, NOISE: ctypes.c_void_p, NEURON: ctypes.c_void_p,
+          SCALAR: ctypes.c_double}
 _INDEX = ctypes.c_int64
 _state: dict = {}
 _lock = threading.RLock()
@@ -215,7 +219,7 @@ def _check(kernel: str, name: str, kind: str, value, dtype, shapes: dict):
     if kind == SCALAR:
         return float(value)
     if value is None:
-        if kind != WIDE:
+        if kind not in _OPTIONAL:
             raise ValueError(f"native {kernel}: {name} is required")
         return None
     if not isinstance(value, torch.Tensor):
@@ -257,7 +261,8 @@ def call(kernel: str, lo: int, hi: int, checked: bool = True, **arguments) -> No
                              "they must be at least as many (the threads' writes would overlap)")
         if not 0 <= lo <= hi < layers:
             raise ValueError(f"native {kernel}: active layers [{lo}, {hi}] outside [0, {layers - 1}]")
-        shapes = {ROWS: (layers, batch, n), WIDE: (layers, batch, p + n), NEURON: (layers, n)}
+        shapes = {ROWS: (layers, batch, n), WIDE: (layers, batch, p + n), NOISE: (layers, 2, batch, n),
+                  NEURON: (layers, n)}
         values = [_check(kernel, name, kind, arguments[name], rows.dtype, shapes) for name, kind in table]
     else:
         values = [_pointer(arguments[name]) for name, _ in table]

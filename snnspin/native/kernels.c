@@ -75,17 +75,20 @@ const double DERIVATIVE_COEFFS[7] = {1.0 / 2, 2.0 / 6, 3.0 / 24, 4.0 / 120, 5.0 
 #define SUFFIX f64
 #define EXP exp
 #define TANH tanh
+#define SQRT sqrt
 #define TINY 2.2250738585072014e-308
 #include "kernels_body.h"
 #undef T
 #undef SUFFIX
 #undef EXP
 #undef TANH
+#undef SQRT
 #undef TINY
 
 #define T float
 #define SUFFIX f32
 #define EXP expf
 #define TANH tanhf
+#define SQRT sqrtf
 #define TINY 1.17549435e-38f
 #include "kernels_body.h"

@@ -55,22 +55,32 @@ static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out
     return xn < tiny ? tiny : xn;
 }
 
+/* The thermal kick (kicked_power in functional/oscillator.py): min((√x_d + a ξ₁)² + (a ξ₂)², 1). */
+static inline T JOIN(kicked_power, SUFFIX)(T xd, T a, T xi1, T xi2) {
+    const T r = SQRT(xd < (T)0 ? (T)0 : xd) + a * xi1, s = a * xi2;
+    const T out = r * r + s * s;
+    return out > (T)1 ? (T)1 : out;
+}
+
 /* Row (l, b) of the oscillator + high-pass forward: drive, exact step (eq. 2), filter (eq. 5).
  * Per-neuron constants of layer l: gain S, γ, b_fixed, σ, Q, and the filter's E = e^{-ω_c h'}, K = F(-ω_c h'). */
-static inline void JOIN(osc_forward_row, SUFFIX)(int64_t l, int64_t b, int64_t L, int64_t B, int64_t N, int64_t P,
-                                                 int active, const T *syn, const T *x, const T *y, const T *gain,
+static inline __attribute__((always_inline)) void JOIN(osc_forward_row, SUFFIX)(
+                                                 int noisy, int64_t l, int64_t b, int64_t L, int64_t B, int64_t N,
+                                                 int64_t P, int active, const T *syn, const T *x, const T *y, const T *gain,
                                                  const T *gam, const T *bfix, const T *sigma, const T *q,
-                                                 const T *e_hp, const T *k_hp, const T *xmin, T h, T *x_out,
-                                                 T *y_out, T *z_next) {
+                                                 const T *e_hp, const T *k_hp, const T *xmin, const T *kick,
+                                                 const T *noise, T h, T *x_out, T *y_out, T *z_next) {
     const T tiny = TINY;
     const int64_t o = (l * B + b) * N;
+    const T *xi1 = noise ? noise + (2 * l * B + b) * N : NULL, *xi2 = noise ? xi1 + B * N : NULL;
 #pragma omp simd
     for (int64_t j = 0; j < N; j++) {
         const T g = gam[j], xv = x[o + j];
         const T a = sigma[j] * (gain[j] * syn[o + j] + bfix[j]) - g;
         T e, f, den;
         const T raw = JOIN(exact_step, SUFFIX)(xv, a, g * ((T)1 + q[j]), h, &e, &f, &den);
-        const T xn = raw < xmin[j] ? xmin[j] : raw; /* the floor x_min (0: none) */
+        const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(raw, kick[j], xi1[j], xi2[j]) : raw;
+        const T xn = kicked < xmin[j] ? xmin[j] : kicked; /* the floor x_min (0: none) */
         x_out[o + j] = xn;
         y_out[o + j] = FLUSH(e_hp[j] * y[o + j] + k_hp[j] * (xn - xv), tiny);
     }
@@ -83,35 +93,45 @@ static inline void JOIN(osc_forward_row, SUFFIX)(int64_t l, int64_t b, int64_t L
 }
 
 /* Oscillator + high-pass forward, one diagonal: x⁺ and y⁺ from the synaptic sums syn; when
- * z_next is given, y⁺ also into the next diagonal's inputs. Argument order: KERNELS["osc_forward"]
+ * z_next is given, y⁺ also into the next diagonal's inputs. With noise ([L, 2, B, N]: ξ₁, ξ₂
+ * of each layer's step on this diagonal; NULL: none), the thermal kick of amplitude kick [L, N]
+ * follows the deterministic step, before the floor. Argument order: KERNELS["osc_forward"]
  * in snnspin/native/__init__.py (the one table the Python side builds its calls from). */
 void JOIN(osc_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *syn,
                                const T *x, const T *y, const T *gain, const T *gamma, const T *bias_fixed,
-                               const T *sigma, const T *q, const T *e_hp, const T *k_hp, const T *x_min, double h,
-                               T *x_out, T *y_out, T *z_next) {
+                               const T *sigma, const T *q, const T *e_hp, const T *k_hp, const T *x_min,
+                               const T *kick, const T *noise, double h, T *x_out, T *y_out, T *z_next) {
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
         ENTER_FTZ
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < L * B; r++) {
             const int64_t l = r / B, b = r % B, k = l * N;
-            JOIN(osc_forward_row, SUFFIX)(l, b, L, B, N, P, l >= lo && l <= hi, syn, x, y, gain + k, gamma + k,
-                                          bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k, (T)h, x_out,
-                                          y_out, z_next);
+            /* noisy as a constant: each call is its own inlined copy, vectorised without the kick's branch */
+            if (noise)
+                JOIN(osc_forward_row, SUFFIX)(1, l, b, L, B, N, P, l >= lo && l <= hi, syn, x, y, gain + k, gamma + k,
+                                              bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k,
+                                              kick + k, noise, (T)h, x_out, y_out, z_next);
+            else
+                JOIN(osc_forward_row, SUFFIX)(0, l, b, L, B, N, P, l >= lo && l <= hi, syn, x, y, gain + k, gamma + k,
+                                              bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k,
+                                              kick + k, NULL, (T)h, x_out, y_out, z_next);
         }
         LEAVE_FTZ
     }
 }
 
 /* Row (l, b) of the oscillator backward: ∂x⁺/∂(x, a, b) as exact_derivatives in functional/oscillator.py. */
-static inline void JOIN(osc_backward_row, SUFFIX)(int64_t l, int64_t b, int64_t L, int64_t B, int64_t N, int64_t P,
-                                                  T activity, const T *back, T *gx, T *gy, const T *x_old,
+static inline __attribute__((always_inline)) void JOIN(osc_backward_row, SUFFIX)(
+                                                  int noisy, int64_t l, int64_t b, int64_t L, int64_t B, int64_t N,
+                                                  int64_t P, T activity, const T *back, T *gx, T *gy, const T *x_old,
                                                   const T *syn, const T *gain, const T *gam, const T *bfix,
                                                   const T *sigma, const T *q, const T *e_hp, const T *k_hp,
-                                                  const T *xmin, T h, T *dsyn_out, T *g_gain, T *g_a_sum,
-                                                  T *g_b_sum) {
+                                                  const T *xmin, const T *kick, const T *noise, T h, T *dsyn_out,
+                                                  T *g_gain, T *g_a_sum, T *g_b_sum) {
     const T tiny = TINY;
     const int64_t o = (l * B + b) * N;
+    const T *xi1 = noise ? noise + (2 * l * B + b) * N : NULL, *xi2 = noise ? xi1 + B * N : NULL;
     if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, L, B, N, P);
 #pragma omp simd
     for (int64_t j = 0; j < N; j++) {
@@ -132,7 +152,9 @@ static inline void JOIN(osc_backward_row, SUFFIX)(int64_t l, int64_t b, int64_t 
         const T d_a = (xv / den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
         const T d_b = -ratio * xv * (h * f);
         const T d_x = (e / den) / den;
-        const T passed = xn >= xmin[j] ? activity : (T)0; /* the floor passes no gradient where it holds x */
+        /* the kick passes the gradient straight through; the floor passes none where it holds x */
+        const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(xn, kick[j], xi1[j], xi2[j]) : xn;
+        const T passed = kicked >= xmin[j] ? activity : (T)0;
         const T g_xn = (gx[o + j] + kh * gyv) * passed;
         const T g_a = g_xn * d_a, g_b = g_xn * d_b;
         const T g_drive = sg * (g_a + g_b);
@@ -154,7 +176,8 @@ static inline void JOIN(osc_backward_row, SUFFIX)(int64_t l, int64_t b, int64_t 
 void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *back,
                                 T *gx, T *gy, const T *x_old, const T *syn, const T *gain, const T *gamma,
                                 const T *bias_fixed, const T *sigma, const T *q, const T *e_hp, const T *k_hp,
-                                const T *x_min, double h, T *dsyn_out, T *g_gain, T *g_a_sum, T *g_b_sum) {
+                                const T *x_min, const T *kick, const T *noise, double h, T *dsyn_out, T *g_gain,
+                                T *g_a_sum, T *g_b_sum) {
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
         ENTER_FTZ
@@ -162,9 +185,14 @@ void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int6
         for (int64_t r = 0; r < L * B; r++) {
             const int64_t l = r / B, b = r % B, k = l * N;
             const T activity = (l >= lo && l <= hi) ? (T)1 : (T)0;
-            JOIN(osc_backward_row, SUFFIX)(l, b, L, B, N, P, activity, back, gx, gy, x_old, syn, gain + k, gamma + k,
-                                           bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k, (T)h,
-                                           dsyn_out, g_gain, g_a_sum, g_b_sum);
+            if (noise)
+                JOIN(osc_backward_row, SUFFIX)(1, l, b, L, B, N, P, activity, back, gx, gy, x_old, syn, gain + k,
+                                               gamma + k, bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k,
+                                               x_min + k, kick + k, noise, (T)h, dsyn_out, g_gain, g_a_sum, g_b_sum);
+            else
+                JOIN(osc_backward_row, SUFFIX)(0, l, b, L, B, N, P, activity, back, gx, gy, x_old, syn, gain + k,
+                                               gamma + k, bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k,
+                                               x_min + k, kick + k, NULL, (T)h, dsyn_out, g_gain, g_a_sum, g_b_sum);
         }
         LEAVE_FTZ
     }
