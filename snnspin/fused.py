@@ -3,8 +3,8 @@
 The per-step layers (``snnspin.nn``) build an autograd graph of dozens of tiny operations
 per layer and step; at the paper's size the time goes to per-operation overhead. Here the
 forward pass runs the loop without autograd and the backward pass is BPTT written out by
-hand: one reverse loop carrying dL/dx and dL/dy, with the weight gradients formed at the
-end as one matmul per weight matrix over all steps. All layers advance together along the
+hand: one reverse loop carrying dL/dx and dL/dy and accumulating the weight gradients.
+All layers advance together along the
 diagonals (step + layer) of the time × depth grid: layer l at step k needs layer l-1 at
 step k and itself at step k-1, both on the previous diagonal, so one batched operation
 updates every layer (L times fewer operations than a layer-by-layer loop).
@@ -14,7 +14,8 @@ way, so the native kernels' argument checks run on the first two diagonals of ea
 (the others' views have the same shapes, strides and dtype by construction).
 
 Per diagonal the forward pass is one batched matmul (``baddbmm``: the synaptic sums of all
-layers) and one pointwise update, the backward one pointwise update and one ``bmm``. The
+layers) and one pointwise update, the backward one pointwise update, one ``bmm`` (what the
+drives pass back) and one ``baddbmm_`` (the weight gradients, accumulated in place). The
 pointwise updates come from ``snnspin.pointwise``: native C kernels on CPU (one call each,
 ``snnspin.native``), torch operations elsewhere (CUDA) or without a C compiler. Memory per
 diagonal: the oscillator keeps its state and synaptic sums (the backward recomputes the
@@ -105,14 +106,13 @@ def _grid(data, weights, substeps) -> _Grid:
     return _Grid(layers, steps, steps + layers - 1, batch, n, w, bias, _layer_inputs(data, layers, n, p, substeps))
 
 
-def _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, needs_data):
-    """Gradients of every (W_ext, b, W_int) from dL/dsyn at all diagonals, and dL/d(data)
-    (layer 0's signal columns). dW_l = Σ_d dsyn_l(d)ᵀ z_l(d): one batched matmul over the
-    (diagonal, layer) pairs, reading both arrays where they lie, then a sum over diagonals."""
+def _weight_and_input_grads(dsyn_all, g_w, w, data, substeps, needs_data):
+    """Every (W_ext, b, W_int) gradient from the stacked one ``g_w`` [L, N, P + N] (accumulated
+    diagonal by diagonal in the backward loop, dW_l = Σ_d dsyn_l(d)ᵀ z_l(d): one product per
+    diagonal with an [N, P + N] result that stays in cache) and dL/dsyn at all diagonals; and
+    dL/d(data) (layer 0's signal columns)."""
     diagonals, layers, batch, n = dsyn_all.shape
     p, width_in, steps = w.shape[-1] - n, data.shape[2], data.shape[0] * substeps
-    per_pair = torch.bmm(dsyn_all.view(-1, batch, n).transpose(1, 2), inputs.view(-1, batch, p + n))
-    g_w = per_pair.view(diagonals, layers, n, p + n).sum(0)  # [L, N, P + N]
     g_b = dsyn_all.sum(0).sum(1)  # [L, N]; the outer sum first: ~30 times faster than sum((0, 2))
     grads = []
     for l in range(layers):
@@ -240,16 +240,18 @@ class _FusedOscillator(torch.autograd.Function):
         dsyn_all = torch.empty_like(x_all)
         g_gain, g_a_sum, g_b_sum = (torch.zeros_like(rest) for _ in range(3))
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
-        xs, syns, dsyn = x_all.unbind(0), syn_all.unbind(0), dsyn_all.unbind(0)
+        xs, syns, dsyn, z = x_all.unbind(0), syn_all.unbind(0), dsyn_all.unbind(0), inputs.unbind(0)
+        g_w = torch.zeros_like(w)
         draws = _draws_per_diagonal(ctx.noise, diagonals)
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
             kernels.osc_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy,
                                  x_old=xs[d - 1] if d > 0 else rest, syn=syns[d], dsyn_out=dsyn[d],
                                  g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, noise=draws[d], **per_neuron)
+            g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
             if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
-        grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, ctx.substeps, ctx.needs_input_grad[0])
+        grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, ctx.substeps, ctx.needs_input_grad[0])
         # a = σ (S syn + b_fixed) - γ, b = a + γ (1 + Q): ∂a/∂γ = -1, ∂b/∂γ = Q;
         # ∂a/∂b_fixed = ∂b/∂b_fixed = σ
         g_a, g_b = g_a_sum.sum(1), g_b_sum.sum(1)  # [L, N]
@@ -306,14 +308,16 @@ class _FusedCTRNN(torch.autograd.Function):
         gx, gy = _output_grads(grad_y, grad_x, x_all[0])
         g_state, dsyn_all = torch.empty_like(x_all), torch.empty_like(x_all)  # dL/dx, dL/dsyn per diagonal
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
-        ys, g_states, dsyn = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0)
+        ys, g_states, dsyn, z = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0), inputs.unbind(0)
+        g_w = torch.zeros_like(w)
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
             kernels.ctrnn_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy, y=ys[d],
-                                       step_gain=step_gain, decay=decay, g_state=g_states[d], dsyn_out=dsyn[d])
+                                   step_gain=step_gain, decay=decay, g_state=g_states[d], dsyn_out=dsyn[d])
+            g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
             if d > 0:
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
-        grads, g_data = _weight_and_input_grads(dsyn_all, inputs, w, data, substeps, ctx.needs_input_grad[0])
+        grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, substeps, ctx.needs_input_grad[0])
         g_gains = g_gammas = None
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             syn = torch.matmul(inputs, w.transpose(1, 2)) + bias  # [D, L, B, N], broadcast over diagonals
