@@ -49,8 +49,8 @@ def axes_for(config: TrainConfig, axes: dict | None = None) -> dict:
         if name not in applies:
             why = " with learn_tau (the trained τ are the devices)" if config.learn_tau and name == "mismatch" else ""
             raise ValueError(f"{name} does not apply to the {config.model} model{why} (axes here: {', '.join(applies)})")
-        for value in values:
-            config.replace(**{name: value})  # the config's own checks name a bad value
+        for value in values:  # the config's own checks name a bad value (deployed: on one fixed chip)
+            config.replace(chip_draw="fixed", **{name: value})
     return chosen
 
 

@@ -122,6 +122,19 @@ def test_device_aware_training_draws_chips_per_batch_and_evaluates_on_its_own(tm
     assert [r.train_loss for r in fixed] != [r.train_loss for r in history]
 
 
+def test_robustness_of_a_device_aware_run(tmp_path):
+    """A run trained with a fresh chip per batch is deployed like any other (on fixed chips),
+    including at zero spread."""
+    from snnspin.robustness import evaluate_robustness
+    from snnspin.training import train
+
+    config = TINY.replace(mismatch=0.05, chip_draw="batch", batch_size=450, epochs=1, seeds=1)
+    train(config, tmp_path / "run", progress=False)
+    rows = evaluate_robustness(tmp_path / "run", chips=2, axes={"mismatch": (0.0, 0.05)})
+    assert [(r["value"], r["chip"]) for r in rows] == [(0.0, 0), (0.05, 0), (0.05, 1)]  # no spread: one chip
+    assert all(0 <= r["accuracy"] <= 100 for r in rows)
+
+
 def test_robustness_command_on_a_trained_run(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--layers", "1", "--width", "4", "--epochs", "1", "--batch-size", "450", "--quiet",
