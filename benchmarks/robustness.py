@@ -5,7 +5,11 @@ For each model (spintronic, CTRNN) this trains the tuned preset twice on the dig
 - **ideal**: identical devices, full-precision weights (the preset as it is);
 - **device-aware**: a fresh chip with ``--train-mismatch`` spread (default 5 %) for every
   batch (``chip_draw="batch"``) and ``--train-bits`` weights (default 0: full precision);
-  the spintronic network also with thermal noise ``--train-noise`` if given.
+  the spintronic network also with thermal noise ``--train-noise`` if given;
+- **noise-aware** (spintronic only, with ``--noise-aware X``): the preset trained with thermal
+  noise x_th = X (fresh draws every step of every batch) and, with ``--noise-aware-config
+  FILE``, another starting config (e.g. the ``best_config.json`` of a study tuned under noise:
+  ``snnspin tune --thermal-power X``).
 
 Then ``snnspin.robustness`` deploys every trained seed on ``--chips`` random chips per value
 of each axis (device spread 0-10 %, thermal noise, 8-4 bits) and the table compares the two
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snnspin.config import TrainConfig
 from snnspin.io import atomic_write_text
 from snnspin.presets import preset_config
 from snnspin.robustness import AXES, LABELS, evaluate_robustness, summarise
@@ -43,7 +48,12 @@ def trainings(model: str, args) -> dict:
     aware = dict(mismatch=args.train_mismatch, chip_draw="batch", weight_bits=args.train_bits)
     if model == "spintronic" and args.train_noise:
         aware["thermal_power"] = args.train_noise
-    return {"ideal": base, "device-aware": base.replace(**aware)}
+    out = {"ideal": base, "device-aware": base.replace(**aware)}
+    if model == "spintronic" and args.noise_aware:
+        start = TrainConfig.load(args.noise_aware_config) if args.noise_aware_config else base
+        out["noise-aware"] = start.replace(thermal_power=args.noise_aware, seeds=base.seeds, epochs=base.epochs,
+                                           val_fraction=base.val_fraction)
+    return out
 
 
 def main(argv=None) -> None:
@@ -54,6 +64,9 @@ def main(argv=None) -> None:
     parser.add_argument("--train-mismatch", type=float, default=0.05)
     parser.add_argument("--train-bits", type=int, default=0)
     parser.add_argument("--train-noise", type=float, default=0.0)
+    parser.add_argument("--noise-aware", type=float, default=0.0,
+                        help="also train the spintronic network with this thermal noise (0: not)")
+    parser.add_argument("--noise-aware-config", default="", help="config file the noise-aware training starts from")
     parser.add_argument("--fast", action="store_true", help="1 seed, 2 epochs, 2 chips")
     parser.add_argument("--work", default="runs/robustness")
     parser.add_argument("--out", default=str(RESULTS))
@@ -84,20 +97,28 @@ def write(rows: list[dict], out: Path, command: str, args) -> None:
              f"deployed on {args.chips} random chips per point (`snnspin.robustness`). Device-aware training: a "
              f"fresh chip with {args.train_mismatch:g} spread per batch, {args.train_bits or 'full-precision'} "
              f"{'bit ' if args.train_bits else ''}weights"
-             f"{f', thermal noise {args.train_noise:g}' if args.train_noise else ''}. Accuracy on the test half: "
-             "median over seeds × chips (25-75 % band).", "",
-             "| model | axis | value | ideal | device-aware | difference |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+             f"{f', thermal noise {args.train_noise:g}' if args.train_noise else ''}."
+             + (f" Noise-aware training (spintronic): thermal noise x_th = {args.noise_aware:g} in every training step"
+                f"{', from ' + args.noise_aware_config if args.noise_aware_config else ', the preset'}."
+                if args.noise_aware else "")
+             + " Accuracy on the test half: median over seeds × chips (25-75 % band); differences to ideal training.",
+             "", "| model | axis | value | ideal | device-aware | difference | noise-aware | difference |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     summaries = {}
     for (model, training) in dict.fromkeys((r["model"], r["training"]) for r in rows):
         part = [r for r in rows if r["model"] == model and r["training"] == training]
         summaries[(model, training)] = {(s["axis"], s["value"]): s for s in summarise(part)}
     for model in dict.fromkeys(r["model"] for r in rows):
-        ideal, aware = summaries[(model, "ideal")], summaries[(model, "device-aware")]
+        ideal = summaries[(model, "ideal")]
+        others = [summaries.get((model, name), {}) for name in ("device-aware", "noise-aware")]
         for key in ideal:
-            a, b = ideal[key], aware.get(key)
-            cell = lambda s: f"{s['median']:.2f} ({s['q25']:.1f}-{s['q75']:.1f})"
-            diff = f"{b['median'] - a['median']:+.2f}" if b else "—"
-            lines.append(f"| {model} | {key[0]} | {key[1]:g} | {cell(a)} | {cell(b) if b else '—'} | {diff} |")
+            a = ideal[key]
+            cells = [f"{a['median']:.2f} ({a['q25']:.1f}-{a['q75']:.1f})"]
+            for other in others:
+                b = other.get(key)
+                cells += [f"{b['median']:.2f} ({b['q25']:.1f}-{b['q75']:.1f})", f"{b['median'] - a['median']:+.2f}"
+                          ] if b else ["—", "—"]
+            lines.append(f"| {model} | {key[0]} | {key[1]:g} | {' | '.join(cells)} |")
     atomic_write_text(out / f"robustness{suffix}.md", "\n".join(lines) + "\n")
     figure(summaries, out / f"robustness{suffix}.png")
     print(f"wrote {out / f'robustness{suffix}.md'}")
@@ -114,7 +135,7 @@ def figure(summaries: dict, path: Path) -> None:
     for i, model in enumerate(models):
         for j, axis in enumerate(axes_names):
             ax = fig.add_subplot(len(models), len(axes_names), i * len(axes_names) + j + 1)
-            for training in ("ideal", "device-aware"):
+            for training in ("ideal", "device-aware", "noise-aware"):
                 points = sorted((v for (a, _), v in summaries.get((model, training), {}).items() if a == axis),
                                 key=lambda s: s["value"])
                 if axis == "weight_bits":
