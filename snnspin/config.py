@@ -82,7 +82,7 @@ class TrainConfig:
     x_min: float = _f(0.0, "a floor on each oscillator's power x after every step, in [0, 1) (as a thermal floor "
                            "keeps a real oscillator's power above 0; lets a neuron driven dead recover); 0: none")
     thermal_power: float = _f(0.0, "thermal noise on each oscillator's power: x_th = k_B T / E_0 in [0, 1), the mean "
-                                    "power a passive oscillator keeps (runs on the per-step path); 0: none")
+                                    "power a passive oscillator keeps; 0: none")
     mismatch: float = _f(0.0, "device-to-device spread: relative standard deviation of each neuron's τ (and, for the "
                               "oscillators, σ and Q), drawn once per chip, in [0, 0.15]; 0: identical devices")
     chip_seed: int = _f(0, "seed of the chip: its devices' mismatch draw (and the evaluation's noise)")
@@ -131,6 +131,10 @@ class TrainConfig:
     engine: str = _f("auto", "time loop: fused (fast, exact stepper), reference (per-step layers), auto (fused when it applies)",
                      ("auto", "fused", "reference"))
     device: str = _f("auto", "torch device: auto (CUDA when present), cpu, cuda, cuda:<index>, mps")
+    checkpoint_every: int = _f(0, "long sequences: BPTT recomputes the forward pass in segments of this many input "
+                                  "points and stores one segment's activations at a time (the same gradients, "
+                                  "about one more forward pass of time; fused path only); 0: store the whole "
+                                  "sequence")
 
     def __post_init__(self):
         self.validate()
@@ -193,6 +197,11 @@ class TrainConfig:
             raise ValueError(f"chip_draw={self.chip_draw!r} draws chips with a device spread: set mismatch > 0")
         if self.chip_seed and not (self.mismatch or self.thermal_power):
             raise ValueError("chip_seed draws a chip's spread and noise: it needs mismatch or thermal_power > 0")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0 (0: no recomputation), got {self.checkpoint_every}")
+        if self.checkpoint_every and (self.model in SPIKING or self.engine == "reference"):
+            raise ValueError("checkpoint_every recomputes segments of the fused path, which "
+                             f"{'the ' + self.model + ' model has not' if self.model in SPIKING else 'engine=reference does not use'}")
         if self.weight_bits != 0 and not 2 <= self.weight_bits <= 16:
             raise ValueError(f"weight_bits must be 0 (full precision) or in [2, 16], got {self.weight_bits}")
         defaults = {f.name: f.default for f in fields(self)}

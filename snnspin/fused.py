@@ -72,13 +72,16 @@ def _active_layers(d, steps, layers):
     return max(0, d - steps + 1), min(layers - 1, d)
 
 
-def _layer_inputs(data, layers, n, p, substeps):
+def _layer_inputs(data, y0, layers, n, p, substeps):
     """[D, L, B, P + N] inputs per diagonal, holding the data (layer 0's signal, repeated over
-    sub-steps, zero-padded to P columns) and zeros on diagonal 0 (the state before the first
-    step); the kernels write the rest: recurrent columns and the upper layers' signals."""
+    sub-steps, zero-padded to P columns) and, on diagonal 0, the initial outputs y0 ``[L, B, N]``
+    (each layer's recurrent columns, and as signal of the layer above); the kernels write the
+    rest: recurrent columns and the upper layers' signals."""
     steps, batch, width_in = data.shape[0] * substeps, data.shape[1], data.shape[2]
     inputs = data.new_empty(steps + layers - 1, layers, batch, p + n)
     inputs[0].zero_()
+    inputs[0, :, :, p:] = y0
+    inputs[0, 1:, :, :n] = y0[:-1]
     inputs[:, 0, :, :p].zero_()
     if p > n:  # signals wider than a layer: the upper layers' padding columns (zero weights) must be 0, not NaN
         inputs[:, 1:, :, n:p].zero_()
@@ -99,11 +102,12 @@ class _Grid(NamedTuple):
     inputs: torch.Tensor  # [D, L, B, P + N], see _layer_inputs
 
 
-def _grid(data, weights, substeps) -> _Grid:
+def _grid(data, y0, weights, substeps) -> _Grid:
     layers, steps = len(weights) // 3, data.shape[0] * substeps
     batch, n, width_in = data.shape[1], weights[0].shape[0], data.shape[2]
     w, bias, p = _stack_weights(weights, layers, n, width_in)
-    return _Grid(layers, steps, steps + layers - 1, batch, n, w, bias, _layer_inputs(data, layers, n, p, substeps))
+    return _Grid(layers, steps, steps + layers - 1, batch, n, w, bias,
+                 _layer_inputs(data, y0, layers, n, p, substeps))
 
 
 def _weight_and_input_grads(dsyn_all, g_w, w, data, substeps, needs_data):
@@ -149,14 +153,18 @@ def _thermal_draws(model, data, steps, diagonals):
     return noise
 
 
-def _output_grads(grad_y, grad_x, like):
-    """(dL/dx, dL/dy) buffers [L, B, N], non-zero in the last layer only (None: no gradient came)."""
-    gx, gy = torch.zeros_like(like), torch.zeros_like(like)
-    if grad_y is not None:
-        gy[-1] += grad_y
-    if grad_x is not None:
-        gx[-1] += grad_x
-    return gx, gy
+def _state_grads(grad, like):
+    """A writable dL/d(state) buffer [L, B, N] from what came back for a final state (None: zero)."""
+    return torch.zeros_like(like) if grad is None else grad.clone(memory_format=torch.contiguous_format)
+
+
+def _initial_input_grads(gy, dsyn0, w):
+    """dL/dy0 += what diagonal 0's drives pass back to the initial outputs they read (in place)."""
+    n = gy.shape[-1]
+    back = torch.bmm(dsyn0, w)
+    gy += back[:, :, back.shape[-1] - n :]
+    gy[:-1] += back[1:, :, :n]
+    return gy
 
 
 _NO_SECOND = ("the fused path has no second derivatives; build the model with engine='reference' for them")
@@ -190,55 +198,55 @@ def _backward_kernels(ctx, *grads):
 class _FusedOscillator(torch.autograd.Function):
     """Oscillator + high-pass layers, advanced together along the step+layer diagonals.
 
-    Inputs: data ``[T, B, F]``; per-neuron gain, γ and b_fixed ``[L, N]`` (differentiable);
-    constants (σ, Q, E, K, the floor x_min, the thermal kick's amplitude, rest state ``[L, N]``,
-    the kick's normal draws ``[D, L, 2, B, N]`` or None, sub-steps, h); the weights."""
+    Inputs: data ``[T, B, F]``; the initial state x0, y0 ``[L, B, N]``; per-neuron gain, γ and
+    b_fixed ``[L, N]`` (all differentiable); constants (σ, Q, E, K, the floor x_min, the thermal
+    kick's amplitude ``[L, N]``, the kick's normal draws ``[D, L, 2, B, N]`` or None, sub-steps,
+    h); the weights. Outputs: every layer's x and y after the last step ``[L, B, N]``
+    (differentiable), then what the backward needs."""
 
     @staticmethod
-    def forward(data, gains, gammas, bias_fixed, constants, *weights):
-        sigma, q, e_hp, k_hp, x_min, kick, rest_state, noise, substeps, h = constants
-        kernels, grid = pointwise.for_tensor(data), _grid(data, weights, substeps)
+    def forward(data, x0, y0, gains, gammas, bias_fixed, constants, *weights):
+        sigma, q, e_hp, k_hp, x_min, kick, noise, substeps, h = constants
+        kernels, grid = pointwise.for_tensor(data), _grid(data, y0, weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
         w_t = w.transpose(1, 2)
         per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
                           sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
         draws = _draws_per_diagonal(noise, diagonals)
-        rest = rest_state.unsqueeze(1).expand(layers, batch, n).contiguous()
         # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed)
         x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_empty(diagonals, layers, batch, n)
         z, xs, syns = inputs.unbind(0) + (None,), x_all.unbind(0), syn_all.unbind(0)  # views, made once
-        x, y, y_next = rest, data.new_zeros(layers, batch, n), data.new_empty(layers, batch, n)
+        x, y, y_next = x0.contiguous(), y0.clone(memory_format=torch.contiguous_format), data.new_empty(y0.shape)
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syns[d])
             lo, hi = _active_layers(d, grid.steps, layers)
             kernels.osc_forward(lo, hi, d < 2, syn=syns[d], x=x, y=y, x_out=xs[d], y_out=y_next,
                                 z_next=z[d + 1], noise=draws[d], **per_neuron)
             x, y, y_next = xs[d], y_next, y
-        states = x.clone()  # every layer's x after the last step, for monitoring (no gradient)
-        # (y, x) of the last layer, all layers' x, and what the backward needs, as outputs (torch.func style)
-        return y[-1].clone(), x[-1].clone(), states, rest, w, inputs, x_all, syn_all
+        # the final states, and what the backward needs, as outputs (torch.func style)
+        return x.clone(), y.clone(), w, inputs, x_all, syn_all
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        data, gains, gammas, bias_fixed, constants = inputs[:5]
-        sigma, q, e_hp, k_hp, x_min, kick, _, ctx.noise, ctx.substeps, h = constants
+        data, x0, _, gains, gammas, bias_fixed, constants = inputs[:7]
+        sigma, q, e_hp, k_hp, x_min, kick, ctx.noise, ctx.substeps, h = constants
         ctx.mark_non_differentiable(*output[2:])
         ctx.set_materialize_grads(False)  # no zero gradients allocated for the large saved outputs
-        ctx.save_for_backward(data, *output[3:])
+        ctx.save_for_backward(data, x0, *output[2:])
         ctx.kernels = pointwise.for_tensor(data)
         ctx.per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
                               sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
 
     @staticmethod
     @_first_order_only
-    def backward(ctx, grad_y, grad_x, *_):
-        data, rest, w, inputs, x_all, syn_all = ctx.saved_tensors
-        per_neuron, kernels = ctx.per_neuron, _backward_kernels(ctx, grad_y, grad_x)
+    def backward(ctx, grad_x, grad_y, *_):
+        data, x0, w, inputs, x_all, syn_all = ctx.saved_tensors
+        per_neuron, kernels = ctx.per_neuron, _backward_kernels(ctx, grad_x, grad_y)
         diagonals, layers = x_all.shape[:2]
         steps = data.shape[0] * ctx.substeps
-        gx, gy = _output_grads(grad_y, grad_x, rest)
+        gx, gy = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
         dsyn_all = torch.empty_like(x_all)
-        g_gain, g_a_sum, g_b_sum = (torch.zeros_like(rest) for _ in range(3))
+        g_gain, g_a_sum, g_b_sum = (torch.zeros_like(gx) for _ in range(3))
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
         xs, syns, dsyn, z = x_all.unbind(0), syn_all.unbind(0), dsyn_all.unbind(0), inputs.unbind(0)
         g_w = torch.zeros_like(w)
@@ -246,30 +254,34 @@ class _FusedOscillator(torch.autograd.Function):
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
             kernels.osc_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy,
-                                 x_old=xs[d - 1] if d > 0 else rest, syn=syns[d], dsyn_out=dsyn[d],
+                                 x_old=xs[d - 1] if d > 0 else x0, syn=syns[d], dsyn_out=dsyn[d],
                                  g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, noise=draws[d], **per_neuron)
             g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
             if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, ctx.substeps, ctx.needs_input_grad[0])
+        g_y0 = _initial_input_grads(gy, dsyn[0], w) if ctx.needs_input_grad[2] else None
+        g_x0 = gx if ctx.needs_input_grad[1] else None
         # a = σ (S syn + b_fixed) - γ, b = a + γ (1 + Q): ∂a/∂γ = -1, ∂b/∂γ = Q;
         # ∂a/∂b_fixed = ∂b/∂b_fixed = σ
         g_a, g_b = g_a_sum.sum(1), g_b_sum.sum(1)  # [L, N]
-        g_gains = g_gain.sum(1) if ctx.needs_input_grad[1] else None
-        g_gammas = per_neuron["q"] * g_b - g_a if ctx.needs_input_grad[2] else None
-        g_bias = per_neuron["sigma"] * (g_a + g_b) if ctx.needs_input_grad[3] else None
-        return (g_data, g_gains, g_gammas, g_bias, None, *grads)
+        g_gains = g_gain.sum(1) if ctx.needs_input_grad[3] else None
+        g_gammas = per_neuron["q"] * g_b - g_a if ctx.needs_input_grad[4] else None
+        g_bias = per_neuron["sigma"] * (g_a + g_b) if ctx.needs_input_grad[5] else None
+        return (g_data, g_x0, g_y0, g_gains, g_gammas, g_bias, None, *grads)
 
 
 class _FusedCTRNN(torch.autograd.Function):
     """CTRNN layers advanced together along the step+layer diagonals (see ``_FusedOscillator``).
 
-    Inputs: data; per-neuron gain and γ ``[L, N]``; (sub-steps, h); the weights."""
+    Inputs: data; the initial state x0 ``[L, B, N]`` (y0 = tanh x0); per-neuron gain and γ
+    ``[L, N]``; (sub-steps, h); the weights. Outputs: every layer's x and y after the last step
+    ``[L, B, N]``, then what the backward needs."""
 
     @staticmethod
-    def forward(data, gains, gammas, options, *weights):
+    def forward(data, x0, gains, gammas, options, *weights):
         substeps, h = options
-        kernels, grid = pointwise.for_tensor(data), _grid(data, weights, substeps)
+        kernels, grid = pointwise.for_tensor(data), _grid(data, torch.tanh(x0), weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
         w_t = w.transpose(1, 2)
         decay = torch.exp(-gammas * h).contiguous()  # [L, N]
@@ -278,34 +290,32 @@ class _FusedCTRNN(torch.autograd.Function):
         y_all = data.new_empty(diagonals, layers, batch, n)
         syn = data.new_empty(layers, batch, n)
         z, xs, ys = inputs.unbind(0) + (None,), x_all.unbind(0), y_all.unbind(0)
-        x = data.new_zeros(layers, batch, n)
+        x = x0.contiguous()
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syn)
             lo, hi = _active_layers(d, grid.steps, layers)
             kernels.ctrnn_forward(lo, hi, d < 2, syn=syn, x=x, step_gain=step_gain, decay=decay, x_out=xs[d],
                                   y_out=ys[d], z_next=z[d + 1])
             x = xs[d]
-        states = x_all[-1].clone()
-        return (y_all[-1, -1].clone(), x_all[-1, -1].clone(), states, w, grid.bias, inputs, x_all, y_all, step_gain,
-                decay)
+        return x_all[-1].clone(), y_all[-1].clone(), w, grid.bias, inputs, x_all, y_all, step_gain, decay
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        data, gains, gammas, options = inputs[:4]
+        data, x0, gains, gammas, options = inputs[:5]
         ctx.mark_non_differentiable(*output[2:])
         ctx.set_materialize_grads(False)
         ctx.options, ctx.kernels = options, pointwise.for_tensor(data)
-        ctx.save_for_backward(data, gains, gammas, *output[3:])
+        ctx.save_for_backward(data, x0, gains, gammas, *output[2:])
 
     @staticmethod
     @_first_order_only
-    def backward(ctx, grad_y, grad_x, *_):
+    def backward(ctx, grad_x, grad_y, *_):
         substeps, h = ctx.options
-        data, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
-        kernels = _backward_kernels(ctx, grad_y, grad_x)
+        data, x0, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
+        kernels = _backward_kernels(ctx, grad_x, grad_y)
         diagonals, layers = x_all.shape[:2]
         steps = data.shape[0] * substeps
-        gx, gy = _output_grads(grad_y, grad_x, x_all[0])
+        gx, gy = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
         g_state, dsyn_all = torch.empty_like(x_all), torch.empty_like(x_all)  # dL/dx, dL/dsyn per diagonal
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
         ys, g_states, dsyn, z = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0), inputs.unbind(0)
@@ -318,19 +328,22 @@ class _FusedCTRNN(torch.autograd.Function):
             if d > 0:
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, substeps, ctx.needs_input_grad[0])
+        g_x0 = None
+        if ctx.needs_input_grad[1]:  # y0 = tanh x0 fed diagonal 0's drives
+            g_x0 = gx + _initial_input_grads(gy, dsyn[0], w) * (1.0 - torch.tanh(x0) ** 2)
         g_gains = g_gammas = None
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
             syn = torch.matmul(inputs, w.transpose(1, 2)) + bias  # [D, L, B, N], broadcast over diagonals
             unit_gain = (h * expm1_ratio(-gammas * h)).unsqueeze(1)  # h F(-γh), [L, 1, N]
-            if ctx.needs_input_grad[1]:
-                g_gains = (g_state * syn * unit_gain).sum(0).sum(1)
             if ctx.needs_input_grad[2]:
+                g_gains = (g_state * syn * unit_gain).sum(0).sum(1)
+            if ctx.needs_input_grad[3]:
                 w_exp = -gammas * h
                 d_unit = (-h * h * expm1_ratio_derivative(w_exp, expm1_ratio(w_exp))).unsqueeze(1)
-                x_prev = torch.cat([torch.zeros_like(x_all[:1]), x_all[:-1]])
+                x_prev = torch.cat([x0.unsqueeze(0), x_all[:-1]])
                 g_gammas = (g_state * (-h * decay.unsqueeze(1) * x_prev + gains.unsqueeze(1) * syn * d_unit)
                             ).sum(0).sum(1)
-        return (g_data, g_gains, g_gammas, None, *grads)
+        return (g_data, g_x0, g_gains, g_gammas, None, *grads)
 
 
 def _weights(model):
@@ -383,21 +396,55 @@ def ctrnn_fused_reason(model) -> str | None:
     return _stepper_reason(model.neurons)
 
 
+def _segments(steps: int, every: int) -> list[slice]:
+    """The time axis in segments of ``every`` input points (0, or ≥ ``steps``: one segment).
+
+    >>> _segments(10, 4)
+    [slice(0, 4, None), slice(4, 8, None), slice(8, 10, None)]
+    """
+    if not every or every >= steps:
+        return [slice(0, steps)]
+    return [slice(t, min(t + every, steps)) for t in range(0, steps, every)]
+
+
+def _advance(segment, data, state, every, draws):
+    """``state = segment(data[s], draws(data[s]), *state)`` over the segments of ``every`` input
+    points. With more than one segment and gradients on, each segment runs under
+    ``torch.utils.checkpoint``: the backward recomputes it from the state at its start, so BPTT
+    holds one segment's activations at a time, and the gradients are those of full BPTT (the
+    state passes from segment to segment with its gradient). The noise is drawn before the
+    checkpoint, in order, so that the recomputation sees the same draws."""
+    parts = _segments(data.shape[0], every)
+    checkpointed = len(parts) > 1 and torch.is_grad_enabled()
+    for part in parts:
+        noise = draws(data[part])
+        if checkpointed:
+            state = torch.utils.checkpoint.checkpoint(segment, data[part], noise, *state, use_reentrant=False)
+        else:
+            state = segment(data[part], noise, *state)
+    return state
+
+
+def _checkpoint_every(model) -> int:
+    return int(getattr(model.config, "checkpoint_every", 0))
+
+
 def fused_oscillator_sequence(model, data):
     """Run a ``SpintronicNetwork``'s layers over ``data`` ``[T, B, F]``; return the last
     layer's (y, x) ``[B, N]`` after the last step, differentiable w.r.t. every parameter, and
     every layer's x ``[L, B, N]`` after the last step (detached, for monitoring).
 
     Every constant is read per layer from ``model.neurons[i].physics`` and
-    ``model.filters[i].physics``; the network's sub-steps per input point from its config."""
+    ``model.filters[i].physics``; the network's sub-steps per input point from its config, and
+    ``config.checkpoint_every`` (recomputed segments, see ``_advance``)."""
     n = model.config.width
     neurons = [m.physics for m in model.neurons]
     filters = [f.physics for f in model.filters]
     _refuse(oscillator_fused_reason(model))
     h = model.neurons[0].dt  # one step for all layers (checked by the reason)
+    substeps, layers, batch = model.config.substeps, len(neurons), data.shape[1]
     gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
     gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
-    steps = data.shape[0] * model.config.substeps
     with torch.no_grad():
         omega_h = _per_neuron([f.omega_c() * f.dt for f in filters], n, "f_cut", data)
         thermal = torch.tensor([[p.thermal_power] for p in neurons], dtype=data.dtype, device=data.device)
@@ -405,21 +452,40 @@ def fused_oscillator_sequence(model, data):
                      _per_neuron([p.q for p in neurons], n, "q", data).contiguous(),
                      torch.exp(-omega_h).contiguous(), expm1_ratio(-omega_h).contiguous(),
                      _per_neuron([p.x_min for p in neurons], n, "x_min", data).contiguous(),
-                     kick_amplitude(gammas.detach(), thermal, h).contiguous(),
-                     _per_neuron([p.rest() for p in neurons], n, "x0", data),
-                     _thermal_draws(model, data, steps, steps + len(neurons) - 1), model.config.substeps, h)
+                     kick_amplitude(gammas.detach(), thermal, h).contiguous())
+        rest = _per_neuron([p.rest() for p in neurons], n, "x0", data)
     bias_fixed = _per_neuron([p.fixed_bias() for p in neurons], n, "bias_fixed", data)
-    return _FusedOscillator.apply(data, gains, gammas, bias_fixed, constants, *_weights(model))[:3]
+    weights = _weights(model)
+
+    def segment(part, noise, x, y):
+        return _FusedOscillator.apply(part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h),
+                                      *weights)[:2]
+
+    def draws(part):
+        steps = part.shape[0] * substeps
+        return _thermal_draws(model, part, steps, steps + layers - 1)
+
+    x0 = rest.unsqueeze(1).expand(layers, batch, n).contiguous()
+    x, y = _advance(segment, data, (x0, torch.zeros_like(x0)), _checkpoint_every(model), draws)
+    return y[-1], x[-1], x.detach()
 
 
 def fused_ctrnn_sequence(model, data):
     """Run a ``CTRNNNetwork``'s layers over ``data``; return the last layer's (y, x) ``[B, N]``
     and every layer's x ``[L, B, N]`` (detached).
-    Gain, τ and dt are read per layer from ``model.neurons[i].physics``."""
+    Gain, τ and dt are read per layer from ``model.neurons[i].physics``; ``config.checkpoint_every``
+    as for the oscillators."""
     n = model.config.width
     neurons = [m.physics for m in model.neurons]
     _refuse(ctrnn_fused_reason(model))
     options = (model.config.substeps, model.neurons[0].dt)
     gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
     gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
-    return _FusedCTRNN.apply(data, gains, gammas, options, *_weights(model))[:3]
+    weights = _weights(model)
+
+    def segment(part, _noise, x, _y):  # y = tanh x: the state is x alone
+        return _FusedCTRNN.apply(part, x, gains, gammas, options, *weights)[:2]
+
+    x0 = data.new_zeros(len(neurons), data.shape[1], n)
+    x, y = _advance(segment, data, (x0, x0), _checkpoint_every(model), lambda part: None)
+    return y[-1], x[-1], x.detach()

@@ -137,6 +137,8 @@ class LayeredNetwork(nn.Module):
             return True
         if engine == "fused":
             raise ValueError(f"engine='fused' is not available: {reason}")
+        if getattr(self.config, "checkpoint_every", 0) and torch.is_grad_enabled():
+            raise ValueError(f"checkpoint_every needs the fused path, which cannot run this model: {reason}")
         if isinstance(self, ContinuousNetwork) and reason not in _WARNED:
             _WARNED.add(reason)
             warnings.warn(f"using the per-step reference path: {reason}", RuntimeWarning, stacklevel=3)

@@ -16,7 +16,8 @@ or None; ``h`` the solver step (ns). Arguments are passed by name, as listed
 in ``snnspin.native.KERNELS``, the one table of them; ``checked=False`` lets the native
 backend skip its per-tensor checks for arguments cut from arrays an earlier call passed
 checked (``snnspin.native.call``). Layers outside ``[lo, hi]`` are
-inactive on this diagonal: their state is kept and they pass no gradient to their drive.
+inactive on this diagonal: their state is kept, the gradient of their state passes back
+unchanged, and none reaches their drive.
 The equations are those of ``snnspin.fused``.
 
 >>> for_tensor(torch.zeros(1, device="meta")) is TORCH
@@ -113,8 +114,9 @@ class TorchKernels:
         g_a_sum += g_a
         g_b_sum += g_b
         dsyn_out.copy_(gain.unsqueeze(1) * g_drive)
-        gx.copy_(d_x * g_xn - k_hp * gy)
-        gy.mul_(e_hp.unsqueeze(1))
+        # inactive layers kept (x, y): their gradients pass unchanged
+        gx.copy_(_keep_inactive(d_x * g_xn - k_hp * gy, gx, lo, hi))
+        gy.copy_(_keep_inactive(gy * e_hp.unsqueeze(1), gy, lo, hi))
 
     @staticmethod
     def ctrnn_forward(lo, hi, checked=True, *, syn, x, step_gain, decay, x_out, y_out, z_next):
@@ -128,10 +130,11 @@ class TorchKernels:
     def ctrnn_backward(lo, hi, checked=True, *, back, gx, gy, y, step_gain, decay, g_state, dsyn_out):
         """One BPTT step back through ``ctrnn_forward``: writes dL/dx⁺ (``g_state``) and dL/dsyn."""
         _add_back(gy, back)
-        g_x = _silence_inactive(gx + gy * (1.0 - y * y), lo, hi)
+        g_total = gx + gy * (1.0 - y * y)  # dL/dx⁺ (inactive layers: x⁺ = x, y⁺ = tanh x; dL/dx itself)
+        g_x = _silence_inactive(g_total.clone(), lo, hi)
         g_state.copy_(g_x)
         dsyn_out.copy_(g_x * step_gain.unsqueeze(1))
-        gx.copy_(g_x * decay.unsqueeze(1))
+        gx.copy_(_keep_inactive(g_x * decay.unsqueeze(1), g_total, lo, hi))
         gy.zero_()
 
 

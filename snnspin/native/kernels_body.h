@@ -133,6 +133,10 @@ static inline __attribute__((always_inline)) void JOIN(osc_backward_row, SUFFIX)
     const int64_t o = (l * B + b) * N;
     const T *xi1 = noise ? noise + (2 * l * B + b) * N : NULL, *xi2 = noise ? xi1 + B * N : NULL;
     if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, L, B, N, P);
+    if (activity == (T)0) { /* the forward kept (x, y): their gradients pass unchanged, none to the drive */
+        for (int64_t j = 0; j < N; j++) dsyn_out[o + j] = 0;
+        return;
+    }
 #pragma omp simd
     for (int64_t j = 0; j < N; j++) {
         const T g = gam[j], xv = x_old[o + j], gyv = gy[o + j], sg = sigma[j], kh = k_hp[j];
@@ -154,7 +158,7 @@ static inline __attribute__((always_inline)) void JOIN(osc_backward_row, SUFFIX)
         const T d_x = (e / den) / den;
         /* the kick passes the gradient straight through; the floor passes none where it holds x */
         const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(xn, kick[j], xi1[j], xi2[j]) : xn;
-        const T passed = kicked >= xmin[j] ? activity : (T)0;
+        const T passed = kicked >= xmin[j] ? (T)1 : (T)0;
         const T g_xn = (gx[o + j] + kh * gyv) * passed;
         const T g_a = g_xn * d_a, g_b = g_xn * d_b;
         const T g_drive = sg * (g_a + g_b);
@@ -235,16 +239,18 @@ void JOIN(ctrnn_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, in
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < L * B; r++) {
             const int64_t l = r / B, b = r % B, o = r * N;
-            const T activity = (l >= lo && l <= hi) ? (T)1 : (T)0;
+            const int active = l >= lo && l <= hi;
             const T *sg = step_gain + l * N, *dec = decay + l * N;
             if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, L, B, N, P);
+            /* inactive: x⁺ = x, y⁺ = tanh x: dL/dx = dL/dx⁺ + dL/dy⁺ (1 - y²), nothing to the drive */
+            const T keep = active ? (T)0 : (T)1, pass = active ? (T)1 : (T)0;
 #pragma omp simd
             for (int64_t j = 0; j < N; j++) {
                 const T yv = y[o + j];
-                const T g_x = FLUSH((gx[o + j] + gy[o + j] * ((T)1 - yv * yv)) * activity, tiny);
-                g_state[o + j] = g_x;
-                dsyn_out[o + j] = FLUSH(g_x * sg[j], tiny);
-                gx[o + j] = FLUSH(g_x * dec[j], tiny);
+                const T g_x = FLUSH(gx[o + j] + gy[o + j] * ((T)1 - yv * yv), tiny);
+                g_state[o + j] = g_x * pass;
+                dsyn_out[o + j] = FLUSH(g_x * sg[j], tiny) * pass;
+                gx[o + j] = FLUSH(g_x * dec[j], tiny) * pass + g_x * keep;
                 gy[o + j] = 0;
             }
         }
