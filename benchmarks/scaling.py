@@ -63,10 +63,20 @@ def inputs(width: int, steps: int):
     return torch.rand(steps, batch, 1, generator=generator) * 16, torch.randint(0, 10, (batch,), generator=generator)
 
 
+#: Segments (input points) of the checkpointed contender, timed on rows with T >= CHECKPOINT_FROM.
+CHECKPOINT_EVERY, CHECKPOINT_FROM = 64, 256
+
+
 def contender(name: str, preset: str, width: int):
     if name == "fused":
         return make_step(build_model(network_config(preset, width)))
+    if name == "fused, checkpointed":
+        return make_step(build_model(network_config(preset, width).replace(checkpoint_every=CHECKPOINT_EVERY)))
     return make_step(RNNNet(width))
+
+
+def names_for(steps: int) -> list[str]:
+    return ["fused", "nn.RNN"] + (["fused, checkpointed"] if steps >= CHECKPOINT_FROM else [])
 
 
 def peak_rss_mib(name: str, preset: str, width: int, steps: int) -> float:
@@ -79,7 +89,7 @@ def peak_rss_mib(name: str, preset: str, width: int, steps: int) -> float:
 def measure_row(preset: str, width: int, steps: int, repeats: int) -> dict:
     batch = batch_for(width)
     data, targets = inputs(width, steps)
-    contenders = {name: contender(name, preset, width) for name in ("fused", "nn.RNN")}
+    contenders = {name: contender(name, preset, width) for name in names_for(steps)}
     for step in contenders.values():  # warm-up (and the native kernels' first call)
         step(data, targets)
     memory = {name: peak_rss_mib(name, preset, width, steps) for name in contenders}
@@ -90,12 +100,19 @@ def measure_row(preset: str, width: int, steps: int, repeats: int) -> dict:
             step(data, targets)
             times[name].append(time.process_time() - start)
     fused, rnn = (statistics.median(times[k]) for k in ("fused", "nn.RNN"))
+    checkpointed = statistics.median(times["fused, checkpointed"]) if "fused, checkpointed" in times else None
     return {"preset": preset, "width": width, "T": steps, "batch": batch, "fused_ms": fused * 1e3,
-            "rnn_ms": rnn * 1e3, "ratio": fused / rnn, "fused_mib": memory["fused"], "rnn_mib": memory["nn.RNN"]}
+            "rnn_ms": rnn * 1e3, "ratio": fused / rnn, "fused_mib": memory["fused"], "rnn_mib": memory["nn.RNN"],
+            "checkpointed_ms": checkpointed * 1e3 if checkpointed else None,
+            "checkpointed_mib": memory.get("fused, checkpointed")}
 
 
 def _mib(value) -> str:
-    return f"{value:.0f}"
+    return "—" if value is None else f"{value:.0f}"
+
+
+def _ms(value) -> str:
+    return "—" if value is None else f"{value:.1f}"
 
 
 def write_table(rows: list[dict], out: Path, command: str, repeats: int, baseline: float) -> None:
@@ -110,11 +127,14 @@ def write_table(rows: list[dict], out: Path, command: str, repeats: int, baselin
              f"memory: peak resident memory of a fresh process running two steps (baseline, imports only: "
              f"{baseline:.0f} MiB). 3 layers, float32, inputs "
              "uniform in 0..16; `benchmarks/scaling.py`'s docstring has the protocol. A GPU is not measured.", "",
+             f"Checkpointed: the fused path with `checkpoint_every={CHECKPOINT_EVERY}` (T >= {CHECKPOINT_FROM}).", "",
              "| preset | width | T | batch | fused (ms) | nn.RNN (ms) | fused / nn.RNN | fused peak RSS (MiB) | "
-             "nn.RNN peak RSS (MiB) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "nn.RNN peak RSS (MiB) | checkpointed (ms) | checkpointed peak RSS (MiB) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         lines.append(f"| {r['preset']} | {r['width']} | {r['T']} | {r['batch']} | {r['fused_ms']:.1f} | "
-                     f"{r['rnn_ms']:.1f} | {r['ratio']:.2f} | {_mib(r['fused_mib'])} | {_mib(r['rnn_mib'])} |")
+                     f"{r['rnn_ms']:.1f} | {r['ratio']:.2f} | {_mib(r['fused_mib'])} | {_mib(r['rnn_mib'])} | "
+                     f"{_ms(r['checkpointed_ms'])} | {_mib(r['checkpointed_mib'])} |")
     lines += ["", "![time per training step against width and T](scaling.png)"]
     (out / "scaling.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     figure(rows, out / "scaling.png")

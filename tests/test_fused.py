@@ -23,6 +23,7 @@ CASES = [
     dict(learn_tau=True, tau=3.0),
     dict(layers=4, width=8, init_scale=4.0),
     dict(mismatch=0.1, weight_bits=5),  # a chip: per-neuron τ (σ, Q) and quantised weights
+    dict(width=64, layers=3, substeps=2, delta_t=2.0),  # split products (fused.SPLIT_FROM): layer 0's drive apart
 ]
 
 
@@ -353,6 +354,8 @@ def _loss_and_grads_of(config, data, seeding=None):
     ("spintronic", dict(thermal_power=0.02, x_min=0.01, mismatch=0.1)),
     ("ctrnn", dict()),
     ("ctrnn", dict(learn_tau=True, layers=4, width=5)),
+    ("spintronic", dict(width=64, thermal_power=0.01)),  # split products
+    ("ctrnn", dict(width=64, layers=2)),
 ])
 def test_checkpointed_segments_give_the_full_bptt_gradients(model, changes, every, kernels):
     """checkpoint_every: the sequence runs in recomputed segments that pass their state (and its
