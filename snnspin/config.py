@@ -98,6 +98,8 @@ class TrainConfig:
                                     "the sequence), max (the integrator's largest value over the sequence)",
                             SPIKE_READOUTS)
     surrogate: str = _f("atan", "spiking twins: snnTorch's surrogate gradient of the spike", SURROGATES)
+    readout_tau: float = _f(0.0, "spiking twins: relaxation time in ns of the readout's leaky integrator (last and "
+                                 "max readouts), its own memory of the last layer's spikes; 0: the neurons' τ")
     surrogate_slope: float = _f(0.0, "spiking twins: the surrogate's slope (0: snnTorch's default, atan 2, "
                                      "fast_sigmoid and sigmoid 25)")
     adapt_tau: float = _f(50.0, "alif: relaxation time τ_a of the adaptive threshold, ns")
@@ -206,7 +208,7 @@ class TrainConfig:
             raise ValueError(f"weight_bits must be 0 (full precision) or in [2, 16], got {self.weight_bits}")
         defaults = {f.name: f.default for f in fields(self)}
         if self.model not in SPIKING:
-            for name in ("learn_beta", "spike_readout", "surrogate", "surrogate_slope"):
+            for name in ("learn_beta", "spike_readout", "surrogate", "surrogate_slope", "readout_tau"):
                 if getattr(self, name) != defaults[name]:
                     raise ValueError(f"{name} applies to the spiking twins ({', '.join(SPIKING)}), not the "
                                      f"{self.model} model")
@@ -214,6 +216,8 @@ class TrainConfig:
             for name in ("adapt_tau", "adapt_strength"):
                 if getattr(self, name) != defaults[name]:
                     raise ValueError(f"{name} applies to the alif model only, not {self.model}")
+        if self.readout_tau < 0:
+            raise ValueError(f"readout_tau must be > 0 (or 0: the neurons' τ), got {self.readout_tau}")
         if self.surrogate_slope < 0:
             raise ValueError(f"surrogate_slope must be > 0 (or 0: the default), got {self.surrogate_slope}")
         if not self.adapt_tau > 0:

@@ -329,7 +329,7 @@ class LIFNetwork(LayeredNetwork):
     subtraction, β = e^{-dt/τ} (one per neuron and trained with ``learn_beta``); the outputs
     fed forward and back are spikes, with snnTorch's surrogate gradient ``surrogate``
     (slope ``surrogate_slope``). Logits (``spike_readout``): ``last``: the last layer's spikes
-    drive non-spiking leaky integrators (same β), read after the last step, the spiking
+    drive non-spiking leaky integrators (β of ``readout_tau``, else the neurons' β), read after the last step, the spiking
     analogue of reading the state after the last step; ``max``: their largest value over the
     sequence; ``mean``: the readout of the spikes averaged over the sequence.
 
@@ -358,7 +358,8 @@ class LIFNetwork(LayeredNetwork):
         else:
             self.neurons = nn.ModuleList(snn.Leaky(beta=beta(), threshold=1.0, learn_beta=c.learn_beta, spike_grad=spike)
                                          for _ in range(c.layers))
-        integrator_beta = torch.full((n_classes,), decay) if c.learn_beta else decay
+        readout_decay = math.exp(-c.dt / c.readout_tau) if c.readout_tau else decay  # its own memory, or the neurons'
+        integrator_beta = torch.full((n_classes,), readout_decay) if c.learn_beta else readout_decay
         self.integrator = snn.Leaky(beta=integrator_beta, learn_beta=c.learn_beta, reset_mechanism="none")
         self._readout_mem = None
         self._pooled, self._steps = None, 0

@@ -1,5 +1,7 @@
 """The spiking twins: the ALIF layer against snnTorch's Leaky, learnable β, the readouts."""
 
+import math
+
 import pytest
 import snntorch as snn
 import torch
@@ -96,8 +98,25 @@ def test_max_readout_takes_the_integrators_peak():
     torch.testing.assert_close(log_probs, torch.log_softmax(peak, -1))
 
 
+@pytest.mark.parametrize("model", ["lif", "alif"])
+def test_readout_tau_gives_the_integrator_its_own_memory(model):
+    """The last readout: mem⁺ = β_r mem + W spk with β_r = e^(-dt/readout_tau), not the neurons' β."""
+    config = TrainConfig(model=model, layers=1, width=6, gain=2.0, tau=1.0, readout_tau=10.0)
+    net = build_model(config, seed=3).double()
+    assert float(net.integrator.beta) == pytest.approx(math.exp(-1.0 / 10.0))
+    data = torch.rand(12, 2, 1, dtype=torch.float64) * 16
+    log_probs, traces = net(data, record=True)
+    mem = torch.zeros(2, 10, dtype=torch.float64)
+    for spk in traces["spk"][-1]:
+        mem = math.exp(-0.1) * mem + net.readout(spk)
+    torch.testing.assert_close(log_probs, torch.log_softmax(mem, -1))
+    assert float(build_model(config.replace(readout_tau=0.0)).integrator.beta) == pytest.approx(math.exp(-1.0))
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"learn_beta": True}, "learn_beta applies to the spiking twins"),
+    ({"readout_tau": 5.0}, "readout_tau applies to the spiking twins"),
+    ({"model": "lif", "readout_tau": -1.0}, "readout_tau must be > 0"),
     ({"model": "ctrnn", "spike_readout": "mean"}, "spike_readout applies to the spiking twins"),
     ({"model": "lif", "adapt_strength": 1.0}, "adapt_strength applies to the alif model only"),
     ({"model": "alif", "adapt_tau": 0.0}, "adapt_tau must be > 0"),
