@@ -8,7 +8,7 @@ Inputs are uniform in 0..16 (raw pixels), batch 120 (32 at width 1024), float32,
 interleaved with the fused path, and every ratio is taken against it. Times are medians of
 ``--repeats`` steps after one warm-up step; the process time (CPU seconds of this process)
 is reported, which on a shared machine is steadier than the wall clock and equals it on a
-quiet one with one thread. Memory: the peak resident memory (``ru_maxrss``) of a fresh process
+quiet one with one thread. Memory: the peak resident memory (VmHWM) of a fresh process
 that imports torch, builds one contender and runs two of its steps; the table's header gives
 the same for a process that only imports and builds nothing (the baseline).
 
@@ -178,16 +178,26 @@ def parse_row(text: str) -> tuple[int, int]:
     return width, steps
 
 
+def _own_peak_mib() -> float:
+    """This process's peak resident memory (MiB): VmHWM, which belongs to its own address space.
+    (ru_maxrss would not do: Linux carries the parent's peak over a fork and exec.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere (KiB on Linux, bytes on macOS)
+
+
 def _peak_rss_child(name: str, preset: str, width: str, steps: str) -> None:
     torch.set_num_threads(1)
-    if name == "none":  # the baseline: imports only
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        return
-    data, targets = inputs(int(width), int(steps))
-    step = contender(name, preset, int(width))
-    for _ in range(2):
-        step(data, targets)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+    if name != "none":  # none: the baseline, imports only
+        data, targets = inputs(int(width), int(steps))
+        step = contender(name, preset, int(width))
+        for _ in range(2):
+            step(data, targets)
+    print(_own_peak_mib())
 
 
 def main(argv=None) -> None:

@@ -363,8 +363,10 @@ def health_warnings(record: EpochRecord, config: TrainConfig) -> list[str]:
     for layer, fraction in enumerate(record.dead or []):
         if fraction > HEALTH_LIMIT:
             normalise = "; or normalize='zscore'" if config.data and config.normalize != "zscore" else ""
-            lines.append(f"{100 * fraction:.0f} % of layer {layer}'s neurons end the sequences dead (x < 1e-3; x = 0 "
-                         f"absorbs): the drive I = S·syn + b_fixed stays below γ = 1/τ; try a smaller input_scale "
+            why = (f"at the thermal floor x_th = {config.thermal_power:g}" if config.thermal_power
+                   else "x = 0 absorbs")
+            lines.append(f"{100 * fraction:.0f} % of layer {layer}'s neurons end the sequences dead (x < 1e-3; {why}): "
+                         f"the drive I = S·syn + b_fixed stays below γ = 1/τ; try a smaller input_scale "
                          f"(now {config.input_scale:g}) or gain S (now {config.gain:g}), a smaller lr0 (now "
                          f"{config.lr0:g}){normalise}")
     for layer, fraction in enumerate(record.saturated or []):
