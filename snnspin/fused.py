@@ -51,6 +51,8 @@ from typing import NamedTuple
 import torch
 
 from . import pointwise
+from .fused_layerwise import LAYERWISE_FROM, LayerwiseCTRNN, LayerwiseOscillator
+from .fused_support import _backward_kernels, _first_order_only, _state_grads
 from .functional.exponential import expm1_ratio, expm1_ratio_derivative
 from .functional.oscillator import kick_amplitude
 
@@ -110,74 +112,6 @@ def _grid(data, y0, weights, substeps) -> _Grid:
                  _layer_inputs(data, y0, layers, n, p, substeps))
 
 
-#: From this layer width on, the per-diagonal products skip layer 0's padded signal columns and
-#: inactive layers (``_Products``, split); below it one batched product per pass is faster (fewer calls).
-SPLIT_FROM = 64
-
-
-class _Products:
-    """The matrix products of both passes on one diagonal.
-
-    Below ``SPLIT_FROM`` neurons per layer: one batched product over all layers and their
-    P + N inputs per pass (layer 0's signal zero-padded to P columns): the fewest calls.
-    From it on (split), over the active layers [lo, hi] only, and layer 0's signal (the data)
-    apart: its drive W_ext,0 s(k) + b_0 is one product over all steps (``drive0`` [steps, B, N]),
-    so that layer 0's per-diagonal products use its N recurrent columns alone: no product runs
-    over padding or over a layer that takes no step (1/6 fewer operations at 3 layers).
-    """
-
-    def __init__(self, grid: _Grid, width_in: int):
-        self.grid, self.p, self.width_in = grid, grid.w.shape[-1] - grid.n, width_in
-        self.w_t = grid.w.transpose(1, 2)
-        self.split = grid.n >= SPLIT_FROM
-        if self.split:
-            signal = grid.inputs[: grid.steps, 0, :, :width_in]  # the data, repeated over sub-steps
-            self.drive0 = torch.matmul(signal, self.w_t[0, :width_in]) + grid.bias[0]  # [steps, B, N]
-
-    def forward(self, d, lo, hi, z, out):
-        """out[l] = syn_l(d) for the active layers (split: the others are left as they are)."""
-        if not self.split:
-            torch.baddbmm(self.grid.bias, z, self.w_t, out=out)
-            return
-        first, p = max(lo, 1), self.p
-        if hi >= first:
-            torch.baddbmm(self.grid.bias[first : hi + 1], z[first : hi + 1], self.w_t[first : hi + 1],
-                          out=out[first : hi + 1])
-        if lo == 0:
-            torch.addmm(self.drive0[d], z[0, :, p:], self.w_t[0, p:], out=out[0])
-
-    def backward(self, d, lo, hi, dsyn, z, g_w, back):
-        """Accumulate dW += dsyn(d)ᵀ z(d) into ``g_w`` (split: layer 0's signal block comes from
-        ``signal_grad``); when ``back`` is given, write into it what the drives pass to the inputs
-        they read (zero for inactive layers; layer 0's signal columns are not read)."""
-        if not self.split:
-            g_w.baddbmm_(dsyn.transpose(1, 2), z)
-            return None if back is None else torch.bmm(dsyn, self.grid.w, out=back)
-        first, p = max(lo, 1), self.p
-        if hi >= first:
-            g_w[first : hi + 1].baddbmm_(dsyn[first : hi + 1].transpose(1, 2), z[first : hi + 1])
-        if lo == 0:
-            g_w[0, :, p:].addmm_(dsyn[0].t(), z[0, :, p:])
-        if back is None:
-            return None
-        if lo > 0:
-            back[:lo].zero_()
-        if hi + 1 < back.shape[0]:
-            back[hi + 1 :].zero_()
-        if hi >= first:
-            torch.bmm(dsyn[first : hi + 1], self.grid.w[first : hi + 1], out=back[first : hi + 1])
-        if lo == 0:
-            torch.mm(dsyn[0], self.grid.w[0, :, p:], out=back[0, :, p:])
-        return back
-
-    def signal_grad(self, dsyn_all, g_w):
-        """Split: layer 0's signal block of ``g_w``, Σ_k dsyn_0(k)ᵀ s(k) over all steps in one product."""
-        if self.split:
-            steps, width_in = self.grid.steps, self.width_in
-            signal = self.grid.inputs[:steps, 0, :, :width_in]
-            g_w[0, :, :width_in] = torch.tensordot(dsyn_all[:steps, 0], signal, dims=([0, 1], [0, 1]))
-
-
 def _weight_and_input_grads(dsyn_all, g_w, w, data, substeps, needs_data):
     """Every (W_ext, b, W_int) gradient from the stacked one ``g_w`` [L, N, P + N] (accumulated
     diagonal by diagonal in the backward loop, dW_l = Σ_d dsyn_l(d)ᵀ z_l(d): one product per
@@ -202,9 +136,10 @@ def _draws_per_diagonal(noise, diagonals):
     return noise.unbind(0) if noise is not None else (None,) * diagonals
 
 
-def _thermal_draws(model, data, steps, diagonals):
+def _thermal_draws(model, data, steps, by_step=False):
     """The normal draws ξ₁, ξ₂ of every noisy layer's thermal kick, ``[D, L, 2, B, N]`` by diagonal
-    (layer l's step k on diagonal k + l; zero where a layer has no noise or no step), or None when
+    (layer l's step k on diagonal k + l; zero where a layer has no noise or no step), or with
+    ``by_step`` ``[steps, L, 2, B, N]`` by solver step (the layer-by-layer scheme's), or None when
     no layer is noisy. They are drawn in the per-step path's order (step by step, layer by layer
     within a step, ``[2, B, N]`` each) from each layer's ``generator`` (None: torch's global RNG),
     so that both engines see the same noise from the same seeds."""
@@ -212,18 +147,13 @@ def _thermal_draws(model, data, steps, diagonals):
     if not noisy:
         return None
     layers, batch, n = len(model.neurons), data.shape[1], model.config.width
-    noise = data.new_zeros(diagonals, layers, 2, batch, n)
+    noise = data.new_zeros(steps + (0 if by_step else layers - 1), layers, 2, batch, n)
     with torch.no_grad():
         for k in range(steps):
             for i in noisy:
-                noise[k + i, i] = torch.randn((2, batch, n), generator=model.neurons[i].generator, dtype=data.dtype,
+                noise[k + (0 if by_step else i), i] = torch.randn((2, batch, n), generator=model.neurons[i].generator, dtype=data.dtype,
                                               device=data.device)
     return noise
-
-
-def _state_grads(grad, like):
-    """A writable dL/d(state) buffer [L, B, N] from what came back for a final state (None: zero)."""
-    return torch.zeros_like(like) if grad is None else grad.clone(memory_format=torch.contiguous_format)
 
 
 def _initial_input_grads(gy, dsyn0, w):
@@ -233,34 +163,6 @@ def _initial_input_grads(gy, dsyn0, w):
     gy += back[:, :, back.shape[-1] - n :]
     gy[:-1] += back[1:, :, :n]
     return gy
-
-
-_NO_SECOND = ("the fused path has no second derivatives; build the model with engine='reference' for them")
-
-
-def _first_order_only(backward):
-    """Run a hand-written BPTT backward without recording a graph, and refuse, loudly, whatever
-    would differentiate its result again: ``create_graph=True`` (autograd would take the
-    gradients for constants and return second derivatives without their terms through here)
-    and nested torch.func transforms. A single ``torch.func.grad``/``vjp``/``jacrev`` runs."""
-
-    def wrapped(ctx, *grad_outputs):
-        if any(g is not None and torch._C._functorch.is_functorch_wrapped_tensor(g) for g in grad_outputs):
-            level = torch._C._functorch.maybe_current_level()
-            if level is not None and level > 1:  # a transform around this one would differentiate again
-                raise RuntimeError(_NO_SECOND + " (nor nested torch.func transforms)")
-        elif torch.is_grad_enabled():
-            raise RuntimeError(_NO_SECOND + " (create_graph=True)")
-        with torch.no_grad():
-            return backward(ctx, *grad_outputs)
-
-    return wrapped
-
-
-def _backward_kernels(ctx, *grads):
-    """The forward's kernels, unless torch.func hands the backward wrapped tensors (then the torch ones)."""
-    wrapped = any(g is not None and torch._C._functorch.is_functorch_wrapped_tensor(g) for g in grads)
-    return pointwise.TORCH if wrapped else ctx.kernels
 
 
 class _FusedOscillator(torch.autograd.Function):
@@ -277,23 +179,22 @@ class _FusedOscillator(torch.autograd.Function):
         sigma, q, e_hp, k_hp, x_min, kick, noise, substeps, h = constants
         kernels, grid = pointwise.for_tensor(data), _grid(data, y0, weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
-        products = _Products(grid, data.shape[2])
+        w_t = w.transpose(1, 2)
         per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
                           sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
         draws = _draws_per_diagonal(noise, diagonals)
-        # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed;
-        # the sums of inactive layers are never computed and stay 0)
-        x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_zeros(diagonals, layers, batch, n)
+        # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed)
+        x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_empty(diagonals, layers, batch, n)
         z, xs, syns = inputs.unbind(0) + (None,), x_all.unbind(0), syn_all.unbind(0)  # views, made once
         x, y, y_next = x0.contiguous(), y0.clone(memory_format=torch.contiguous_format), data.new_empty(y0.shape)
         for d in range(diagonals):
+            torch.baddbmm(grid.bias, z[d], w_t, out=syns[d])
             lo, hi = _active_layers(d, grid.steps, layers)
-            products.forward(d, lo, hi, z[d], syns[d])
             kernels.osc_forward(lo, hi, d < 2, syn=syns[d], x=x, y=y, x_out=xs[d], y_out=y_next,
                                 z_next=z[d + 1], noise=draws[d], **per_neuron)
             x, y, y_next = xs[d], y_next, y
         # the final states, and what the backward needs, as outputs (torch.func style)
-        return x.clone(), y.clone(), w, grid.bias, inputs, x_all, syn_all
+        return x.clone(), y.clone(), w, inputs, x_all, syn_all
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -309,12 +210,11 @@ class _FusedOscillator(torch.autograd.Function):
     @staticmethod
     @_first_order_only
     def backward(ctx, grad_x, grad_y, *_):
-        data, x0, w, bias, inputs, x_all, syn_all = ctx.saved_tensors
+        data, x0, w, inputs, x_all, syn_all = ctx.saved_tensors
         per_neuron, kernels = ctx.per_neuron, _backward_kernels(ctx, grad_x, grad_y)
         diagonals, layers = x_all.shape[:2]
         steps = data.shape[0] * ctx.substeps
         gx, gy = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
-        products = _Products(_Grid(layers, steps, diagonals, x0.shape[1], x0.shape[2], w, bias, inputs), data.shape[2])
         dsyn_all = torch.empty_like(x_all)
         g_gain, g_a_sum, g_b_sum = (torch.zeros_like(gx) for _ in range(3))
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
@@ -326,9 +226,9 @@ class _FusedOscillator(torch.autograd.Function):
             kernels.osc_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy,
                                  x_old=xs[d - 1] if d > 0 else x0, syn=syns[d], dsyn_out=dsyn[d],
                                  g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, noise=draws[d], **per_neuron)
-            # dW, and what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
-            back = products.backward(d, lo, hi, dsyn[d], z[d], g_w, back_buffer if d > 0 else None)
-        products.signal_grad(dsyn_all, g_w)
+            g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
+            if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
+                back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, ctx.substeps, ctx.needs_input_grad[0])
         g_y0 = _initial_input_grads(gy, dsyn[0], w) if ctx.needs_input_grad[2] else None
         g_x0 = gx if ctx.needs_input_grad[1] else None
@@ -353,17 +253,17 @@ class _FusedCTRNN(torch.autograd.Function):
         substeps, h = options
         kernels, grid = pointwise.for_tensor(data), _grid(data, torch.tanh(x0), weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
-        products = _Products(grid, data.shape[2])
+        w_t = w.transpose(1, 2)
         decay = torch.exp(-gammas * h).contiguous()  # [L, N]
         step_gain = (h * expm1_ratio(-gammas * h) * gains).contiguous()
         x_all = data.new_empty(diagonals, layers, batch, n)
         y_all = data.new_empty(diagonals, layers, batch, n)
-        syn = data.new_zeros(layers, batch, n)  # an inactive layer's rows: never computed, never used
+        syn = data.new_empty(layers, batch, n)
         z, xs, ys = inputs.unbind(0) + (None,), x_all.unbind(0), y_all.unbind(0)
         x = x0.contiguous()
         for d in range(diagonals):
+            torch.baddbmm(grid.bias, z[d], w_t, out=syn)
             lo, hi = _active_layers(d, grid.steps, layers)
-            products.forward(d, lo, hi, z[d], syn)
             kernels.ctrnn_forward(lo, hi, d < 2, syn=syn, x=x, step_gain=step_gain, decay=decay, x_out=xs[d],
                                   y_out=ys[d], z_next=z[d + 1])
             x = xs[d]
@@ -390,13 +290,13 @@ class _FusedCTRNN(torch.autograd.Function):
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
         ys, g_states, dsyn, z = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0), inputs.unbind(0)
         g_w = torch.zeros_like(w)
-        products = _Products(_Grid(layers, steps, diagonals, x0.shape[1], x0.shape[2], w, bias, inputs), data.shape[2])
         for d in range(diagonals - 1, -1, -1):
             lo, hi = _active_layers(d, steps, layers)
             kernels.ctrnn_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy, y=ys[d],
                                    step_gain=step_gain, decay=decay, g_state=g_states[d], dsyn_out=dsyn[d])
-            back = products.backward(d, lo, hi, dsyn[d], z[d], g_w, back_buffer if d > 0 else None)
-        products.signal_grad(dsyn_all, g_w)
+            g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
+            if d > 0:
+                back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, substeps, ctx.needs_input_grad[0])
         g_x0 = None
         if ctx.needs_input_grad[1]:  # y0 = tanh x0 fed diagonal 0's drives
@@ -526,14 +426,14 @@ def fused_oscillator_sequence(model, data):
         rest = _per_neuron([p.rest() for p in neurons], n, "x0", data)
     bias_fixed = _per_neuron([p.fixed_bias() for p in neurons], n, "bias_fixed", data)
     weights = _weights(model)
+    layerwise = n >= LAYERWISE_FROM  # wide layers: one layer at a time (snnspin.fused_layerwise)
+    function = LayerwiseOscillator if layerwise else _FusedOscillator
 
     def segment(part, noise, x, y):
-        return _FusedOscillator.apply(part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h),
-                                      *weights)[:2]
+        return function.apply(part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h), *weights)[:2]
 
     def draws(part):
-        steps = part.shape[0] * substeps
-        return _thermal_draws(model, part, steps, steps + layers - 1)
+        return _thermal_draws(model, part, part.shape[0] * substeps, by_step=layerwise)
 
     x0 = rest.unsqueeze(1).expand(layers, batch, n).contiguous()
     x, y = _advance(segment, data, (x0, torch.zeros_like(x0)), _checkpoint_every(model), draws)
@@ -552,9 +452,10 @@ def fused_ctrnn_sequence(model, data):
     gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
     gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
     weights = _weights(model)
+    function = LayerwiseCTRNN if n >= LAYERWISE_FROM else _FusedCTRNN  # wide layers: one layer at a time
 
     def segment(part, _noise, x, _y):  # y = tanh x: the state is x alone
-        return _FusedCTRNN.apply(part, x, gains, gammas, options, *weights)[:2]
+        return function.apply(part, x, gains, gammas, options, *weights)[:2]
 
     x0 = data.new_zeros(len(neurons), data.shape[1], n)
     x, y = _advance(segment, data, (x0, x0), _checkpoint_every(model), lambda part: None)

@@ -1,0 +1,224 @@
+"""The fused path for wide layers: one layer at a time over the whole sequence, as ``nn.RNN`` does.
+
+The diagonal scheme of ``snnspin.fused`` advances every layer in one call per solver step,
+which at small widths saves most of the per-call overhead. For wide layers the matrix products
+dominate, and their shape matters more than the number of calls: taken one layer at a time,
+a layer's input drive W_ext s + b over all steps, its weight gradients and the gradient it
+passes down are each **one** large product (inner dimension T·B), and only the recurrent
+product W_int y(k-1) runs step by step. ``snnspin.fused`` picks this scheme from
+``LAYERWISE_FROM`` neurons per layer on. Same equations, same kernels (called on one layer,
+``[1, B, N]``), same inputs and outputs as the diagonal Functions, and the same results to
+rounding (the tests hold both to the per-step reference path to 1e-12 in float64).
+
+Per layer l, solver step k (``ys[k]``: the output before step k):
+
+    forward:  syn(k) = drive(k) + W_int ys[k];  (x, ys[k+1]) = step(x, ys[k], syn(k))
+    backward: dL/dys[k] = (what the step passes back) + dsyn(k) W_int + (the layer above's
+              dL/d(its signal at step k-1)); then dW_int = Σ dsyn(k)ᵀ ys[k],
+              dW_ext = Σ dsyn(k)ᵀ s(k) and dL/ds = dsyn W_ext, each one product over all steps.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import pointwise
+from .functional.exponential import expm1_ratio, expm1_ratio_derivative
+from .fused_support import _backward_kernels, _first_order_only, _state_grads
+
+#: From this many neurons per layer on, the fused path runs layer by layer (``snnspin.fused``).
+LAYERWISE_FROM = 48
+
+
+def _signal0(data, substeps):
+    """Layer 0's signal per solver step: the data repeated over sub-steps, ``[T·substeps, B, F]``."""
+    return data.repeat_interleave(substeps, 0) if substeps > 1 else data
+
+
+def _rows(t):
+    """``[steps, ..., B, F]`` → ``[steps·B, F]`` (one row per step and sample)."""
+    return t.reshape(-1, t.shape[-1])
+
+
+def _layer_grads(dsyn, signal, ys, w_ext, w_int, pass_down):
+    """(dW_ext, db, dW_int) of one layer and dL/d(its signal) ``[steps, B, F]`` (None unless
+    ``pass_down``), each one product over all (step, sample) rows."""
+    rows = _rows(dsyn)
+    g_ext = rows.t() @ _rows(signal)
+    g_int = rows.t() @ _rows(ys)
+    g_down = (rows @ w_ext).view(signal.shape) if pass_down else None
+    return g_ext, rows.sum(0), g_int, g_down
+
+
+def _data_grad(g_down, data, substeps):
+    return g_down.view(data.shape[0], substeps, *data.shape[1:]).sum(1) if g_down is not None else None
+
+
+def _per_layer(values: dict, l: int) -> dict:
+    """Layer l's rows ``[1, N]`` of the per-neuron constants (scalars as they are)."""
+    return {k: v[l : l + 1].contiguous() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
+
+
+class LayerwiseOscillator(torch.autograd.Function):
+    """``snnspin.fused._FusedOscillator``, layer by layer: same inputs and outputs, except that the
+    thermal draws come per solver step, ``[steps, L, 2, B, N]`` (or None)."""
+
+    @staticmethod
+    def forward(data, x0, y0, gains, gammas, bias_fixed, constants, *weights):
+        sigma, q, e_hp, k_hp, x_min, kick, noise, substeps, h = constants
+        kernels, layers = pointwise.for_tensor(data), len(weights) // 3
+        signal = _signal0(data, substeps)
+        steps, batch, n = signal.shape[0], data.shape[1], x0.shape[-1]
+        every = dict(gain=gains, gamma=gammas, bias_fixed=bias_fixed, sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp,
+                     x_min=x_min, kick=kick, h=h)
+        xs_all = data.new_empty(layers, steps, 1, batch, n)
+        ys_all = data.new_empty(layers, steps + 1, 1, batch, n)
+        syn_all = data.new_empty(layers, steps, 1, batch, n)
+        for l in range(layers):
+            w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
+            drive = torch.addmm(bias, _rows(signal), w_ext.t()).view(steps, batch, n)
+            per = _per_layer(every, l)
+            xs, ys, syns, w_int_t = xs_all[l], ys_all[l], syn_all[l], w_int.t()
+            ys[0, 0] = y0[l]
+            x = x0[l : l + 1].contiguous()
+            for k in range(steps):
+                torch.addmm(drive[k], ys[k, 0], w_int_t, out=syns[k, 0])
+                draws = noise[k, l : l + 1] if noise is not None else None
+                kernels.osc_forward(0, 0, k < 2, syn=syns[k], x=x, y=ys[k], x_out=xs[k], y_out=ys[k + 1],
+                                    z_next=None, noise=draws, **per)
+                x = xs[k]
+            signal = ys[1:, 0]
+        return xs_all[:, -1, 0].clone(), ys_all[:, -1, 0].clone(), xs_all, ys_all, syn_all
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        data, x0, _, gains, gammas, bias_fixed, constants, *weights = inputs
+        sigma, q, e_hp, k_hp, x_min, kick, ctx.noise, ctx.substeps, h = constants
+        ctx.mark_non_differentiable(*output[2:])
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(data, x0, *output[2:], *weights)
+        ctx.kernels = pointwise.for_tensor(data)
+        ctx.every = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
+                         sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
+
+    @staticmethod
+    @_first_order_only
+    def backward(ctx, grad_x, grad_y, *_):
+        data, x0, xs_all, ys_all, syn_all, *weights = ctx.saved_tensors
+        kernels, noise, every = _backward_kernels(ctx, grad_x, grad_y), ctx.noise, ctx.every
+        layers, steps = xs_all.shape[:2]
+        gxf, gyf = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
+        g_weights, g_above = [None] * (3 * layers), None
+        g_gain, g_a, g_b = (torch.zeros_like(x0[:, 0]) for _ in range(3))  # [L, N]
+        signal0 = _signal0(data, ctx.substeps)
+        for l in range(layers - 1, -1, -1):
+            w_ext, _, w_int = weights[3 * l : 3 * l + 3]
+            per = _per_layer(every, l)
+            gx, gy = gxf[l : l + 1], gyf[l : l + 1]
+            if g_above is not None:
+                gy[0] += g_above[steps - 1]
+            dsyn = torch.empty_like(syn_all[l])
+            sums = [torch.zeros_like(gx) for _ in range(3)]
+            xs, syns = xs_all[l], syn_all[l]
+            x_first = x0[l : l + 1].contiguous()
+            for k in range(steps - 1, -1, -1):
+                draws = noise[k, l : l + 1] if noise is not None else None
+                kernels.osc_backward(0, 0, k > steps - 3, back=None, gx=gx, gy=gy,
+                                     x_old=xs[k - 1] if k > 0 else x_first, syn=syns[k], dsyn_out=dsyn[k],
+                                     g_gain=sums[0], g_a_sum=sums[1], g_b_sum=sums[2], noise=draws, **per)
+                gy[0].addmm_(dsyn[k, 0], w_int)  # ys[k] fed this step's recurrent product
+                if g_above is not None and k > 0:
+                    gy[0] += g_above[k - 1]  # ys[k] was the layer above's signal at step k-1
+            signal = signal0 if l == 0 else ys_all[l - 1, 1:, 0]
+            pass_down = l > 0 or ctx.needs_input_grad[0]
+            g_ext, g_bias, g_int, g_above = _layer_grads(dsyn, signal, ys_all[l, :-1], w_ext, w_int, pass_down)
+            g_weights[3 * l : 3 * l + 3] = [g_ext, g_bias, g_int]
+            g_gain[l], g_a[l], g_b[l] = (s[0].sum(0) for s in sums)
+        # a = σ (S syn + b_fixed) - γ, b = a + γ (1 + Q): as in snnspin.fused
+        return (_data_grad(g_above, data, ctx.substeps) if ctx.needs_input_grad[0] else None,
+                gxf if ctx.needs_input_grad[1] else None, gyf if ctx.needs_input_grad[2] else None,
+                g_gain if ctx.needs_input_grad[3] else None,
+                every["q"] * g_b - g_a if ctx.needs_input_grad[4] else None,
+                every["sigma"] * (g_a + g_b) if ctx.needs_input_grad[5] else None, None, *g_weights)
+
+
+class LayerwiseCTRNN(torch.autograd.Function):
+    """``snnspin.fused._FusedCTRNN``, layer by layer: same inputs and outputs."""
+
+    @staticmethod
+    def forward(data, x0, gains, gammas, options, *weights):
+        substeps, h = options
+        kernels, layers = pointwise.for_tensor(data), len(weights) // 3
+        signal = _signal0(data, substeps)
+        steps, batch, n = signal.shape[0], data.shape[1], x0.shape[-1]
+        decay = torch.exp(-gammas * h).contiguous()
+        step_gain = (h * expm1_ratio(-gammas * h) * gains).contiguous()
+        xs_all = data.new_empty(layers, steps, 1, batch, n)
+        ys_all = data.new_empty(layers, steps + 1, 1, batch, n)
+        syn_all = data.new_empty(layers, steps, 1, batch, n)
+        for l in range(layers):
+            w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
+            drive = torch.addmm(bias, _rows(signal), w_ext.t()).view(steps, batch, n)
+            xs, ys, syns, w_int_t = xs_all[l], ys_all[l], syn_all[l], w_int.t()
+            ys[0, 0] = torch.tanh(x0[l])
+            x = x0[l : l + 1].contiguous()
+            sg, dec = step_gain[l : l + 1], decay[l : l + 1]
+            for k in range(steps):
+                torch.addmm(drive[k], ys[k, 0], w_int_t, out=syns[k, 0])
+                kernels.ctrnn_forward(0, 0, k < 2, syn=syns[k], x=x, step_gain=sg, decay=dec, x_out=xs[k],
+                                      y_out=ys[k + 1], z_next=None)
+                x = xs[k]
+            signal = ys[1:, 0]
+        return xs_all[:, -1, 0].clone(), ys_all[:, -1, 0].clone(), xs_all, ys_all, syn_all, step_gain, decay
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        data, x0, gains, gammas, options, *weights = inputs
+        ctx.mark_non_differentiable(*output[2:])
+        ctx.set_materialize_grads(False)
+        ctx.options, ctx.kernels = options, pointwise.for_tensor(data)
+        ctx.save_for_backward(data, x0, gains, gammas, *output[2:], *weights)
+
+    @staticmethod
+    @_first_order_only
+    def backward(ctx, grad_x, grad_y, *_):
+        substeps, h = ctx.options
+        data, x0, gains, gammas, xs_all, ys_all, syn_all, step_gain, decay, *weights = ctx.saved_tensors
+        kernels = _backward_kernels(ctx, grad_x, grad_y)
+        layers, steps = xs_all.shape[:2]
+        gxf, gyf = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
+        g_weights, g_above = [None] * (3 * layers), None
+        g_state_all = torch.empty_like(xs_all)
+        signal0 = _signal0(data, substeps)
+        for l in range(layers - 1, -1, -1):
+            w_ext, _, w_int = weights[3 * l : 3 * l + 3]
+            gx, gy = gxf[l : l + 1], gyf[l : l + 1]
+            if g_above is not None:
+                gy[0] += g_above[steps - 1]
+            dsyn, g_state, ys = torch.empty_like(syn_all[l]), g_state_all[l], ys_all[l]
+            sg, dec = step_gain[l : l + 1], decay[l : l + 1]
+            for k in range(steps - 1, -1, -1):
+                kernels.ctrnn_backward(0, 0, k > steps - 3, back=None, gx=gx, gy=gy, y=ys[k + 1], step_gain=sg,
+                                       decay=dec, g_state=g_state[k], dsyn_out=dsyn[k])
+                gy[0].addmm_(dsyn[k, 0], w_int)
+                if g_above is not None and k > 0:
+                    gy[0] += g_above[k - 1]
+            gx[0] += gy[0] * (1.0 - torch.tanh(x0[l]) ** 2)  # y0 = tanh x0
+            signal = signal0 if l == 0 else ys_all[l - 1, 1:, 0]
+            pass_down = l > 0 or ctx.needs_input_grad[0]
+            g_ext, g_bias, g_int, g_above = _layer_grads(dsyn, signal, ys[:-1], w_ext, w_int, pass_down)
+            g_weights[3 * l : 3 * l + 3] = [g_ext, g_bias, g_int]
+        g_gains = g_gammas = None
+        g_state = g_state_all[:, :, 0]  # [L, steps, B, N]
+        syn = syn_all[:, :, 0]
+        if ctx.needs_input_grad[2]:
+            unit_gain = (h * expm1_ratio(-gammas * h)).view(layers, 1, 1, -1)  # h F(-γh)
+            g_gains = (g_state * syn * unit_gain).sum((1, 2))
+        if ctx.needs_input_grad[3]:
+            w_exp = -gammas * h
+            d_unit = (-h * h * expm1_ratio_derivative(w_exp, expm1_ratio(w_exp))).view(layers, 1, 1, -1)
+            x_prev = torch.cat([x0.unsqueeze(1), xs_all[:, :-1, 0]], dim=1)
+            g_gammas = (g_state * (-h * decay.view(layers, 1, 1, -1) * x_prev
+                                   + gains.view(layers, 1, 1, -1) * syn * d_unit)).sum((1, 2))
+        return (_data_grad(g_above, data, substeps) if ctx.needs_input_grad[0] else None,
+                gxf if ctx.needs_input_grad[1] else None, g_gains, g_gammas, None, *g_weights)
