@@ -4,10 +4,18 @@ The per-step layers (``snnspin.nn``) build an autograd graph of dozens of tiny o
 per layer and step; at the paper's size the time goes to per-operation overhead. Here the
 forward pass runs the loop without autograd and the backward pass is BPTT written out by
 hand: one reverse loop carrying dL/dx and dL/dy and accumulating the weight gradients.
-All layers advance together along the
+Narrow layers (below ``LAYERWISE_FROM`` = 48 neurons) advance together along the
 diagonals (step + layer) of the time × depth grid: layer l at step k needs layer l-1 at
 step k and itself at step k-1, both on the previous diagonal, so one batched operation
-updates every layer (L times fewer operations than a layer-by-layer loop).
+updates every layer (L times fewer calls than a layer-by-layer loop). Wider layers, whose
+time goes to the matrix products, run one layer at a time over the whole sequence
+(``snnspin.fused_layerwise``): one large product for a layer's input drive, weight gradients
+and the gradient it passes down. Both schemes take and return the same things.
+
+Long sequences: with ``config.checkpoint_every`` the sequence runs in segments under
+``torch.utils.checkpoint`` (``_advance``): the backward recomputes each segment from the
+state at its start, so memory holds one segment, and the gradients are full BPTT's (the
+Functions take the initial state and return every layer's final state, both differentiable).
 
 The buffers are allocated once per sequence and every diagonal passes views cut the same
 way, so the native kernels' argument checks run on the first two diagonals of each loop
