@@ -50,6 +50,19 @@ def _layer_grads(dsyn, signal, ys, w_ext, w_int, pass_down):
     return g_ext, rows.sum(0), g_int, g_down
 
 
+def _buffers(data, layers, steps, n):
+    """Per layer and solver step ``[L, steps, 1, B, N]``: the states, the outputs (one more: the
+    output before the first step) and the synaptic sums, all kept for the backward."""
+    batch = data.shape[1]
+    return (data.new_empty(layers, steps, 1, batch, n), data.new_empty(layers, steps + 1, 1, batch, n),
+            data.new_empty(layers, steps, 1, batch, n))
+
+
+def _drive(signal, w_ext, bias):
+    """W_ext s(k) + b for every solver step at once, ``[steps, B, N]``: one product."""
+    return torch.addmm(bias, _rows(signal), w_ext.t()).view(*signal.shape[:2], -1)
+
+
 def _data_grad(g_down, data, substeps):
     return g_down.view(data.shape[0], substeps, *data.shape[1:]).sum(1) if g_down is not None else None
 
@@ -68,15 +81,13 @@ class LayerwiseOscillator(torch.autograd.Function):
         sigma, q, e_hp, k_hp, x_min, kick, noise, substeps, h = constants
         kernels, layers = pointwise.for_tensor(data), len(weights) // 3
         signal = _signal0(data, substeps)
-        steps, batch, n = signal.shape[0], data.shape[1], x0.shape[-1]
+        steps, n = signal.shape[0], x0.shape[-1]
         every = dict(gain=gains, gamma=gammas, bias_fixed=bias_fixed, sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp,
                      x_min=x_min, kick=kick, h=h)
-        xs_all = data.new_empty(layers, steps, 1, batch, n)
-        ys_all = data.new_empty(layers, steps + 1, 1, batch, n)
-        syn_all = data.new_empty(layers, steps, 1, batch, n)
+        xs_all, ys_all, syn_all = _buffers(data, layers, steps, n)
         for l in range(layers):
             w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
-            drive = torch.addmm(bias, _rows(signal), w_ext.t()).view(steps, batch, n)
+            drive = _drive(signal, w_ext, bias)
             per = _per_layer(every, l)
             xs, ys, syns, w_int_t = xs_all[l], ys_all[l], syn_all[l], w_int.t()
             ys[0, 0] = y0[l]
@@ -150,15 +161,13 @@ class LayerwiseCTRNN(torch.autograd.Function):
         substeps, h = options
         kernels, layers = pointwise.for_tensor(data), len(weights) // 3
         signal = _signal0(data, substeps)
-        steps, batch, n = signal.shape[0], data.shape[1], x0.shape[-1]
+        steps, n = signal.shape[0], x0.shape[-1]
         decay = torch.exp(-gammas * h).contiguous()
         step_gain = (h * expm1_ratio(-gammas * h) * gains).contiguous()
-        xs_all = data.new_empty(layers, steps, 1, batch, n)
-        ys_all = data.new_empty(layers, steps + 1, 1, batch, n)
-        syn_all = data.new_empty(layers, steps, 1, batch, n)
+        xs_all, ys_all, syn_all = _buffers(data, layers, steps, n)
         for l in range(layers):
             w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
-            drive = torch.addmm(bias, _rows(signal), w_ext.t()).view(steps, batch, n)
+            drive = _drive(signal, w_ext, bias)
             xs, ys, syns, w_int_t = xs_all[l], ys_all[l], syn_all[l], w_int.t()
             ys[0, 0] = torch.tanh(x0[l])
             x = x0[l : l + 1].contiguous()
