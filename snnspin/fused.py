@@ -57,6 +57,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.utils.checkpoint
 
 from . import pointwise
 from .fused_layerwise import LAYERWISE_FROM, LayerwiseCTRNN, LayerwiseOscillator
@@ -159,8 +160,8 @@ def _thermal_draws(model, data, steps, by_step=False):
     with torch.no_grad():
         for k in range(steps):
             for i in noisy:
-                noise[k + (0 if by_step else i), i] = torch.randn((2, batch, n), generator=model.neurons[i].generator, dtype=data.dtype,
-                                              device=data.device)
+                noise[k + (0 if by_step else i), i] = torch.randn((2, batch, n), generator=model.neurons[i].generator,
+                                                                  dtype=data.dtype, device=data.device)
     return noise
 
 
