@@ -195,6 +195,7 @@ def plot_sweep(name: str, rows: list[dict], x: str, series: str, path=None, resu
         fig = _figure(path, figsize=(6, 4))
         ax = fig.subplots()
         values = sorted({r.get(series) for r in rows}, key=str) if series else [None]
+        starred = False  # the paper's stars get one legend entry
         for i, value in enumerate(values):
             chosen = sorted((r for r in rows if not series or r.get(series) == value), key=lambda r: r[x])
             xs = [r[x] for r in chosen]
@@ -202,7 +203,8 @@ def plot_sweep(name: str, rows: list[dict], x: str, series: str, path=None, resu
             ax.plot(xs, [r["median"] for r in chosen], "o-", color=f"C{i}", label=label)
             ax.fill_between(xs, [r["q25"] for r in chosen], [r["q75"] for r in chosen], color=f"C{i}", alpha=0.25)
             for px, py in PAPER_POINTS.get((name, value), []) if overlay else []:
-                ax.plot(px, py, "*", color="red", ms=12, label="paper" if i == 0 else None)
+                ax.plot(px, py, "*", color="red", ms=12, label=None if starred else "paper")
+                starred = True
         if x == "delta_t":
             ax.set_xscale("log")
         ax.set(xlabel=AXIS_LABELS.get(x, x), ylabel="accuracy (%)", title=f"{name}: median, 25-75 % band")

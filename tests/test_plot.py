@@ -67,3 +67,13 @@ def test_figures_without_a_path_are_pyplots_for_show(tmp_path):
             plt.close(fig)
     saved = plot_training_curves({0: epochs}, tmp_path / "c.png")
     assert saved not in [plt.figure(n) for n in plt.get_fignums()]
+
+
+def test_the_papers_stars_have_one_legend_entry(tmp_path):
+    from snnspin.plot import plot_sweep
+
+    rows = [{"density": d, "median": 90.0, "q25": 89.0, "q75": 91.0} for d in (0.2, 0.5, 1.0)]
+    fig = plot_sweep("density-global", rows, "density", "", tmp_path / "d.png")
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    assert labels == ["paper"]
+    assert len(fig.axes[0].lines) == 4  # the sweep's line and the paper's 3 points
