@@ -188,6 +188,7 @@ def plot_sweep(name: str, rows: list[dict], x: str, series: str, path=None, resu
         fig = _figure(path, figsize=(5, 4))
         _draw_drive_accuracy(fig, points)
         fig.axes[0].set_title(f"{name}: median over seeds")
+        fig.tight_layout()  # again, with the title (else cut off at the top)
     elif x == "epoch":
         fig = _figure(path, figsize=(10, 4))
         _draw_overfit(fig, results or [], series)
