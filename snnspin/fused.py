@@ -61,8 +61,9 @@ import torch.utils.checkpoint
 
 from . import pointwise
 from .fused_layerwise import LAYERWISE_FROM, LayerwiseCTRNN, LayerwiseOscillator
-from .fused_support import _backward_kernels, _first_order_only, _state_grads
-from .functional.exponential import expm1_ratio, expm1_ratio_derivative
+from .fused_support import (_backward_kernels, _first_order_only, _state_grads, ctrnn_constant_grads,
+                            ctrnn_step_constants, oscillator_arguments, oscillator_constant_grads)
+from .functional.exponential import expm1_ratio
 from .functional.oscillator import kick_amplitude
 
 
@@ -126,7 +127,7 @@ def _weight_and_input_grads(dsyn_all, g_w, w, data, substeps, needs_data):
     diagonal by diagonal in the backward loop, dW_l = Σ_d dsyn_l(d)ᵀ z_l(d): one product per
     diagonal with an [N, P + N] result that stays in cache) and dL/dsyn at all diagonals; and
     dL/d(data) (layer 0's signal columns)."""
-    diagonals, layers, batch, n = dsyn_all.shape
+    layers, batch, n = dsyn_all.shape[1:]
     p, width_in, steps = w.shape[-1] - n, data.shape[2], data.shape[0] * substeps
     g_b = dsyn_all.sum(0).sum(1)  # [L, N]; the outer sum first: ~30 times faster than sum((0, 2))
     grads = []
@@ -185,12 +186,10 @@ class _FusedOscillator(torch.autograd.Function):
 
     @staticmethod
     def forward(data, x0, y0, gains, gammas, bias_fixed, constants, *weights):
-        sigma, q, e_hp, k_hp, x_min, kick, noise, substeps, h = constants
+        per_neuron, noise, substeps = oscillator_arguments(gains, gammas, bias_fixed, constants)
         kernels, grid = pointwise.for_tensor(data), _grid(data, y0, weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
         w_t = w.transpose(1, 2)
-        per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
-                          sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
         draws = _draws_per_diagonal(noise, diagonals)
         # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed)
         x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_empty(diagonals, layers, batch, n)
@@ -208,13 +207,11 @@ class _FusedOscillator(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         data, x0, _, gains, gammas, bias_fixed, constants = inputs[:7]
-        sigma, q, e_hp, k_hp, x_min, kick, ctx.noise, ctx.substeps, h = constants
+        ctx.per_neuron, ctx.noise, ctx.substeps = oscillator_arguments(gains, gammas, bias_fixed, constants)
         ctx.mark_non_differentiable(*output[2:])
         ctx.set_materialize_grads(False)  # no zero gradients allocated for the large saved outputs
         ctx.save_for_backward(data, x0, *output[2:])
         ctx.kernels = pointwise.for_tensor(data)
-        ctx.per_neuron = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
-                              sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
 
     @staticmethod
     @_first_order_only
@@ -241,13 +238,9 @@ class _FusedOscillator(torch.autograd.Function):
         grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, ctx.substeps, ctx.needs_input_grad[0])
         g_y0 = _initial_input_grads(gy, dsyn[0], w) if ctx.needs_input_grad[2] else None
         g_x0 = gx if ctx.needs_input_grad[1] else None
-        # a = σ (S syn + b_fixed) - γ, b = a + γ (1 + Q): ∂a/∂γ = -1, ∂b/∂γ = Q;
-        # ∂a/∂b_fixed = ∂b/∂b_fixed = σ
-        g_a, g_b = g_a_sum.sum(1), g_b_sum.sum(1)  # [L, N]
-        g_gains = g_gain.sum(1) if ctx.needs_input_grad[3] else None
-        g_gammas = per_neuron["q"] * g_b - g_a if ctx.needs_input_grad[4] else None
-        g_bias = per_neuron["sigma"] * (g_a + g_b) if ctx.needs_input_grad[5] else None
-        return (g_data, g_x0, g_y0, g_gains, g_gammas, g_bias, None, *grads)
+        g_constants = oscillator_constant_grads(ctx.needs_input_grad[3:6], g_gain.sum(1), g_a_sum.sum(1),
+                                                g_b_sum.sum(1), per_neuron)
+        return (g_data, g_x0, g_y0, *g_constants, None, *grads)
 
 
 class _FusedCTRNN(torch.autograd.Function):
@@ -263,8 +256,7 @@ class _FusedCTRNN(torch.autograd.Function):
         kernels, grid = pointwise.for_tensor(data), _grid(data, torch.tanh(x0), weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
         w_t = w.transpose(1, 2)
-        decay = torch.exp(-gammas * h).contiguous()  # [L, N]
-        step_gain = (h * expm1_ratio(-gammas * h) * gains).contiguous()
+        step_gain, decay = ctrnn_step_constants(gains, gammas, h)
         x_all = data.new_empty(diagonals, layers, batch, n)
         y_all = data.new_empty(diagonals, layers, batch, n)
         syn = data.new_empty(layers, batch, n)
@@ -313,15 +305,10 @@ class _FusedCTRNN(torch.autograd.Function):
         g_gains = g_gammas = None
         if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
             syn = torch.matmul(inputs, w.transpose(1, 2)) + bias  # [D, L, B, N], broadcast over diagonals
-            unit_gain = (h * expm1_ratio(-gammas * h)).unsqueeze(1)  # h F(-γh), [L, 1, N]
-            if ctx.needs_input_grad[2]:
-                g_gains = (g_state * syn * unit_gain).sum(0).sum(1)
-            if ctx.needs_input_grad[3]:
-                w_exp = -gammas * h
-                d_unit = (-h * h * expm1_ratio_derivative(w_exp, expm1_ratio(w_exp))).unsqueeze(1)
-                x_prev = torch.cat([x0.unsqueeze(0), x_all[:-1]])
-                g_gammas = (g_state * (-h * decay.unsqueeze(1) * x_prev + gains.unsqueeze(1) * syn * d_unit)
-                            ).sum(0).sum(1)
+            x_prev = torch.cat([x0.unsqueeze(0), x_all[:-1]])
+            by_layer = lambda t: t.transpose(0, 1)  # noqa: E731 ([D, L, ...] → [L, D, ...], a view)
+            g_gains, g_gammas = ctrnn_constant_grads(ctx.needs_input_grad[2:4], by_layer(g_state), by_layer(syn),
+                                                     by_layer(x_prev), gains, gammas, decay, h)
         return (g_data, g_x0, g_gains, g_gammas, None, *grads)
 
 
@@ -404,10 +391,6 @@ def _advance(segment, data, state, every, draws):
     return state
 
 
-def _checkpoint_every(model) -> int:
-    return int(getattr(model.config, "checkpoint_every", 0))
-
-
 def fused_oscillator_sequence(model, data):
     """Run a ``SpintronicNetwork``'s layers over ``data`` ``[T, B, F]``; return the last
     layer's (y, x) ``[B, N]`` after the last step, differentiable w.r.t. every parameter, and
@@ -445,7 +428,7 @@ def fused_oscillator_sequence(model, data):
         return _thermal_draws(model, part, part.shape[0] * substeps, by_step=layerwise)
 
     x0 = rest.unsqueeze(1).expand(layers, batch, n).contiguous()
-    x, y = _advance(segment, data, (x0, torch.zeros_like(x0)), _checkpoint_every(model), draws)
+    x, y = _advance(segment, data, (x0, torch.zeros_like(x0)), model.config.checkpoint_every, draws)
     return y[-1], x[-1], x.detach()
 
 
@@ -467,5 +450,5 @@ def fused_ctrnn_sequence(model, data):
         return function.apply(part, x, gains, gammas, options, *weights)[:2]
 
     x0 = data.new_zeros(len(neurons), data.shape[1], n)
-    x, y = _advance(segment, data, (x0, x0), _checkpoint_every(model), lambda part: None)
+    x, y = _advance(segment, data, (x0, x0), model.config.checkpoint_every, lambda part: None)
     return y[-1], x[-1], x.detach()

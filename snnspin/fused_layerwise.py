@@ -23,8 +23,8 @@ from __future__ import annotations
 import torch
 
 from . import pointwise
-from .functional.exponential import expm1_ratio, expm1_ratio_derivative
-from .fused_support import _backward_kernels, _first_order_only, _state_grads
+from .fused_support import (_backward_kernels, _first_order_only, _state_grads, ctrnn_constant_grads,
+                            ctrnn_step_constants, oscillator_arguments, oscillator_constant_grads)
 
 #: From this many neurons per layer on, the fused path runs layer by layer (``snnspin.fused``).
 LAYERWISE_FROM = 48
@@ -78,12 +78,10 @@ class LayerwiseOscillator(torch.autograd.Function):
 
     @staticmethod
     def forward(data, x0, y0, gains, gammas, bias_fixed, constants, *weights):
-        sigma, q, e_hp, k_hp, x_min, kick, noise, substeps, h = constants
+        every, noise, substeps = oscillator_arguments(gains, gammas, bias_fixed, constants)
         kernels, layers = pointwise.for_tensor(data), len(weights) // 3
         signal = _signal0(data, substeps)
         steps, n = signal.shape[0], x0.shape[-1]
-        every = dict(gain=gains, gamma=gammas, bias_fixed=bias_fixed, sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp,
-                     x_min=x_min, kick=kick, h=h)
         xs_all, ys_all, syn_all = _buffers(data, layers, steps, n)
         for l in range(layers):
             w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
@@ -104,13 +102,11 @@ class LayerwiseOscillator(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         data, x0, _, gains, gammas, bias_fixed, constants, *weights = inputs
-        sigma, q, e_hp, k_hp, x_min, kick, ctx.noise, ctx.substeps, h = constants
+        ctx.every, ctx.noise, ctx.substeps = oscillator_arguments(gains, gammas, bias_fixed, constants)
         ctx.mark_non_differentiable(*output[2:])
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(data, x0, *output[2:], *weights)
         ctx.kernels = pointwise.for_tensor(data)
-        ctx.every = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
-                         sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
 
     @staticmethod
     @_first_order_only
@@ -145,12 +141,9 @@ class LayerwiseOscillator(torch.autograd.Function):
             g_ext, g_bias, g_int, g_above = _layer_grads(dsyn, signal, ys_all[l, :-1], w_ext, w_int, pass_down)
             g_weights[3 * l : 3 * l + 3] = [g_ext, g_bias, g_int]
             g_gain[l], g_a[l], g_b[l] = (s[0].sum(0) for s in sums)
-        # a = σ (S syn + b_fixed) - γ, b = a + γ (1 + Q): as in snnspin.fused
         return (_data_grad(g_above, data, ctx.substeps) if ctx.needs_input_grad[0] else None,
                 gxf if ctx.needs_input_grad[1] else None, gyf if ctx.needs_input_grad[2] else None,
-                g_gain if ctx.needs_input_grad[3] else None,
-                every["q"] * g_b - g_a if ctx.needs_input_grad[4] else None,
-                every["sigma"] * (g_a + g_b) if ctx.needs_input_grad[5] else None, None, *g_weights)
+                *oscillator_constant_grads(ctx.needs_input_grad[3:6], g_gain, g_a, g_b, every), None, *g_weights)
 
 
 class LayerwiseCTRNN(torch.autograd.Function):
@@ -162,8 +155,7 @@ class LayerwiseCTRNN(torch.autograd.Function):
         kernels, layers = pointwise.for_tensor(data), len(weights) // 3
         signal = _signal0(data, substeps)
         steps, n = signal.shape[0], x0.shape[-1]
-        decay = torch.exp(-gammas * h).contiguous()
-        step_gain = (h * expm1_ratio(-gammas * h) * gains).contiguous()
+        step_gain, decay = ctrnn_step_constants(gains, gammas, h)
         xs_all, ys_all, syn_all = _buffers(data, layers, steps, n)
         for l in range(layers):
             w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
@@ -218,16 +210,9 @@ class LayerwiseCTRNN(torch.autograd.Function):
             g_ext, g_bias, g_int, g_above = _layer_grads(dsyn, signal, ys[:-1], w_ext, w_int, pass_down)
             g_weights[3 * l : 3 * l + 3] = [g_ext, g_bias, g_int]
         g_gains = g_gammas = None
-        g_state = g_state_all[:, :, 0]  # [L, steps, B, N]
-        syn = syn_all[:, :, 0]
-        if ctx.needs_input_grad[2]:
-            unit_gain = (h * expm1_ratio(-gammas * h)).view(layers, 1, 1, -1)  # h F(-γh)
-            g_gains = (g_state * syn * unit_gain).sum((1, 2))
-        if ctx.needs_input_grad[3]:
-            w_exp = -gammas * h
-            d_unit = (-h * h * expm1_ratio_derivative(w_exp, expm1_ratio(w_exp))).view(layers, 1, 1, -1)
-            x_prev = torch.cat([x0.unsqueeze(1), xs_all[:, :-1, 0]], dim=1)
-            g_gammas = (g_state * (-h * decay.view(layers, 1, 1, -1) * x_prev
-                                   + gains.view(layers, 1, 1, -1) * syn * d_unit)).sum((1, 2))
+        if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
+            x_prev = torch.cat([x0.unsqueeze(1), xs_all[:, :-1, 0]], dim=1)  # [L, steps, B, N]
+            g_gains, g_gammas = ctrnn_constant_grads(ctx.needs_input_grad[2:4], g_state_all[:, :, 0],
+                                                     syn_all[:, :, 0], x_prev, gains, gammas, decay, h)
         return (_data_grad(g_above, data, substeps) if ctx.needs_input_grad[0] else None,
                 gxf if ctx.needs_input_grad[1] else None, g_gains, g_gammas, None, *g_weights)

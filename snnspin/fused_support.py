@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from . import pointwise
+from .functional.exponential import expm1_ratio, expm1_ratio_derivative
 
 
 def _state_grads(grad, like):
@@ -39,3 +40,41 @@ def _backward_kernels(ctx, *grads):
     """The forward's kernels, unless torch.func hands the backward wrapped tensors (then the torch ones)."""
     wrapped = any(g is not None and torch._C._functorch.is_functorch_wrapped_tensor(g) for g in grads)
     return pointwise.TORCH if wrapped else ctx.kernels
+
+
+def oscillator_arguments(gains, gammas, bias_fixed, constants):
+    """The per-neuron arguments of the oscillator kernels (contiguous ``[L, N]``, and h) from a
+    fused oscillator Function's inputs, with the thermal draws and sub-steps that come with them.
+    ``constants`` = (σ, Q, E, K, x_min, kick amplitude, draws or None, sub-steps, h)."""
+    sigma, q, e_hp, k_hp, x_min, kick, noise, substeps, h = constants
+    arguments = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
+                     sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
+    return arguments, noise, substeps
+
+
+def oscillator_constant_grads(needs, g_gain, g_a, g_b, arguments):
+    """(dL/dS, dL/dγ, dL/db_fixed) per neuron ``[L, N]`` from Σ dL/dS (``g_gain``), Σ dL/da and
+    Σ dL/db over steps and samples, each None where ``needs`` (three flags) says so.
+    a = σ (S syn + b_fixed) - γ, b = a + γ (1 + Q): ∂a/∂γ = -1, ∂b/∂γ = Q; ∂a/∂b_fixed = ∂b/∂b_fixed = σ."""
+    return (g_gain if needs[0] else None, arguments["q"] * g_b - g_a if needs[1] else None,
+            arguments["sigma"] * (g_a + g_b) if needs[2] else None)
+
+
+def ctrnn_step_constants(gains, gammas, h):
+    """(S h F(-γh), e^{-γh}) per neuron, contiguous ``[L, N]``: the CTRNN step's gain on syn and decay."""
+    return (h * expm1_ratio(-gammas * h) * gains).contiguous(), torch.exp(-gammas * h).contiguous()
+
+
+def ctrnn_constant_grads(needs, g_state, syn, x_prev, gains, gammas, decay, h):
+    """(dL/dS, dL/dγ) per neuron ``[L, N]`` (None where ``needs``, two flags, says so) from
+    dL/dx⁺ (``g_state``), the synaptic sums and the states before each step, all laid out
+    ``[L, steps, B, N]`` (any strides). x⁺ = x e^{-γh} + S syn h F(-γh)."""
+    per_neuron = lambda t: t.view(t.shape[0], 1, 1, -1)  # noqa: E731
+    g_gains = g_gammas = None
+    if needs[0]:
+        g_gains = (g_state * syn * per_neuron(h * expm1_ratio(-gammas * h))).sum((1, 2))
+    if needs[1]:
+        w_exp = -gammas * h
+        d_unit = per_neuron(-h * h * expm1_ratio_derivative(w_exp, expm1_ratio(w_exp)))
+        g_gammas = (g_state * (-h * per_neuron(decay) * x_prev + per_neuron(gains) * syn * d_unit)).sum((1, 2))
+    return g_gains, g_gammas
