@@ -129,6 +129,9 @@ class LayeredNetwork(nn.Module):
     def _use_fused(self, record: bool, data: torch.Tensor) -> bool:
         engine = self.config.engine
         if engine == "reference" or record:
+            if record and self.config.checkpoint_every and torch.is_grad_enabled():
+                raise ValueError("checkpoint_every needs the fused path, and record=True keeps every step's traces on "
+                                 "the per-step path: record under torch.no_grad()")
             return False
         reason = self.fused_reason()
         if reason is None and _under_torch_func(data, self):
@@ -137,7 +140,7 @@ class LayeredNetwork(nn.Module):
             return True
         if engine == "fused":
             raise ValueError(f"engine='fused' is not available: {reason}")
-        if getattr(self.config, "checkpoint_every", 0) and torch.is_grad_enabled():
+        if self.config.checkpoint_every and torch.is_grad_enabled():
             raise ValueError(f"checkpoint_every needs the fused path, which cannot run this model: {reason}")
         if isinstance(self, ContinuousNetwork) and reason not in _WARNED:
             _WARNED.add(reason)

@@ -412,3 +412,13 @@ def test_checkpointing_needs_the_fused_path_at_run_time():
         net(torch.rand(8, 2, 1))
     with torch.no_grad():  # no gradient, nothing to store: the per-step path runs
         assert net(torch.rand(8, 2, 1)).shape == (2, 10)
+
+
+def test_checkpointing_is_refused_for_recorded_traces_with_gradients():
+    """record=True runs the per-step path, which stores every step: refused while gradients are on."""
+    net = build_model(TrainConfig(checkpoint_every=4, layers=1, width=3))
+    with pytest.raises(ValueError, match="checkpoint_every needs the fused path, and record=True"):
+        net(torch.rand(8, 2, 1), record=True)
+    with torch.no_grad():
+        _, traces = net(torch.rand(8, 2, 1), record=True)
+    assert traces["x"][0].shape == (8, 2, 3)
