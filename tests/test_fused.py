@@ -113,18 +113,20 @@ def test_unsupported_stepper_falls_back_once_or_errors():
         build_model(TrainConfig(method="euler", engine="fused", layers=1, width=3))(data)
 
 
-def _noisy_loss_and_grads(engine, changes, seeding):
+def _loss_and_grads_of(config, data, seeding=None):
+    """Loss, every gradient and the final states in float64; the thermal draws from each layer's
+    generator seeded by ``seeding`` (an int), from torch's global RNG seeded by 3 ("global"), or
+    unseeded (None)."""
     from snnspin.device import seed_noise
 
     torch.set_default_dtype(torch.float64)
     try:
-        net = build_model(TrainConfig(engine=engine, **changes), 2)
-        if seeding == "per-layer":
-            seed_noise(net, 5)  # each layer's own generator
-        else:
-            torch.manual_seed(3)  # torch's global RNG
-        data = torch.rand(16, 6, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 16
-        loss = F.nll_loss(net(data), torch.arange(6) % 10)
+        net = build_model(config, 2)
+        if seeding == "global":
+            torch.manual_seed(3)
+        elif seeding is not None:
+            seed_noise(net, seeding)
+        loss = F.nll_loss(net(data), torch.arange(data.shape[1]) % 10)
         loss.backward()
     finally:
         torch.set_default_dtype(torch.float32)
@@ -142,10 +144,13 @@ def test_thermal_noise_fused_matches_reference(changes, seeding, kernels):
     """Thermal noise on the fused path: the same draws as the per-step path (same generators, same
     order), so loss, every gradient and the final states agree to 1e-12 in float64; and the noise
     really acts (the noise-free loss differs)."""
+    data = torch.rand(16, 6, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 16
+    seed = 5 if seeding == "per-layer" else seeding  # each layer's own generator, or the global RNG
     with pointwise.using(kernels):
-        loss_ref, g_ref, x_ref = _noisy_loss_and_grads("reference", changes, seeding)
-        loss_fused, g_fused, x_fused = _noisy_loss_and_grads("fused", changes, seeding)
-        loss_quiet, _, _ = _noisy_loss_and_grads("fused", {**changes, "thermal_power": 0.0}, seeding)
+        loss_ref, g_ref, x_ref = _loss_and_grads_of(TrainConfig(engine="reference", **changes), data, seed)
+        loss_fused, g_fused, x_fused = _loss_and_grads_of(TrainConfig(engine="fused", **changes), data, seed)
+        loss_quiet, _, _ = _loss_and_grads_of(TrainConfig(engine="fused", **{**changes, "thermal_power": 0.0}),
+                                              data, seed)
     assert abs(loss_quiet - loss_ref) > 1e-6
     assert abs(loss_ref - loss_fused) <= 1e-12 * loss_ref
     assert float((x_ref - x_fused).abs().max()) <= 1e-12
@@ -331,21 +336,6 @@ def test_the_fused_functions_called_directly_refuse_what_they_cannot_represent()
         net.neurons[1].method = "rk4"
         with pytest.raises(ValueError, match="cannot run this model: layer 1: .* exact stepper only"):
             run(net, torch.rand(3, 2, 1))
-
-
-def _loss_and_grads_of(config, data, seeding=None):
-    from snnspin.device import seed_noise
-
-    torch.set_default_dtype(torch.float64)
-    try:
-        net = build_model(config, 2)
-        if seeding is not None:
-            seed_noise(net, seeding)
-        loss = F.nll_loss(net(data), torch.arange(data.shape[1]) % 10)
-        loss.backward()
-    finally:
-        torch.set_default_dtype(torch.float32)
-    return float(loss.detach()), {n: p.grad.clone() for n, p in net.named_parameters()}, net.final_states
 
 
 @pytest.mark.parametrize("kernels", KERNELS)
