@@ -68,7 +68,8 @@ from .functional.oscillator import kick_amplitude
 
 
 def _stack_weights(weights, layers, n, width_in):
-    """[L, N, P + N] weights ([W_ext padded to P columns | W_int]) and [L, 1, N] biases."""
+    """[L, N, P + N] weights ([W_ext padded to P columns | W_int]) and [L, 1, N] biases (L: every
+    network's layers, network by network)."""
     p = max(width_in, n)
     stacked = weights[0].new_zeros(layers, n, p + n)
     for l in range(layers):
@@ -79,32 +80,41 @@ def _stack_weights(weights, layers, n, width_in):
     return stacked, biases, p
 
 
-def _active_layers(d, steps, layers):
-    """(lo, hi): the layers that take a step on diagonal d (the others have not started or are done)."""
-    return max(0, d - steps + 1), min(layers - 1, d)
+def _active_layers(d, steps, depth):
+    """(lo, hi): the layers (of each network) that take a step on diagonal d (the others have not
+    started or are done)."""
+    return max(0, d - steps + 1), min(depth - 1, d)
 
 
-def _layer_inputs(data, y0, layers, n, p, substeps):
-    """[D, L, B, P + N] inputs per diagonal, holding the data (layer 0's signal, repeated over
-    sub-steps, zero-padded to P columns) and, on diagonal 0, the initial outputs y0 ``[L, B, N]``
-    (each layer's recurrent columns, and as signal of the layer above); the kernels write the
-    rest: recurrent columns and the upper layers' signals."""
-    steps, batch, width_in = data.shape[0] * substeps, data.shape[1], data.shape[2]
-    inputs = data.new_empty(steps + layers - 1, layers, batch, p + n)
+def _by_network(t, depth, dim=0):
+    """``t`` with its layer dimension ``dim`` (every network's layers) split into (network, layer): a view."""
+    return t.unflatten(dim, (-1, depth))
+
+
+def _layer_inputs(data, y0, depth, n, p, substeps):
+    """[D, L, B, P + N] inputs per diagonal, holding the data ``[T, M, B, F]`` (each network's layer
+    0 signal, repeated over sub-steps, zero-padded to P columns) and, on diagonal 0, the initial
+    outputs y0 ``[L, B, N]`` (each layer's recurrent columns, and as signal of the layer above in
+    its network); the kernels write the rest: recurrent columns and the upper layers' signals.
+    L = M · depth: M networks of ``depth`` layers, network by network."""
+    steps, batch, width_in = data.shape[0] * substeps, data.shape[2], data.shape[3]
+    inputs = data.new_empty(steps + depth - 1, y0.shape[0], batch, p + n)
     inputs[0].zero_()
     inputs[0, :, :, p:] = y0
-    inputs[0, 1:, :, :n] = y0[:-1]
-    inputs[:, 0, :, :p].zero_()
+    _by_network(inputs[0], depth)[:, 1:, :, :n] = _by_network(y0, depth)[:, :-1]
+    grid = _by_network(inputs, depth, 1)  # [D, M, depth, B, P + N]
+    grid[:, :, 0, :, :p].zero_()
     if p > n:  # signals wider than a layer: the upper layers' padding columns (zero weights) must be 0, not NaN
-        inputs[:, 1:, :, n:p].zero_()
-    inputs[:steps, 0, :, :width_in] = data.repeat_interleave(substeps, 0) if substeps > 1 else data
+        grid[:, :, 1:, :, n:p].zero_()
+    grid[:steps, :, 0, :, :width_in] = data.repeat_interleave(substeps, 0) if substeps > 1 else data
     return inputs
 
 
 class _Grid(NamedTuple):
     """The time × depth grid both fused passes walk: sizes, stacked weights and inputs."""
 
-    layers: int
+    layers: int  # every network's layers: networks × depth
+    depth: int  # layers per network
     steps: int  # solver steps: input points × sub-steps
     diagonals: int
     batch: int
@@ -115,29 +125,32 @@ class _Grid(NamedTuple):
 
 
 def _grid(data, y0, weights, substeps) -> _Grid:
+    """The grid of ``data`` ``[T, M, B, F]`` through M networks whose weights come network by network."""
     layers, steps = len(weights) // 3, data.shape[0] * substeps
-    batch, n, width_in = data.shape[1], weights[0].shape[0], data.shape[2]
+    depth = layers // data.shape[1]
+    batch, n, width_in = data.shape[2], weights[0].shape[0], data.shape[3]
     w, bias, p = _stack_weights(weights, layers, n, width_in)
-    return _Grid(layers, steps, steps + layers - 1, batch, n, w, bias,
-                 _layer_inputs(data, y0, layers, n, p, substeps))
+    return _Grid(layers, depth, steps, steps + depth - 1, batch, n, w, bias,
+                 _layer_inputs(data, y0, depth, n, p, substeps))
 
 
 def _weight_and_input_grads(dsyn_all, g_w, w, data, substeps, needs_data):
     """Every (W_ext, b, W_int) gradient from the stacked one ``g_w`` [L, N, P + N] (accumulated
     diagonal by diagonal in the backward loop, dW_l = Σ_d dsyn_l(d)ᵀ z_l(d): one product per
     diagonal with an [N, P + N] result that stays in cache) and dL/dsyn at all diagonals; and
-    dL/d(data) (layer 0's signal columns)."""
+    dL/d(data) ``[T, M, B, F]`` (each network's layer 0 signal columns)."""
     layers, batch, n = dsyn_all.shape[1:]
-    p, width_in, steps = w.shape[-1] - n, data.shape[2], data.shape[0] * substeps
+    models, width_in, steps = data.shape[1], data.shape[3], data.shape[0] * substeps
+    p, depth = w.shape[-1] - n, layers // models
     g_b = dsyn_all.sum(0).sum(1)  # [L, N]; the outer sum first: ~30 times faster than sum((0, 2))
     grads = []
     for l in range(layers):
-        in_l = width_in if l == 0 else n
+        in_l = width_in if l % depth == 0 else n
         grads.extend([g_w[l, :, :in_l], g_b[l], g_w[l, :, p:]])
     g_data = None
-    if needs_data:
-        g_steps = torch.matmul(dsyn_all[:steps, 0], w[0, :, :width_in])  # [steps, B, F]
-        g_data = g_steps.view(data.shape[0], substeps, batch, width_in).sum(1)
+    if needs_data:  # [steps, M, B, N] @ [M, N, F]
+        g_steps = torch.matmul(dsyn_all[:steps, ::depth], w[::depth, :, :width_in])
+        g_data = g_steps.view(data.shape[0], substeps, models, batch, width_in).sum(1)
     return grads, g_data
 
 
@@ -166,19 +179,21 @@ def _thermal_draws(model, data, steps, by_step=False):
     return noise
 
 
-def _initial_input_grads(gy, dsyn0, w):
+def _initial_input_grads(gy, dsyn0, w, depth):
     """dL/dy0 += what diagonal 0's drives pass back to the initial outputs they read (in place)."""
     n = gy.shape[-1]
     back = torch.bmm(dsyn0, w)
     gy += back[:, :, back.shape[-1] - n :]
-    gy[:-1] += back[1:, :, :n]
+    _by_network(gy, depth)[:, :-1] += _by_network(back, depth)[:, 1:, :, :n]
     return gy
 
 
 class _FusedOscillator(torch.autograd.Function):
     """Oscillator + high-pass layers, advanced together along the step+layer diagonals.
 
-    Inputs: data ``[T, B, F]``; the initial state x0, y0 ``[L, B, N]``; per-neuron gain, γ and
+    Inputs: data ``[T, M, B, F]`` (M networks of the same shape, each with its own batch: an
+    ensemble; M = 1: one network); the initial state x0, y0 ``[L, B, N]`` (L = M · depth, network
+    by network); per-neuron gain, γ and
     b_fixed ``[L, N]`` (all differentiable); constants (σ, Q, E, K, the floor x_min, the thermal
     kick's amplitude ``[L, N]``, the kick's normal draws ``[D, L, 2, B, N]`` or None, sub-steps,
     h); the weights. Outputs: every layer's x and y after the last step ``[L, B, N]``
@@ -189,7 +204,7 @@ class _FusedOscillator(torch.autograd.Function):
         per_neuron, noise, substeps = oscillator_arguments(gains, gammas, bias_fixed, constants)
         kernels, grid = pointwise.for_tensor(data), _grid(data, y0, weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
-        w_t = w.transpose(1, 2)
+        w_t, depth = w.transpose(1, 2), grid.depth
         draws = _draws_per_diagonal(noise, diagonals)
         # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed)
         x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_empty(diagonals, layers, batch, n)
@@ -197,8 +212,8 @@ class _FusedOscillator(torch.autograd.Function):
         x, y, y_next = x0.contiguous(), y0.clone(memory_format=torch.contiguous_format), data.new_empty(y0.shape)
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syns[d])
-            lo, hi = _active_layers(d, grid.steps, layers)
-            kernels.osc_forward(lo, hi, d < 2, syn=syns[d], x=x, y=y, x_out=xs[d], y_out=y_next,
+            lo, hi = _active_layers(d, grid.steps, depth)
+            kernels.osc_forward(lo, hi, d < 2, depth, syn=syns[d], x=x, y=y, x_out=xs[d], y_out=y_next,
                                 z_next=z[d + 1], noise=draws[d], **per_neuron)
             x, y, y_next = xs[d], y_next, y
         # the final states, and what the backward needs, as outputs (torch.func style)
@@ -219,7 +234,7 @@ class _FusedOscillator(torch.autograd.Function):
         data, x0, w, inputs, x_all, syn_all = ctx.saved_tensors
         per_neuron, kernels = ctx.per_neuron, _backward_kernels(ctx, grad_x, grad_y)
         diagonals, layers = x_all.shape[:2]
-        steps = data.shape[0] * ctx.substeps
+        steps, depth = data.shape[0] * ctx.substeps, layers // data.shape[1]
         gx, gy = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
         dsyn_all = torch.empty_like(x_all)
         g_gain, g_a_sum, g_b_sum = (torch.zeros_like(gx) for _ in range(3))
@@ -228,15 +243,15 @@ class _FusedOscillator(torch.autograd.Function):
         g_w = torch.zeros_like(w)
         draws = _draws_per_diagonal(ctx.noise, diagonals)
         for d in range(diagonals - 1, -1, -1):
-            lo, hi = _active_layers(d, steps, layers)
-            kernels.osc_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy,
+            lo, hi = _active_layers(d, steps, depth)
+            kernels.osc_backward(lo, hi, d > diagonals - 3, depth, back=back, gx=gx, gy=gy,
                                  x_old=xs[d - 1] if d > 0 else x0, syn=syns[d], dsyn_out=dsyn[d],
                                  g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, noise=draws[d], **per_neuron)
             g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
             if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
                 back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, ctx.substeps, ctx.needs_input_grad[0])
-        g_y0 = _initial_input_grads(gy, dsyn[0], w) if ctx.needs_input_grad[2] else None
+        g_y0 = _initial_input_grads(gy, dsyn[0], w, depth) if ctx.needs_input_grad[2] else None
         g_x0 = gx if ctx.needs_input_grad[1] else None
         g_constants = oscillator_constant_grads(ctx.needs_input_grad[3:6], g_gain.sum(1), g_a_sum.sum(1),
                                                 g_b_sum.sum(1), per_neuron)
@@ -246,7 +261,7 @@ class _FusedOscillator(torch.autograd.Function):
 class _FusedCTRNN(torch.autograd.Function):
     """CTRNN layers advanced together along the step+layer diagonals (see ``_FusedOscillator``).
 
-    Inputs: data; the initial state x0 ``[L, B, N]`` (y0 = tanh x0); per-neuron gain and γ
+    Inputs: data ``[T, M, B, F]`` (M networks); the initial state x0 ``[L, B, N]`` (y0 = tanh x0); per-neuron gain and γ
     ``[L, N]``; (sub-steps, h); the weights. Outputs: every layer's x and y after the last step
     ``[L, B, N]``, then what the backward needs."""
 
@@ -255,7 +270,7 @@ class _FusedCTRNN(torch.autograd.Function):
         substeps, h = options
         kernels, grid = pointwise.for_tensor(data), _grid(data, torch.tanh(x0), weights, substeps)
         layers, diagonals, batch, n, w, inputs = grid.layers, grid.diagonals, grid.batch, grid.n, grid.w, grid.inputs
-        w_t = w.transpose(1, 2)
+        w_t, depth = w.transpose(1, 2), grid.depth
         step_gain, decay = ctrnn_step_constants(gains, gammas, h)
         x_all = data.new_empty(diagonals, layers, batch, n)
         y_all = data.new_empty(diagonals, layers, batch, n)
@@ -264,8 +279,8 @@ class _FusedCTRNN(torch.autograd.Function):
         x = x0.contiguous()
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syn)
-            lo, hi = _active_layers(d, grid.steps, layers)
-            kernels.ctrnn_forward(lo, hi, d < 2, syn=syn, x=x, step_gain=step_gain, decay=decay, x_out=xs[d],
+            lo, hi = _active_layers(d, grid.steps, depth)
+            kernels.ctrnn_forward(lo, hi, d < 2, depth, syn=syn, x=x, step_gain=step_gain, decay=decay, x_out=xs[d],
                                   y_out=ys[d], z_next=z[d + 1])
             x = xs[d]
         return x_all[-1].clone(), y_all[-1].clone(), w, grid.bias, inputs, x_all, y_all, step_gain, decay
@@ -285,15 +300,15 @@ class _FusedCTRNN(torch.autograd.Function):
         data, x0, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
         kernels = _backward_kernels(ctx, grad_x, grad_y)
         diagonals, layers = x_all.shape[:2]
-        steps = data.shape[0] * substeps
+        steps, depth = data.shape[0] * substeps, layers // data.shape[1]
         gx, gy = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
         g_state, dsyn_all = torch.empty_like(x_all), torch.empty_like(x_all)  # dL/dx, dL/dsyn per diagonal
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
         ys, g_states, dsyn, z = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0), inputs.unbind(0)
         g_w = torch.zeros_like(w)
         for d in range(diagonals - 1, -1, -1):
-            lo, hi = _active_layers(d, steps, layers)
-            kernels.ctrnn_backward(lo, hi, d > diagonals - 3, back=back, gx=gx, gy=gy, y=ys[d],
+            lo, hi = _active_layers(d, steps, depth)
+            kernels.ctrnn_backward(lo, hi, d > diagonals - 3, depth, back=back, gx=gx, gy=gy, y=ys[d],
                                    step_gain=step_gain, decay=decay, g_state=g_states[d], dsyn_out=dsyn[d])
             g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
             if d > 0:
@@ -301,7 +316,7 @@ class _FusedCTRNN(torch.autograd.Function):
         grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, substeps, ctx.needs_input_grad[0])
         g_x0 = None
         if ctx.needs_input_grad[1]:  # y0 = tanh x0 fed diagonal 0's drives
-            g_x0 = gx + _initial_input_grads(gy, dsyn[0], w) * (1.0 - torch.tanh(x0) ** 2)
+            g_x0 = gx + _initial_input_grads(gy, dsyn[0], w, depth) * (1.0 - torch.tanh(x0) ** 2)
         g_gains = g_gammas = None
         if ctx.needs_input_grad[2] or ctx.needs_input_grad[3]:
             syn = torch.matmul(inputs, w.transpose(1, 2)) + bias  # [D, L, B, N], broadcast over diagonals
@@ -391,64 +406,136 @@ def _advance(segment, data, state, every, draws):
     return state
 
 
-def fused_oscillator_sequence(model, data):
-    """Run a ``SpintronicNetwork``'s layers over ``data`` ``[T, B, F]``; return the last
-    layer's (y, x) ``[B, N]`` after the last step, differentiable w.r.t. every parameter, and
-    every layer's x ``[L, B, N]`` after the last step (detached, for monitoring).
+def ensemble_reason(models) -> str | None:
+    """Why ``models`` cannot run together in one fused call (None: they can). They must be fused
+    networks of one kind and shape (layers, width, inputs), with one solver step, sub-steps,
+    ``checkpoint_every`` and readout, thermal noise in all or none, and their parameters on one
+    device in one dtype. What may differ: seeds (weights, masks, chips) and the per-neuron
+    constants (τ, S, b_fixed, σ, Q, f_cut, x_min), which the kernels take per layer and neuron.
+
+    >>> from snnspin.config import TrainConfig
+    >>> from snnspin.models import build_model
+    >>> ensemble_reason([build_model(TrainConfig(), seed) for seed in range(3)]) is None
+    True
+    >>> ensemble_reason([build_model(TrainConfig()), build_model(TrainConfig(width=8))])
+    'the networks differ in width (32, 8)'
+    """
+    first = models[0]
+    if len({type(m) for m in models}) > 1:
+        return f"the networks are of different kinds ({', '.join(sorted({type(m).__name__ for m in models}))})"
+    for m in models:
+        reason = m.fused_reason()
+        if reason is not None:
+            return reason
+    shapes = {"layers": lambda m: len(m.neurons), "width": lambda m: m.config.width,
+              "n_inputs": lambda m: m.n_inputs, "dt": lambda m: m.neurons[0].dt,
+              "substeps": lambda m: m.config.substeps, "checkpoint_every": lambda m: m.config.checkpoint_every,
+              "readout": lambda m: m.config.readout,
+              "thermal noise": lambda m: any(getattr(n, "thermal_power", 0) for n in m.neurons)}
+    for name, value in shapes.items():
+        values = [value(m) for m in models]
+        if len(set(values)) > 1:
+            return f"the networks differ in {name} ({', '.join(map(str, dict.fromkeys(values)))})"
+    like = next(first.parameters())
+    if any(p.device != like.device or p.dtype != like.dtype for m in models for p in m.parameters()):
+        return "the networks' parameters are not all on one device in one dtype"
+    return None
+
+
+def _stacked(values, n, name, like):
+    """Every network's per-layer values stacked ``[M · L, N]`` (``_per_neuron`` per network)."""
+    return torch.cat([_per_neuron(v, n, name, like) for v in values])
+
+
+def _network_outputs(x, y, models):
+    """Per network: the last layer's (y, x) ``[B, N]`` and every layer's x ``[L, B, N]`` (detached)."""
+    depth = x.shape[0] // models
+    x, y = _by_network(x, depth), _by_network(y, depth)
+    return [(y[m, -1], x[m, -1], x[m].detach()) for m in range(models)]
+
+
+def fused_oscillator_sequences(models, data):
+    """Run M ``SpintronicNetwork``s of one shape (``ensemble_reason``) over ``data`` ``[T, M, B, F]``
+    (network m reads ``data[:, m]``) in one fused call: every network's layers advance on the same
+    diagonals, the matrix products are batched over the networks' layers, and each kernel call
+    updates them all. Return per network the last layer's (y, x) ``[B, N]`` after the last step,
+    differentiable w.r.t. its parameters, and every layer's x ``[L, B, N]`` (detached, for
+    monitoring). The networks share no parameter: each one's gradients are those it gets alone.
 
     Every constant is read per layer from ``model.neurons[i].physics`` and
-    ``model.filters[i].physics``; the network's sub-steps per input point from its config, and
-    ``config.checkpoint_every`` (recomputed segments, see ``_advance``)."""
-    n = model.config.width
-    neurons = [m.physics for m in model.neurons]
-    filters = [f.physics for f in model.filters]
-    _refuse(oscillator_fused_reason(model))
-    h = model.neurons[0].dt  # one step for all layers (checked by the reason)
-    substeps, layers, batch = model.config.substeps, len(neurons), data.shape[1]
-    gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
-    gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
+    ``model.filters[i].physics``; the sub-steps per input point from the config, and
+    ``config.checkpoint_every`` (recomputed segments, see ``_advance``). One network of width ≥
+    ``LAYERWISE_FROM`` runs layer by layer (``snnspin.fused_layerwise``)."""
+    _refuse(ensemble_reason(models))
+    first, count = models[0], len(models)
+    n, h, substeps = first.config.width, first.neurons[0].dt, first.config.substeps
+    layers, batch = len(first.neurons), data.shape[2]
+    neurons = [[m.physics for m in model.neurons] for model in models]
+    filters = [[f.physics for f in model.filters] for model in models]
+    gains = _stacked([[p.gain for p in ps] for ps in neurons], n, "gain", data)
+    gammas = _stacked([[p.gamma for p in ps] for ps in neurons], n, "tau", data)
     with torch.no_grad():
-        omega_h = _per_neuron([f.omega_c() * f.dt for f in filters], n, "f_cut", data)
-        thermal = torch.tensor([[p.thermal_power] for p in neurons], dtype=data.dtype, device=data.device)
-        constants = (_per_neuron([p.sigma for p in neurons], n, "sigma", data).contiguous(),
-                     _per_neuron([p.q for p in neurons], n, "q", data).contiguous(),
-                     torch.exp(-omega_h).contiguous(), expm1_ratio(-omega_h).contiguous(),
-                     _per_neuron([p.x_min for p in neurons], n, "x_min", data).contiguous(),
+        omega_h = _stacked([[f.omega_c() * f.dt for f in fs] for fs in filters], n, "f_cut", data)
+        thermal = torch.tensor([[p.thermal_power] for ps in neurons for p in ps], dtype=data.dtype,
+                               device=data.device)
+        per = lambda name, attribute: _stacked([[getattr(p, attribute) for p in ps] for ps in neurons], n,  # noqa: E731
+                                               name, data).contiguous()
+        constants = (per("sigma", "sigma"), per("q", "q"), torch.exp(-omega_h).contiguous(),
+                     expm1_ratio(-omega_h).contiguous(), per("x_min", "x_min"),
                      kick_amplitude(gammas.detach(), thermal, h).contiguous())
-        rest = _per_neuron([p.rest() for p in neurons], n, "x0", data)
-    bias_fixed = _per_neuron([p.fixed_bias() for p in neurons], n, "bias_fixed", data)
-    weights = _weights(model)
-    layerwise = n >= LAYERWISE_FROM  # wide layers: one layer at a time (snnspin.fused_layerwise)
-    function = LayerwiseOscillator if layerwise else _FusedOscillator
+        rest = _stacked([[p.rest() for p in ps] for ps in neurons], n, "x0", data)
+    bias_fixed = _stacked([[p.fixed_bias() for p in ps] for ps in neurons], n, "bias_fixed", data)
+    weights = [w for model in models for w in _weights(model)]
+    layerwise = count == 1 and n >= LAYERWISE_FROM  # wide layers: one layer at a time (snnspin.fused_layerwise)
 
     def segment(part, noise, x, y):
-        return function.apply(part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h), *weights)[:2]
+        if layerwise:
+            part = part[:, 0]
+        return (LayerwiseOscillator if layerwise else _FusedOscillator).apply(
+            part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h), *weights)[:2]
 
     def draws(part):
-        return _thermal_draws(model, part, part.shape[0] * substeps, by_step=layerwise)
+        per_model = [_thermal_draws(model, part[:, m], part.shape[0] * substeps, by_step=layerwise)
+                     for m, model in enumerate(models)]
+        return None if per_model[0] is None else torch.cat(per_model, 1)
 
-    x0 = rest.unsqueeze(1).expand(layers, batch, n).contiguous()
-    x, y = _advance(segment, data, (x0, torch.zeros_like(x0)), model.config.checkpoint_every, draws)
-    return y[-1], x[-1], x.detach()
+    x0 = rest.unsqueeze(1).expand(count * layers, batch, n).contiguous()
+    x, y = _advance(segment, data, (x0, torch.zeros_like(x0)), first.config.checkpoint_every, draws)
+    return _network_outputs(x, y, count)
+
+
+def fused_oscillator_sequence(model, data):
+    """Run one ``SpintronicNetwork``'s layers over ``data`` ``[T, B, F]``; return the last
+    layer's (y, x) ``[B, N]`` after the last step, differentiable w.r.t. every parameter, and
+    every layer's x ``[L, B, N]`` after the last step (detached). ``fused_oscillator_sequences``
+    with one network."""
+    return fused_oscillator_sequences([model], data.unsqueeze(1))[0]
+
+
+def fused_ctrnn_sequences(models, data):
+    """Run M ``CTRNNNetwork``s of one shape over ``data`` ``[T, M, B, F]`` in one fused call (as
+    ``fused_oscillator_sequences``); per network the last layer's (y, x) ``[B, N]`` and every
+    layer's x ``[L, B, N]`` (detached). Gain, τ and dt are read per layer from
+    ``model.neurons[i].physics``; ``config.checkpoint_every`` as for the oscillators."""
+    _refuse(ensemble_reason(models))
+    first, count = models[0], len(models)
+    n, layers = first.config.width, len(first.neurons)
+    options = (first.config.substeps, first.neurons[0].dt)
+    gains = _stacked([[m.physics.gain for m in model.neurons] for model in models], n, "gain", data)
+    gammas = _stacked([[m.physics.gamma for m in model.neurons] for model in models], n, "tau", data)
+    weights = [w for model in models for w in _weights(model)]
+    layerwise = count == 1 and n >= LAYERWISE_FROM  # wide layers: one layer at a time
+
+    def segment(part, _noise, x, _y):  # y = tanh x: the state is x alone
+        if layerwise:
+            part = part[:, 0]
+        return (LayerwiseCTRNN if layerwise else _FusedCTRNN).apply(part, x, gains, gammas, options, *weights)[:2]
+
+    x0 = data.new_zeros(count * layers, data.shape[2], n)
+    x, y = _advance(segment, data, (x0, x0), first.config.checkpoint_every, lambda part: None)
+    return _network_outputs(x, y, count)
 
 
 def fused_ctrnn_sequence(model, data):
-    """Run a ``CTRNNNetwork``'s layers over ``data``; return the last layer's (y, x) ``[B, N]``
-    and every layer's x ``[L, B, N]`` (detached).
-    Gain, τ and dt are read per layer from ``model.neurons[i].physics``; ``config.checkpoint_every``
-    as for the oscillators."""
-    n = model.config.width
-    neurons = [m.physics for m in model.neurons]
-    _refuse(ctrnn_fused_reason(model))
-    options = (model.config.substeps, model.neurons[0].dt)
-    gains = _per_neuron([p.gain for p in neurons], n, "gain", data)
-    gammas = _per_neuron([p.gamma for p in neurons], n, "tau", data)
-    weights = _weights(model)
-    function = LayerwiseCTRNN if n >= LAYERWISE_FROM else _FusedCTRNN  # wide layers: one layer at a time
-
-    def segment(part, _noise, x, _y):  # y = tanh x: the state is x alone
-        return function.apply(part, x, gains, gammas, options, *weights)[:2]
-
-    x0 = data.new_zeros(len(neurons), data.shape[1], n)
-    x, y = _advance(segment, data, (x0, x0), model.config.checkpoint_every, lambda part: None)
-    return y[-1], x[-1], x.detach()
+    """Run one ``CTRNNNetwork``'s layers over ``data`` ``[T, B, F]``: ``fused_ctrnn_sequences`` with one network."""
+    return fused_ctrnn_sequences([model], data.unsqueeze(1))[0]

@@ -25,7 +25,8 @@ from torch.nn import functional as F
 from ._checks import check_finite
 from .config import TrainConfig
 from .connectivity import MaskedLinear
-from .fused import ctrnn_fused_reason, fused_ctrnn_sequence, fused_oscillator_sequence, oscillator_fused_reason
+from .fused import (ctrnn_fused_reason, fused_ctrnn_sequence, fused_ctrnn_sequences, fused_oscillator_sequence,
+                    fused_oscillator_sequences, oscillator_fused_reason)
 from .nn import ALIF, CTRNN, HighPass, Oscillator, detach_hidden
 from .nn.alif import spike_function
 from .nn.stateful import as_float_input, keep_added_buffers
@@ -126,6 +127,9 @@ class LayeredNetwork(nn.Module):
         """(y, x) of the last layer after the last step, by the fused path."""
         raise NotImplementedError
 
+    #: ``(models, data [T, M, B, F])`` → per network (y, x, final states): M networks in one fused call
+    fused_sequences = None
+
     def _use_fused(self, record: bool, data: torch.Tensor) -> bool:
         engine = self.config.engine
         if engine == "reference" or record:
@@ -151,15 +155,8 @@ class LayeredNetwork(nn.Module):
         """Logits from the last layer; called after every solver step, used at the last."""
         return self.readout(output) if final else None
 
-    def forward(self, data: torch.Tensor, record: bool = False):
-        """Run the sequence ``data`` ``[T, B, F]``; return log-probabilities ``[B, classes]``.
-
-        The data are normalised per channel, (x - ``input_shift``) · ``input_gain`` (set from the
-        training data, identity by default), and multiplied by ``config.input_scale`` first (here
-        only, so that both mean one thing whichever way data arrive). With ``record=True`` also return a dict
-        name → list (one per layer) of ``[T, B, N]`` tensors: the neurons' variables at the end
-        of each input point (Fig. 1b-d), and ``syn``, the synaptic sums of its last solver step.
-        """
+    def prepare_input(self, data) -> torch.Tensor:
+        """``data`` ``[T, B, F]`` checked, normalised per channel and scaled: what the layers read."""
         self.check_settings()
         data = as_float_input(data)
         if data.dim() != 3:
@@ -169,10 +166,25 @@ class LayeredNetwork(nn.Module):
                              f"but the model takes {self.n_inputs} (n_inputs)")
         check_finite("data", data)
         # the one place inputs are normalised and scaled: wherever data enter (identity by default)
-        data = (data - self.input_shift) * (self.input_gain * self.config.input_scale)
+        return (data - self.input_shift) * (self.input_gain * self.config.input_scale)
+
+    def fused_log_probs(self, y, x) -> torch.Tensor:
+        """Log-probabilities from the fused path's last-layer (y, x) ``[B, N]``."""
+        return F.log_softmax(self.readout(y if self.config.readout == "y" else x), dim=-1)
+
+    def forward(self, data: torch.Tensor, record: bool = False):
+        """Run the sequence ``data`` ``[T, B, F]``; return log-probabilities ``[B, classes]``.
+
+        The data are normalised per channel, (x - ``input_shift``) · ``input_gain`` (set from the
+        training data, identity by default), and multiplied by ``config.input_scale`` first (here
+        only, so that both mean one thing whichever way data arrive). With ``record=True`` also return a dict
+        name → list (one per layer) of ``[T, B, N]`` tensors: the neurons' variables at the end
+        of each input point (Fig. 1b-d), and ``syn``, the synaptic sums of its last solver step.
+        """
+        data = self.prepare_input(data)
         if self._use_fused(record, data):
             y, x, self.final_states = self.fused_sequence(data)
-            return F.log_softmax(self.readout(y if self.config.readout == "y" else x), dim=-1)
+            return self.fused_log_probs(y, x)
         steps, batch = data.shape[0], data.shape[1]
         layers = range(self.config.layers)
         like = data.new_zeros(batch, self.config.width)
@@ -285,6 +297,8 @@ class SpintronicNetwork(ContinuousNetwork):
     def fused_sequence(self, data):
         return fused_oscillator_sequence(self, data)
 
+    fused_sequences = staticmethod(fused_oscillator_sequences)
+
 
 class CTRNNNetwork(ContinuousNetwork):
     """The software twin: CTRNN neurons dx/dt = -x/τ + S syn, output y = tanh(x) (eq. 6-8).
@@ -322,6 +336,8 @@ class CTRNNNetwork(ContinuousNetwork):
 
     def fused_sequence(self, data):
         return fused_ctrnn_sequence(self, data)
+
+    fused_sequences = staticmethod(fused_ctrnn_sequences)
 
 
 class LIFNetwork(LayeredNetwork):

@@ -123,28 +123,51 @@ def evaluate(model, data: torch.Tensor, targets: torch.Tensor, batch_size: int =
     >>> 0.0 <= acc <= 100.0, model.training
     (True, False)
     """
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
+    return evaluate_together([model], data, targets, batch_size, health)[0]
+
+
+@torch.no_grad()
+def evaluate_together(models, data: torch.Tensor, targets: torch.Tensor, batch_size: int = 1000,
+                      health: bool = False) -> list:
+    """``evaluate`` for each of ``models`` on the same data, the networks run together in one fused
+    call per chunk where ``snnspin.ensemble.log_probs_together`` can (chunks of ``batch_size`` // M
+    series, so that memory stays that of one network). One result per model, as ``evaluate``'s.
+
+    >>> from snnspin.config import TrainConfig
+    >>> from snnspin.models import build_model
+    >>> models = [build_model(TrainConfig(width=4), seed) for seed in range(2)]
+    >>> len(evaluate_together(models, torch.rand(64, 5, 1) * 16, torch.tensor([0, 1, 2, 3, 4])))
+    2
+    """
+    from .ensemble import log_probs_together
+
+    modes = [(m, m.training) for model in models for m in model.modules()]
+    for model in models:
+        model.eval()
+    chunk = max(1, batch_size // len(models))
+    loss_sums, corrects, sums = [0.0] * len(models), [0] * len(models), [{} for _ in models]
     try:
-        loss_sum, correct, sums = 0.0, 0, {}
-        for start in range(0, data.shape[1], batch_size):
-            log_probs = model(data[:, start : start + batch_size])
-            y = targets[start : start + batch_size]
-            loss_sum += float(F.nll_loss(log_probs, y, reduction="sum"))
-            correct += int((log_probs.argmax(-1) == y).sum())
-            if health:
-                for name, fractions in model.neuron_health().items():
-                    if fractions is not None:
-                        totals = sums.setdefault(name, [0.0] * len(fractions))
-                        sums[name] = [t + f * len(y) for t, f in zip(totals, fractions)]
+        for start in range(0, data.shape[1], chunk):
+            part, y = data[:, start : start + chunk], targets[start : start + chunk]
+            for k, (model, log_probs) in enumerate(zip(models, log_probs_together(models, [part] * len(models)))):
+                loss_sums[k] += float(F.nll_loss(log_probs, y, reduction="sum"))
+                corrects[k] += int((log_probs.argmax(-1) == y).sum())
+                if health:
+                    for name, fractions in model.neuron_health().items():
+                        if fractions is not None:
+                            totals = sums[k].setdefault(name, [0.0] * len(fractions))
+                            sums[k][name] = [t + f * len(y) for t, f in zip(totals, fractions)]
     finally:
         for module, training in modes:
             module.training = training
-    n = data.shape[1]
-    if not health:
-        return loss_sum / n, 100.0 * correct / n
-    fractions = {name: [t / n for t in sums[name]] if name in sums else None for name in ("dead", "saturated")}
-    return loss_sum / n, 100.0 * correct / n, fractions
+    n, out = data.shape[1], []
+    for loss_sum, correct, totals in zip(loss_sums, corrects, sums):
+        if not health:
+            out.append((loss_sum / n, 100.0 * correct / n))
+            continue
+        fractions = {name: [t / n for t in totals[name]] if name in totals else None for name in ("dead", "saturated")}
+        out.append((loss_sum / n, 100.0 * correct / n, fractions))
+    return out
 
 
 def lr_factor(lr_decay: float) -> Callable[[int], float]:
@@ -231,46 +254,28 @@ class _SeedRun:
             apply_chip(self.model, draw_chip(config.layers, config.width, config.mismatch, config.chip_seed))
         seed_noise(self.model, config.chip_seed)
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[float, int, bool]:
-        """One batch: loss, backward, element-wise clip, Adam step. Returns (summed loss,
-        correct predictions, whether the step was skipped for a non-finite gradient)."""
-        model, config = self.model, self.config
-        log_probs = model(x)
-        loss = F.nll_loss(log_probs, y)
+    def check_loss(self, loss: torch.Tensor, epoch: int) -> None:
+        """Refuse to go on from a loss that is not finite (the weights no longer are)."""
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"{config.model} seed {self.seed}: the loss became {loss.item()} at epoch {epoch + 1}; "
+                f"{self.config.model} seed {self.seed}: the loss became {loss.item()} at epoch {epoch + 1}; "
                 "the weights are no longer finite (lower lr0 or clip)"
             )
-        correct = int((log_probs.argmax(-1) == y).sum())
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if not all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None):
-            return loss.item() * len(y), correct, True  # an exploding gradient (e.g. a neuron driven up from x ≈ 0)
-        torch.nn.utils.clip_grad_value_(model.parameters(), config.clip)
+
+    def update(self) -> bool:
+        """After the backward pass: element-wise clip and Adam step; False (no step taken) when the
+        gradient is not finite (e.g. a neuron driven up from x ≈ 0)."""
+        parameters = [p for p in self.model.parameters() if p.grad is not None]
+        if not all(torch.isfinite(p.grad).all() for p in parameters):
+            return False
+        torch.nn.utils.clip_grad_value_(self.model.parameters(), self.config.clip)
         self.optimizer.step()
-        return loss.item() * len(y), correct, False
+        return True
 
     def run_epoch(self, x_train, y_train, x_eval, y_eval) -> EpochRecord:
         """Train one epoch (epoch number ``len(history)``) over shuffled batches, step the
-        schedule, evaluate, and append the record to the history."""
-        epoch, start = len(self.history), time.perf_counter()
-        lr = self.optimizer.param_groups[0]["lr"]
-        n = x_train.shape[1]
-        order = _batch_order(n, self.seed, epoch, self.device)
-        loss_sum, correct, skipped = 0.0, 0, 0
-        for first in range(0, n, self.config.batch_size):
-            index = order[first : first + self.config.batch_size]
-            self._devices_for_batch(epoch, first // self.config.batch_size)
-            batch_loss, batch_correct, was_skipped = self._step(x_train[:, index], y_train[index], epoch)
-            loss_sum, correct, skipped = loss_sum + batch_loss, correct + batch_correct, skipped + was_skipped
-        self.scheduler.step()
-        self.devices_for_evaluation()
-        eval_loss, eval_acc, health = evaluate(self.model, x_eval, y_eval, health=True)
-        record = EpochRecord(epoch + 1, lr, loss_sum / n, 100.0 * correct / n, eval_loss, eval_acc,
-                             time.perf_counter() - start, skipped, health["dead"], health["saturated"])
-        self.history.append(record)
-        return record
+        schedule, evaluate, and append the record to the history (``run_epochs`` of this run)."""
+        return run_epochs([self], x_train, y_train, x_eval, y_eval)[0]
 
     def save_checkpoint(self) -> None:
         """Write ``checkpoint.pt`` and ``history.json`` atomically (nothing without a folder)."""
@@ -288,6 +293,58 @@ class _SeedRun:
         """Write the final ``weights.pt`` (nothing without a folder)."""
         if self.folder is not None:
             atomic_torch_save(self.model.state_dict(), self.folder / "weights.pt")
+
+
+def _steps_together(runs, batches, epoch: int) -> list[tuple[float, int, bool]]:
+    """One batch for each run (its own ``(x, y)``): loss, backward, element-wise clip, Adam step,
+    the networks run together (``snnspin.ensemble.log_probs_together``). The summed loss's backward
+    gives each network the gradient of its own loss (they share no parameter). Per run: (summed
+    loss, correct predictions, whether the step was skipped for a non-finite gradient)."""
+    from .ensemble import log_probs_together
+
+    log_probs = log_probs_together([r.model for r in runs], [x for x, _ in batches])
+    losses = [F.nll_loss(p, y) for p, (_, y) in zip(log_probs, batches)]
+    for run, loss in zip(runs, losses):
+        run.check_loss(loss, epoch)
+    for run in runs:
+        run.optimizer.zero_grad(set_to_none=True)
+    (losses[0] if len(losses) == 1 else torch.stack(losses).sum()).backward()
+    return [(loss.item() * len(y), int((p.argmax(-1) == y).sum()), not run.update())
+            for run, loss, p, (_, y) in zip(runs, losses, log_probs, batches)]
+
+
+def run_epochs(runs, x_train, y_train, x_eval, y_eval) -> list[EpochRecord]:
+    """One epoch of each run (runs of one config, at the same epoch, differing in seed): each over
+    its own shuffled batches (``_batch_order``), the networks run together per batch
+    (``_steps_together``) and evaluated together; step each schedule, append and return each
+    record. A record's ``seconds`` is the epoch's wall time divided by the number of runs."""
+    config, epoch, start = runs[0].config, len(runs[0].history), time.perf_counter()
+    if any(len(r.history) != epoch or r.config != config for r in runs):
+        raise ValueError("runs trained together must share one config and be at the same epoch")
+    lrs = [r.optimizer.param_groups[0]["lr"] for r in runs]
+    n = x_train.shape[1]
+    orders = [_batch_order(n, r.seed, epoch, r.device) for r in runs]
+    totals = [[0.0, 0, 0] for _ in runs]  # summed loss, correct, skipped
+    for first in range(0, n, config.batch_size):
+        indices = [order[first : first + config.batch_size] for order in orders]
+        for run in runs:
+            run._devices_for_batch(epoch, first // config.batch_size)
+        results = _steps_together(runs, [(x_train[:, i], y_train[i]) for i in indices], epoch)
+        for total, result in zip(totals, results):
+            for k, value in enumerate(result):
+                total[k] += value
+    for run in runs:
+        run.scheduler.step()
+        run.devices_for_evaluation()
+    evaluations = evaluate_together([r.model for r in runs], x_eval, y_eval, health=True)
+    seconds = (time.perf_counter() - start) / len(runs)
+    records = []
+    for run, lr, (loss_sum, correct, skipped), (eval_loss, eval_acc, health) in zip(runs, lrs, totals, evaluations):
+        record = EpochRecord(epoch + 1, lr, loss_sum / n, 100.0 * correct / n, eval_loss, eval_acc, seconds,
+                             int(skipped), health["dead"], health["saturated"])
+        run.history.append(record)
+        records.append(record)
+    return records
 
 
 def train_seed(
@@ -312,38 +369,70 @@ def train_seed(
     >>> [r.epoch for r in history], history[0].lr
     ([1], 0.149)
     """
+    callback = None if on_epoch is None else lambda _seed, record: on_epoch(record)
+    return train_seeds(config, [seed], [folder], resume, progress, data, callback)[seed]
+
+
+def train_seeds(config: TrainConfig, seeds, folders=None, resume: bool = False, progress: bool = True, data=None,
+                on_epoch: Callable[[int, EpochRecord], None] | None = None) -> dict:
+    """Train one model per seed of ``seeds`` for ``config.epochs`` epochs, all seeds together:
+    epoch by epoch, the networks run in one fused call per batch when
+    ``snnspin.ensemble.together_reason`` allows it (else one after the other within the epoch).
+    Each seed's training is the one ``train_seed`` gives it alone (same batches, chips, noise,
+    optimiser; results to rounding), with its own checkpoint folder (``folders``, one per seed
+    or None). Resumed seeds at different epochs are brought level, the furthest behind first.
+    ``on_epoch(seed, record)`` after each seed's epoch (it may raise). Returns
+    ``{seed: (model, history)}``. A seed whose loss stops being finite stops them all
+    (``FloatingPointError``); every finished epoch is checkpointed.
+
+    >>> from snnspin.config import TrainConfig
+    >>> runs = train_seeds(TrainConfig(layers=1, width=2, epochs=1, batch_size=450), [0, 1], progress=False)
+    >>> sorted(runs), [len(history) for _, history in runs.values()]
+    ([0, 1], [1, 1])
+    """
     from tqdm.auto import tqdm
 
+    from .ensemble import MAX_TOGETHER
+
+    seeds = list(seeds)
+    folders = list(folders) if folders is not None else [None] * len(seeds)
+    if len(folders) != len(seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"train_seeds needs distinct seeds and one folder per seed, got seeds {seeds}")
     device = resolve_device(config.device)
     data = data if data is not None else load_data(config, device)
     config = resolve_for_data(config, data)
     (x_train, y_train), (x_eval, y_eval) = ((x.to(device), y.to(device)) for x, y in data)
-    run = _SeedRun(config, seed, folder, device, x_train)
-    if resume:
+    runs = [_SeedRun(config, seed, folder, device, x_train) for seed, folder in zip(seeds, folders)]
+    for run in runs if resume else ():
         run.restore()
         if len(run.history) > config.epochs:
             raise ValueError(f"{run.checkpoint_path}: the run has {len(run.history)} epochs done; "
                              f"--epochs {config.epochs} would shrink it")
-    bar = tqdm(
-        total=config.epochs, initial=len(run.history), disable=not progress, leave=False,
-        desc=f"{config.model} seed {seed}", unit="epoch",
-    )
-    while len(run.history) < config.epochs:
-        record = run.run_epoch(x_train, y_train, x_eval, y_eval)
-        if record.skipped:
-            warnings.warn(f"{config.model} seed {seed}, epoch {record.epoch}: {record.skipped} batch(es) had "
-                          "non-finite gradients and were skipped", RuntimeWarning, stacklevel=2)
-        run.save_checkpoint()
-        bar.update(1)
-        bar.set_postfix(loss=f"{record.train_loss:.3f}", train=f"{record.train_acc:.1f}%",
-                        eval=f"{record.eval_acc:.1f}%")
-        if on_epoch is not None:
-            on_epoch(record)
+    label = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
+    bar = tqdm(total=config.epochs * len(runs), initial=sum(len(r.history) for r in runs), disable=not progress,
+               leave=False, desc=f"{config.model} {label}", unit="epoch")
+    while True:
+        pending = [r for r in runs if len(r.history) < config.epochs]
+        if not pending:
+            break
+        behind = min(len(r.history) for r in pending)
+        group = [r for r in pending if len(r.history) == behind][:MAX_TOGETHER]
+        for run, record in zip(group, run_epochs(group, x_train, y_train, x_eval, y_eval)):
+            if record.skipped:
+                warnings.warn(f"{config.model} seed {run.seed}, epoch {record.epoch}: {record.skipped} batch(es) had "
+                              "non-finite gradients and were skipped", RuntimeWarning, stacklevel=2)
+            run.save_checkpoint()
+            bar.update(1)
+            bar.set_postfix(loss=f"{record.train_loss:.3f}", train=f"{record.train_acc:.1f}%",
+                            eval=f"{record.eval_acc:.1f}%")
+            if on_epoch is not None:
+                on_epoch(run.seed, record)
     bar.close()
-    run.save_weights()
-    for message in health_warnings(run.history[-1], config):
-        warnings.warn(f"{config.model} seed {seed}: {message}", RuntimeWarning, stacklevel=2)
-    return run.model, run.history
+    for run in runs:
+        run.save_weights()
+        for message in health_warnings(run.history[-1], config):
+            warnings.warn(f"{config.model} seed {run.seed}: {message}", RuntimeWarning, stacklevel=2)
+    return {run.seed: (run.model, run.history) for run in runs}
 
 
 #: ``health_warnings`` speaks when a layer ends with more than this fraction of its neurons dead or saturated.
@@ -412,14 +501,12 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     if out is not None:  # every check passed: only now is the folder written
         atomic_write_json(out / "config.json", config.to_dict())
     start = time.perf_counter()
-    per_seed, histories = {}, {}
-    counts = None
-    for seed in config.seed_list():
-        folder = out / f"seed_{seed}" if out is not None else None
-        model, history = train_seed(config, seed, folder, resume, progress, data)
-        counts = model.counts()
-        histories[seed] = history
-        per_seed[seed] = history[-1].eval_acc
+    seeds = config.seed_list()
+    folders = [out / f"seed_{seed}" if out is not None else None for seed in seeds]
+    runs = train_seeds(config, seeds, folders, resume, progress, data)  # together, where they can be
+    histories = {seed: history for seed, (_, history) in runs.items()}
+    per_seed = {seed: history[-1].eval_acc for seed, history in histories.items()}
+    counts = next(iter(runs.values()))[0].counts()
     summary = {
         "model": config.model,
         "evaluated_on": "validation" if config.val_fraction > 0 else "test",

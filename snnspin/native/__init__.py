@@ -66,7 +66,7 @@ _DTYPES = {torch.float32: "f32", torch.float64: "f64"}
 # SCALAR a double.
 ROWS, WIDE, NOISE, NEURON, SCALAR = "rows", "wide", "noise", "neuron", "scalar"
 _OPTIONAL = (WIDE, NOISE)
-#: Every kernel's arguments after (L, B, N, P, lo, hi), in the C functions' order: the one table.
+#: Every kernel's arguments after (L, B, N, P, depth, lo, hi), in the C functions' order: the one table.
 KERNELS = {
     "osc_forward": (("syn", ROWS), ("x", ROWS), ("y", ROWS), ("gain", NEURON), ("gamma", NEURON),
                     ("bias_fixed", NEURON), ("sigma", NEURON), ("q", NEURON), ("e_hp", NEURON), ("k_hp", NEURON),
@@ -169,7 +169,7 @@ def _bind(path: Path) -> dict:
     library = ctypes.CDLL(str(path))
     functions = {}
     for name, arguments in KERNELS.items():
-        argtypes = [_INDEX] * 6 + [_CTYPE[kind] for _, kind in arguments]
+        argtypes = [_INDEX] * 7 + [_CTYPE[kind] for _, kind in arguments]
         for suffix in _DTYPES.values():
             function = getattr(library, f"{name}_{suffix}")
             function.argtypes, function.restype = argtypes, None
@@ -239,8 +239,12 @@ def _pointer(value):
     return None if value is None else value.data_ptr() if isinstance(value, torch.Tensor) else float(value)
 
 
-def call(kernel: str, lo: int, hi: int, checked: bool = True, **arguments) -> None:
+def call(kernel: str, lo: int, hi: int, checked: bool = True, depth: int | None = None, **arguments) -> None:
     """Run ``kernel`` (a key of ``KERNELS``) on one diagonal, after checking every argument.
+
+    ``depth``: the layers per network when the L layers hold several networks of the same shape,
+    network by network (an ensemble, ``snnspin.fused``); None: one network of L layers. The active
+    layers [lo, hi] count within each network.
 
     The sizes come from the first ROWS tensor ([L, B, N]) and from a WIDE one ([L, B, P + N]),
     whose P must be ≥ N: the threads write a row's recurrent columns and the next layer's
@@ -254,6 +258,7 @@ def call(kernel: str, lo: int, hi: int, checked: bool = True, **arguments) -> No
     layers, batch, n = rows.shape
     wide = next((arguments[name] for name in _WIDE[kernel] if arguments[name] is not None), None)
     p = wide.shape[-1] - n if wide is not None else n
+    depth = layers if depth is None else depth
     if checked:
         if set(arguments) != _NAMES[kernel]:
             raise TypeError(f"native {kernel}: missing {sorted(_NAMES[kernel] - set(arguments))}, "
@@ -261,14 +266,16 @@ def call(kernel: str, lo: int, hi: int, checked: bool = True, **arguments) -> No
         if p < n:
             raise ValueError(f"native {kernel}: the layer inputs have {p} signal columns for {n} neurons; "
                              "they must be at least as many (the threads' writes would overlap)")
-        if not 0 <= lo <= hi < layers:
-            raise ValueError(f"native {kernel}: active layers [{lo}, {hi}] outside [0, {layers - 1}]")
+        if not (isinstance(depth, int) and 0 < depth <= layers and layers % depth == 0):
+            raise ValueError(f"native {kernel}: depth {depth!r} does not divide the {layers} layers into networks")
+        if not 0 <= lo <= hi < depth:
+            raise ValueError(f"native {kernel}: active layers [{lo}, {hi}] outside [0, {depth - 1}]")
         shapes = {ROWS: (layers, batch, n), WIDE: (layers, batch, p + n), NOISE: (layers, 2, batch, n),
                   NEURON: (layers, n)}
         values = [_check(kernel, name, kind, arguments[name], rows.dtype, shapes) for name, kind in table]
     else:
         values = [_pointer(arguments[name]) for name, _ in table]
-    _load()[kernel, _DTYPES[rows.dtype]](layers, batch, n, p, lo, hi, *values)
+    _load()[kernel, _DTYPES[rows.dtype]](layers, batch, n, p, depth, lo, hi, *values)
 
 
 _NAMES = {kernel: {name for name, _ in table} for kernel, table in KERNELS.items()}

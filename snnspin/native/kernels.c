@@ -6,8 +6,11 @@
  *
  * Layout: C-contiguous state, drive and gradient arrays [L, B, N]; the layer inputs z and
  * back-propagated inputs [L, B, P + N] (P signal columns, then N recurrent ones);
- * per-neuron values [L, N]; per-layer gains [L]. Layers outside [lo, hi] are inactive on
- * the diagonal: they keep their state and pass no gradient to their drive.
+ * per-neuron values [L, N]; per-layer gains [L]. The L layers are those of L / depth networks of
+ * depth layers each, network by network (an ensemble; depth = L for one network): layer l is
+ * layer l % depth of its network, and only its network's next layer reads its output. Layers
+ * outside [lo, hi] (counted within their network) are inactive on the diagonal: they keep
+ * their state and pass no gradient to their drive.
  *
  * Speed (why this file exists: the torch backend launches ~20-30 small kernels per diagonal):
  * - transcendentals are declared "omp declare simd", so with -fopenmp-simd gcc calls glibc's
@@ -46,6 +49,9 @@ float tanhf(float);
 
 /* Rows of at least this many elements in all are split over threads. */
 #define PARALLEL_MIN 8192
+/* Rows of one layer updated together (see osc_forward_rows), and the blocks of them a layer of B rows has. */
+#define ROWS 8
+#define BLOCKS(B) (((B) + ROWS - 1) / ROWS)
 
 /* The constants shared with the Python side come from it, as -D flags at build time
  * (snnspin/native/__init__.py: CONSTANTS), so that the two cannot drift apart; they are

@@ -8,12 +8,12 @@ static inline T JOIN(horner, SUFFIX)(const double *c, int n, T w) {
 }
 
 /* Row (l, b) of y⁺ into the next diagonal's inputs: this layer's recurrent columns and, as its
- * signal, the first columns of layer l + 1. */
-static inline void JOIN(write_next_inputs, SUFFIX)(T *z_next, const T *y_row, int64_t l, int64_t b, int64_t L, int64_t B,
-                                                   int64_t N, int64_t P) {
+ * signal, the first columns of layer l + 1 (has_up: l is not its network's last layer). */
+static inline void JOIN(write_next_inputs, SUFFIX)(T *z_next, const T *y_row, int64_t l, int64_t b, int has_up,
+                                                   int64_t B, int64_t N, int64_t P) {
     T *own = z_next + (l * B + b) * (P + N) + P;
     for (int64_t j = 0; j < N; j++) own[j] = y_row[j];
-    if (l + 1 < L) {
+    if (has_up) {
         T *up = z_next + ((l + 1) * B + b) * (P + N);
         for (int64_t j = 0; j < N; j++) up[j] = y_row[j];
     }
@@ -21,11 +21,11 @@ static inline void JOIN(write_next_inputs, SUFFIX)(T *z_next, const T *y_row, in
 
 /* Row (l, b) of dL/dy += what diagonal d+1 passed back: this layer's recurrent columns of back,
  * then the signal columns of layer l + 1 (the reverse of write_next_inputs). */
-static inline void JOIN(add_back, SUFFIX)(T *gy_row, const T *back, int64_t l, int64_t b, int64_t L, int64_t B, int64_t N,
-                                          int64_t P) {
+static inline void JOIN(add_back, SUFFIX)(T *gy_row, const T *back, int64_t l, int64_t b, int has_up, int64_t B,
+                                          int64_t N, int64_t P) {
     const T *own = back + (l * B + b) * (P + N) + P;
     for (int64_t j = 0; j < N; j++) gy_row[j] += own[j];
-    if (l + 1 < L) {
+    if (has_up) {
         const T *up = back + ((l + 1) * B + b) * (P + N);
         for (int64_t j = 0; j < N; j++) gy_row[j] += up[j];
     }
@@ -62,10 +62,13 @@ static inline T JOIN(kicked_power, SUFFIX)(T xd, T a, T xi1, T xi2) {
     return out > (T)1 ? (T)1 : out;
 }
 
-/* Row (l, b) of the oscillator + high-pass forward: drive, exact step (eq. 2), filter (eq. 5).
- * Per-neuron constants of layer l: gain S, γ, b_fixed, σ, Q, and the filter's E = e^{-ω_c h'}, K = F(-ω_c h'). */
-static inline __attribute__((always_inline)) void JOIN(osc_forward_row, SUFFIX)(
-                                                 int noisy, int64_t l, int64_t b, int64_t L, int64_t B, int64_t N,
+/* Rows (l, b) .. (l, b + R - 1) of the oscillator + high-pass forward: drive, exact step (eq. 2),
+ * filter (eq. 5). Per-neuron constants of layer l: gain S, γ, b_fixed, σ, Q, and the filter's
+ * E = e^{-ω_c h'}, K = F(-ω_c h'). R rows of one layer at a time (R a constant): their R
+ * independent dependency chains per SIMD lane hide the latency of exp, the series and the
+ * divisions, which one row of N = 32 neurons (two vectors) leaves exposed. */
+static inline __attribute__((always_inline)) void JOIN(osc_forward_rows, SUFFIX)(
+                                                 int noisy, int R, int64_t l, int64_t b, int has_up, int64_t B, int64_t N,
                                                  int64_t P, int active, const T *syn, const T *x, const T *y, const T *gain,
                                                  const T *gam, const T *bfix, const T *sigma, const T *q,
                                                  const T *e_hp, const T *k_hp, const T *xmin, const T *kick,
@@ -75,21 +78,30 @@ static inline __attribute__((always_inline)) void JOIN(osc_forward_row, SUFFIX)(
     const T *xi1 = noise ? noise + (2 * l * B + b) * N : NULL, *xi2 = noise ? xi1 + B * N : NULL;
 #pragma omp simd
     for (int64_t j = 0; j < N; j++) {
-        const T g = gam[j], xv = x[o + j];
-        const T a = sigma[j] * (gain[j] * syn[o + j] + bfix[j]) - g;
-        T e, f, den;
-        const T raw = JOIN(exact_step, SUFFIX)(xv, a, g * ((T)1 + q[j]), h, &e, &f, &den);
-        const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(raw, kick[j], xi1[j], xi2[j]) : raw;
-        const T xn = kicked < xmin[j] ? xmin[j] : kicked; /* the floor x_min (0: none) */
-        x_out[o + j] = xn;
-        y_out[o + j] = FLUSH(e_hp[j] * y[o + j] + k_hp[j] * (xn - xv), tiny);
-    }
-    if (!active)
-        for (int64_t j = 0; j < N; j++) {
-            x_out[o + j] = x[o + j];
-            y_out[o + j] = y[o + j];
+        const T g = gam[j], c = g * ((T)1 + q[j]), sg = sigma[j], gn = gain[j], bf = bfix[j];
+        const T floor_ = xmin[j], eh = e_hp[j], kh = k_hp[j];
+#pragma GCC unroll 8
+        for (int k = 0; k < R; k++) {
+            const int64_t i = o + k * N + j;
+            const T xv = x[i];
+            const T a = sg * (gn * syn[i] + bf) - g;
+            T e, f, den;
+            const T raw = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den);
+            const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(raw, kick[j], xi1[k * N + j], xi2[k * N + j]) : raw;
+            const T xn = kicked < floor_ ? floor_ : kicked; /* the floor x_min (0: none) */
+            x_out[i] = xn;
+            y_out[i] = FLUSH(eh * y[i] + kh * (xn - xv), tiny);
         }
-    if (z_next) JOIN(write_next_inputs, SUFFIX)(z_next, y_out + o, l, b, L, B, N, P);
+    }
+    for (int k = 0; k < R; k++) {
+        const int64_t ok = o + k * N;
+        if (!active)
+            for (int64_t j = 0; j < N; j++) {
+                x_out[ok + j] = x[ok + j];
+                y_out[ok + j] = y[ok + j];
+            }
+        if (z_next) JOIN(write_next_inputs, SUFFIX)(z_next, y_out + ok, l, b + k, has_up, B, N, P);
+    }
 }
 
 /* Oscillator + high-pass forward, one diagonal: x⁺ and y⁺ from the synaptic sums syn; when
@@ -97,7 +109,7 @@ static inline __attribute__((always_inline)) void JOIN(osc_forward_row, SUFFIX)(
  * of each layer's step on this diagonal; NULL: none), the thermal kick of amplitude kick [L, N]
  * follows the deterministic step, before the floor. Argument order: KERNELS["osc_forward"]
  * in snnspin/native/__init__.py (the one table the Python side builds its calls from). */
-void JOIN(osc_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *syn,
+void JOIN(osc_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t depth, int64_t lo, int64_t hi, const T *syn,
                                const T *x, const T *y, const T *gain, const T *gamma, const T *bias_fixed,
                                const T *sigma, const T *q, const T *e_hp, const T *k_hp, const T *x_min,
                                const T *kick, const T *noise, double h, T *x_out, T *y_out, T *z_next) {
@@ -105,26 +117,31 @@ void JOIN(osc_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64
     {
         ENTER_FTZ
 #pragma omp for schedule(static)
-        for (int64_t r = 0; r < L * B; r++) {
-            const int64_t l = r / B, b = r % B, k = l * N;
-            /* noisy as a constant: each call is its own inlined copy, vectorised without the kick's branch */
-            if (noise)
-                JOIN(osc_forward_row, SUFFIX)(1, l, b, L, B, N, P, l >= lo && l <= hi, syn, x, y, gain + k, gamma + k,
-                                              bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k,
-                                              kick + k, noise, (T)h, x_out, y_out, z_next);
-            else
-                JOIN(osc_forward_row, SUFFIX)(0, l, b, L, B, N, P, l >= lo && l <= hi, syn, x, y, gain + k, gamma + k,
-                                              bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k,
-                                              kick + k, NULL, (T)h, x_out, y_out, z_next);
+        for (int64_t r = 0; r < L * BLOCKS(B); r++) {
+            const int64_t l = r / BLOCKS(B), b = (r % BLOCKS(B)) * ROWS, k = l * N, li = l % depth;
+            const int active = li >= lo && li <= hi, has_up = li + 1 < depth;
+            /* noisy and the block's rows as constants: each call is its own inlined copy, vectorised
+             * without the kick's branch; a layer's last rows, fewer than ROWS, one at a time */
+#define OSC_FORWARD(NOISY, R, B0) JOIN(osc_forward_rows, SUFFIX)(NOISY, R, l, B0, has_up, B, N, P, active, syn, x, y, \
+                gain + k, gamma + k, bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k, kick + k, \
+                NOISY ? noise : NULL, (T)h, x_out, y_out, z_next)
+            if (b + ROWS <= B) {
+                if (noise) OSC_FORWARD(1, ROWS, b); else OSC_FORWARD(0, ROWS, b);
+            } else
+                for (int64_t bb = b; bb < B; bb++) {
+                    if (noise) OSC_FORWARD(1, 1, bb); else OSC_FORWARD(0, 1, bb);
+                }
+#undef OSC_FORWARD
         }
         LEAVE_FTZ
     }
 }
 
-/* Row (l, b) of the oscillator backward: ∂x⁺/∂(x, a, b) as exact_derivatives in functional/oscillator.py. */
-static inline __attribute__((always_inline)) void JOIN(osc_backward_row, SUFFIX)(
-                                                  int noisy, int64_t l, int64_t b, int64_t L, int64_t B, int64_t N,
-                                                  int64_t P, T activity, const T *back, T *gx, T *gy, const T *x_old,
+/* Rows (l, b) .. (l, b + R - 1) of the oscillator backward (R a constant, as in osc_forward_rows):
+ * ∂x⁺/∂(x, a, b) as exact_derivatives in functional/oscillator.py. */
+static inline __attribute__((always_inline)) void JOIN(osc_backward_rows, SUFFIX)(
+                                                  int noisy, int R, int64_t l, int64_t b, int has_up, int64_t B, int64_t N,
+                                                  int64_t P, int active, const T *back, T *gx, T *gy, const T *x_old,
                                                   const T *syn, const T *gain, const T *gam, const T *bfix,
                                                   const T *sigma, const T *q, const T *e_hp, const T *k_hp,
                                                   const T *xmin, const T *kick, const T *noise, T h, T *dsyn_out,
@@ -132,42 +149,49 @@ static inline __attribute__((always_inline)) void JOIN(osc_backward_row, SUFFIX)
     const T tiny = TINY;
     const int64_t o = (l * B + b) * N;
     const T *xi1 = noise ? noise + (2 * l * B + b) * N : NULL, *xi2 = noise ? xi1 + B * N : NULL;
-    if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, L, B, N, P);
-    if (activity == (T)0) { /* the forward kept (x, y): their gradients pass unchanged, none to the drive */
-        for (int64_t j = 0; j < N; j++) dsyn_out[o + j] = 0;
+    if (back)
+        for (int k = 0; k < R; k++) JOIN(add_back, SUFFIX)(gy + o + k * N, back, l, b + k, has_up, B, N, P);
+    if (!active) { /* the forward kept (x, y): their gradients pass unchanged, none to the drive */
+        for (int64_t j = 0; j < R * N; j++) dsyn_out[o + j] = 0;
         return;
     }
 #pragma omp simd
     for (int64_t j = 0; j < N; j++) {
-        const T g = gam[j], xv = x_old[o + j], gyv = gy[o + j], sg = sigma[j], kh = k_hp[j];
-        const T a = sg * (gain[j] * syn[o + j] + bfix[j]) - g, c = g * ((T)1 + q[j]);
-        T e, f, den;
-        const T xn = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den);
-        const T bb = a + c;
-        const int grow = a >= 0;
-        const T w = (grow ? -a : a) * h;
-        const T s = grow ? (T)-1 : (T)1;
-        const T de_da = e * s * h;
-        const int small = w < (T)SERIES_BELOW && w > -(T)SERIES_BELOW;
-        const T w_safe = small ? (T)1 : w;
-        const T dfw = small ? JOIN(horner, SUFFIX)(DERIVATIVE_COEFFS, 7, w) : (e - f) / w_safe;
-        const T dg_da = (h * h) * dfw * s;
-        const T ratio = xn / den;
-        const T d_a = (xv / den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
-        const T d_b = -ratio * xv * (h * f);
-        const T d_x = (e / den) / den;
-        /* the kick passes the gradient straight through; the floor passes none where it holds x */
-        const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(xn, kick[j], xi1[j], xi2[j]) : xn;
-        const T passed = kicked >= xmin[j] ? (T)1 : (T)0;
-        const T g_xn = (gx[o + j] + kh * gyv) * passed;
-        const T g_a = g_xn * d_a, g_b = g_xn * d_b;
-        const T g_drive = sg * (g_a + g_b);
-        g_gain[o + j] += g_drive * syn[o + j];
-        g_a_sum[o + j] += g_a;
-        g_b_sum[o + j] += g_b;
-        dsyn_out[o + j] = FLUSH(gain[j] * g_drive, tiny);
-        gx[o + j] = FLUSH(d_x * g_xn - kh * gyv, tiny);
-        gy[o + j] = FLUSH(e_hp[j] * gyv, tiny);
+        const T g = gam[j], sg = sigma[j], kh = k_hp[j], gn = gain[j], bf = bfix[j], eh = e_hp[j];
+        const T c = g * ((T)1 + q[j]), floor_ = xmin[j];
+#pragma GCC unroll 8
+        for (int k = 0; k < R; k++) {
+            const int64_t i = o + k * N + j;
+            const T xv = x_old[i], gyv = gy[i], sv = syn[i];
+            const T a = sg * (gn * sv + bf) - g;
+            T e, f, den;
+            const T xn = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den);
+            const T bb = a + c;
+            const int grow = a >= 0;
+            const T w = (grow ? -a : a) * h;
+            const T s = grow ? (T)-1 : (T)1;
+            const T de_da = e * s * h;
+            const int small = w < (T)SERIES_BELOW && w > -(T)SERIES_BELOW;
+            const T w_safe = small ? (T)1 : w;
+            const T dfw = small ? JOIN(horner, SUFFIX)(DERIVATIVE_COEFFS, 7, w) : (e - f) / w_safe;
+            const T dg_da = (h * h) * dfw * s;
+            const T ratio = xn / den;
+            const T d_a = (xv / den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
+            const T d_b = -ratio * xv * (h * f);
+            const T d_x = (e / den) / den;
+            /* the kick passes the gradient straight through; the floor passes none where it holds x */
+            const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(xn, kick[j], xi1[k * N + j], xi2[k * N + j]) : xn;
+            const T passed = kicked >= floor_ ? (T)1 : (T)0;
+            const T g_xn = (gx[i] + kh * gyv) * passed;
+            const T g_a = g_xn * d_a, g_b = g_xn * d_b;
+            const T g_drive = sg * (g_a + g_b);
+            g_gain[i] += g_drive * sv;
+            g_a_sum[i] += g_a;
+            g_b_sum[i] += g_b;
+            dsyn_out[i] = FLUSH(gn * g_drive, tiny);
+            gx[i] = FLUSH(d_x * g_xn - kh * gyv, tiny);
+            gy[i] = FLUSH(eh * gyv, tiny);
+        }
     }
 }
 
@@ -177,7 +201,7 @@ static inline __attribute__((always_inline)) void JOIN(osc_backward_row, SUFFIX)
  * the last diagonal); on return gx, gy hold the same for diagonal d-1, dsyn_out dL/dsyn(d).
  * Accumulates dL/d(gain) (times syn, per element), dL/da and dL/db over the diagonals.
  * Argument order: KERNELS["osc_backward"] in snnspin/native/__init__.py. */
-void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *back,
+void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t depth, int64_t lo, int64_t hi, const T *back,
                                 T *gx, T *gy, const T *x_old, const T *syn, const T *gain, const T *gamma,
                                 const T *bias_fixed, const T *sigma, const T *q, const T *e_hp, const T *k_hp,
                                 const T *x_min, const T *kick, const T *noise, double h, T *dsyn_out, T *g_gain,
@@ -186,17 +210,19 @@ void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int6
     {
         ENTER_FTZ
 #pragma omp for schedule(static)
-        for (int64_t r = 0; r < L * B; r++) {
-            const int64_t l = r / B, b = r % B, k = l * N;
-            const T activity = (l >= lo && l <= hi) ? (T)1 : (T)0;
-            if (noise)
-                JOIN(osc_backward_row, SUFFIX)(1, l, b, L, B, N, P, activity, back, gx, gy, x_old, syn, gain + k,
-                                               gamma + k, bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k,
-                                               x_min + k, kick + k, noise, (T)h, dsyn_out, g_gain, g_a_sum, g_b_sum);
-            else
-                JOIN(osc_backward_row, SUFFIX)(0, l, b, L, B, N, P, activity, back, gx, gy, x_old, syn, gain + k,
-                                               gamma + k, bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k,
-                                               x_min + k, kick + k, NULL, (T)h, dsyn_out, g_gain, g_a_sum, g_b_sum);
+        for (int64_t r = 0; r < L * BLOCKS(B); r++) {
+            const int64_t l = r / BLOCKS(B), b = (r % BLOCKS(B)) * ROWS, k = l * N, li = l % depth;
+            const int active = li >= lo && li <= hi, has_up = li + 1 < depth;
+#define OSC_BACKWARD(NOISY, R, B0) JOIN(osc_backward_rows, SUFFIX)(NOISY, R, l, B0, has_up, B, N, P, active, back, gx, \
+                gy, x_old, syn, gain + k, gamma + k, bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k, \
+                kick + k, NOISY ? noise : NULL, (T)h, dsyn_out, g_gain, g_a_sum, g_b_sum)
+            if (b + ROWS <= B) {
+                if (noise) OSC_BACKWARD(1, ROWS, b); else OSC_BACKWARD(0, ROWS, b);
+            } else
+                for (int64_t bb = b; bb < B; bb++) {
+                    if (noise) OSC_BACKWARD(1, 1, bb); else OSC_BACKWARD(0, 1, bb);
+                }
+#undef OSC_BACKWARD
         }
         LEAVE_FTZ
     }
@@ -204,7 +230,7 @@ void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int6
 
 /* CTRNN forward, one diagonal (eq. 6-8): x⁺ = S syn h F(-γh) + x e^{-γh}, y⁺ = tanh(x⁺).
  * Argument order: KERNELS["ctrnn_forward"] in snnspin/native/__init__.py. */
-void JOIN(ctrnn_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *syn, const T *x,
+void JOIN(ctrnn_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t depth, int64_t lo, int64_t hi, const T *syn, const T *x,
                                  const T *step_gain, const T *decay, T *x_out, T *y_out, T *z_next) {
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
@@ -212,8 +238,8 @@ void JOIN(ctrnn_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int
         const T tiny = TINY;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < L * B; r++) {
-            const int64_t l = r / B, b = r % B, o = r * N;
-            const int active = l >= lo && l <= hi;
+            const int64_t l = r / B, b = r % B, o = r * N, li = l % depth;
+            const int active = li >= lo && li <= hi, has_up = li + 1 < depth;
             const T *sg = step_gain + l * N, *dec = decay + l * N;
 #pragma omp simd
             for (int64_t j = 0; j < N; j++) {
@@ -221,7 +247,7 @@ void JOIN(ctrnn_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int
                 x_out[o + j] = xn;
                 y_out[o + j] = TANH(xn);
             }
-            if (z_next) JOIN(write_next_inputs, SUFFIX)(z_next, y_out + o, l, b, L, B, N, P);
+            if (z_next) JOIN(write_next_inputs, SUFFIX)(z_next, y_out + o, l, b, has_up, B, N, P);
         }
         LEAVE_FTZ
     }
@@ -230,7 +256,7 @@ void JOIN(ctrnn_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int
 /* CTRNN backward, one diagonal: gy (zero on entry but for the output gradient) gets back's part;
  * writes dL/dx (g_state) and dL/dsyn; leaves gx = dL/dx · e^{-γh} and gy = 0.
  * Argument order: KERNELS["ctrnn_backward"] in snnspin/native/__init__.py. */
-void JOIN(ctrnn_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t lo, int64_t hi, const T *back, T *gx, T *gy,
+void JOIN(ctrnn_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64_t depth, int64_t lo, int64_t hi, const T *back, T *gx, T *gy,
                                   const T *y, const T *step_gain, const T *decay, T *g_state, T *dsyn_out) {
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
@@ -238,10 +264,10 @@ void JOIN(ctrnn_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, in
         const T tiny = TINY;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < L * B; r++) {
-            const int64_t l = r / B, b = r % B, o = r * N;
-            const int active = l >= lo && l <= hi;
+            const int64_t l = r / B, b = r % B, o = r * N, li = l % depth;
+            const int active = li >= lo && li <= hi, has_up = li + 1 < depth;
             const T *sg = step_gain + l * N, *dec = decay + l * N;
-            if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, L, B, N, P);
+            if (back) JOIN(add_back, SUFFIX)(gy + o, back, l, b, has_up, B, N, P);
             /* inactive: x⁺ = x, y⁺ = tanh x: dL/dx = dL/dx⁺ + dL/dy⁺ (1 - y²), nothing to the drive */
             const T keep = active ? (T)0 : (T)1, pass = active ? (T)1 : (T)0;
 #pragma omp simd

@@ -1,0 +1,82 @@
+"""Several networks of one shape in one fused call: an ensemble.
+
+Training 10 seeds of the paper's 3 × 32 network one after the other leaves the CPU mostly idle:
+each diagonal of the time × depth grid is a few tiny matrix products and one small kernel call,
+and per-call overhead dominates. Here M networks (different seeds, chips, or per-neuron constants
+τ, S, b_fixed, σ, Q, f_cut, x_min) advance together: their layers are stacked network by network
+into one grid of M · L layers, so each diagonal is still one batched product and one kernel call,
+M times larger. Each network reads its own batch ``[T, B, F]`` and has its own parameters; nothing
+couples them, so each gets the log-probabilities and gradients it would get alone (to rounding;
+``tests/test_ensemble.py`` compares in float64).
+
+    log p_m = readout_m(fused layers of network m over data_m),   m = 1..M
+
+``snnspin.training`` trains the seeds of a run this way when ``together_reason`` allows it
+(``train``, ``train_seed``'s callers with several seeds).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .fused import LAYERWISE_FROM, ensemble_reason
+
+#: The most networks run in one call: memory grows with their number (BPTT keeps every diagonal).
+MAX_TOGETHER = 16
+
+
+def together_reason(models) -> str | None:
+    """Why ``models`` are not run in one fused call (None: they are): fewer than two, an engine
+    other than the fused one, layers of ``LAYERWISE_FROM`` neurons or more (one network at a time
+    is faster there), or what ``ensemble_reason`` names.
+
+    >>> from snnspin.config import TrainConfig
+    >>> from snnspin.models import build_model
+    >>> together_reason([build_model(TrainConfig(), seed) for seed in range(2)]) is None
+    True
+    >>> together_reason([build_model(TrainConfig(model="lif"), seed) for seed in range(2)])
+    'no fused path for this model'
+    """
+    if len(models) < 2:
+        return "a single network"
+    if len(models) > MAX_TOGETHER:
+        return f"more than {MAX_TOGETHER} networks"
+    if any(m.config.engine == "reference" for m in models):
+        return "engine='reference' runs the per-step path"
+    if any(type(m).fused_sequences is None for m in models):
+        return "no fused path for this model"
+    if models[0].config.width >= LAYERWISE_FROM:
+        return f"layers of {LAYERWISE_FROM} neurons or more run one network at a time (layer by layer)"
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    if any(wrapped(p) for m in models for p in m.parameters()):
+        return "torch.func transforms run on the per-step path"
+    return ensemble_reason(models)
+
+
+def log_probs_together(models, batches) -> list[torch.Tensor]:
+    """``[model(batch) for model, batch in zip(models, batches)]``: each network's log-probabilities
+    ``[B, classes]`` of its own batch ``[T, B, F]``, in one fused call when ``together_reason`` allows
+    it and the batches have one shape (else one network after the other). Each network's
+    ``final_states`` is set as its own forward would set it.
+
+    >>> from snnspin.config import TrainConfig
+    >>> from snnspin.models import build_model
+    >>> models = [build_model(TrainConfig(width=4), seed) for seed in range(3)]
+    >>> batches = [torch.rand(64, 5, 1) * 16 for _ in models]
+    >>> together = log_probs_together(models, batches)
+    >>> all(torch.allclose(p, m(b), atol=1e-5) for p, m, b in zip(together, models, batches))
+    True
+    """
+    models, batches = list(models), list(batches)
+    if len(models) != len(batches):
+        raise ValueError(f"{len(models)} networks but {len(batches)} batches")
+    prepared = [m.prepare_input(b) for m, b in zip(models, batches)]
+    if together_reason(models) is not None or len({tuple(p.shape) for p in prepared}) > 1 \
+            or len({p.dtype for p in prepared}) > 1:
+        return [m(b) for m, b in zip(models, batches)]
+    outputs = type(models[0]).fused_sequences(models, torch.stack(prepared, 1))
+    log_probs = []
+    for model, (y, x, states) in zip(models, outputs):
+        model.final_states = states
+        log_probs.append(model.fused_log_probs(y, x))
+    return log_probs

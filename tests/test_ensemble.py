@@ -1,0 +1,187 @@
+"""Several networks in one fused call: each gets what it gets alone (float64), and training together
+is training one after the other."""
+
+import warnings
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from snnspin import native, pointwise
+from snnspin.config import TrainConfig
+from snnspin.device import seed_noise
+from snnspin.ensemble import MAX_TOGETHER, log_probs_together, together_reason
+from snnspin.models import build_model
+from snnspin.training import evaluate, evaluate_together, load_data, train_seed, train_seeds
+
+KERNELS = [pytest.param(pointwise.TORCH, id="torch-kernels"),
+           pytest.param(pointwise.NATIVE, id="native-kernels",
+                        marks=pytest.mark.skipif(not native.available(), reason="no C compiler"))]
+
+# per member: what differs between the networks of one call (seed always does)
+MEMBERS = [
+    [dict(), dict(), dict()],
+    [dict(tau=1.0, gain=0.5), dict(tau=3.0, gain=1.2), dict(tau=14.12, gain=0.3)],  # hyperparameters that are tensors
+    [dict(substeps=2, delta_t=2.0, mismatch=0.1, chip_seed=k) for k in range(3)],  # chips: per-neuron σ, Q, τ
+    [dict(layers=2, readout="x", x_min=1e-4, d_inter=0.5), dict(layers=2, readout="x", x_min=1e-2, d_inter=0.5)],
+    [dict(checkpoint_every=5), dict(checkpoint_every=5)],  # recomputed segments
+    [dict(n_inputs=3, width=2), dict(n_inputs=3, width=2)],  # signals wider than a layer
+]
+
+
+def _run(models, batches, together, noise_seed=None):
+    """Log-probabilities, final states and every gradient of Σ_m NLL_m, the networks run together or alone."""
+    targets = torch.arange(batches[0].shape[1]) % 10
+    for m, model in enumerate(models):
+        model.zero_grad(set_to_none=True)
+        if noise_seed is not None:
+            seed_noise(model, noise_seed + m)
+    log_probs = log_probs_together(models, batches) if together else [m(b) for m, b in zip(models, batches)]
+    sum(F.nll_loss(p, targets) for p in log_probs).backward()
+    return ([p.detach() for p in log_probs], [m.final_states.clone() for m in models],
+            [{n: p.grad.clone() for n, p in m.named_parameters()} for m in models])
+
+
+def _networks(model, members, dtype=torch.float64):
+    configs = [TrainConfig(model=model, **{"width": 6, "layers": 3, **changes}) for changes in members]
+    nets = [build_model(c, seed).to(dtype) for seed, c in enumerate(configs)]
+    generator = torch.Generator().manual_seed(1)
+    batches = [(torch.rand(12, 5, c.n_inputs or 1, generator=generator) * 16).to(dtype) for c in configs]
+    return nets, batches
+
+
+def _assert_same(a, b, tol=1e-12):
+    for x, y in zip(a[0] + a[1], b[0] + b[1]):
+        assert torch.allclose(x, y, rtol=tol, atol=tol)
+    for grads_a, grads_b in zip(a[2], b[2]):
+        assert grads_a.keys() == grads_b.keys()
+        for name in grads_a:
+            scale = float(grads_a[name].abs().max()) + 1e-30
+            assert float((grads_a[name] - grads_b[name]).abs().max()) <= tol * scale, name
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+@pytest.mark.parametrize("model", ["spintronic", "ctrnn"])
+@pytest.mark.parametrize("members", MEMBERS)
+def test_each_network_gets_what_it_gets_alone_float64(model, members, kernels):
+    if model == "ctrnn":
+        members = [{k: v for k, v in m.items() if k not in ("x_min", "mismatch", "chip_seed")} for m in members]
+    nets, batches = _networks(model, members)
+    assert together_reason(nets) is None
+    with pointwise.using(kernels), warnings.catch_warnings():
+        warnings.simplefilter("error")  # no silent fallback to another path
+        together = _run(nets, batches, True)
+        alone = _run(nets, batches, False)
+    _assert_same(together, alone)
+    assert all(g for g in together[2])  # every parameter got a gradient
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_thermal_noise_draws_are_each_networks_own(kernels):
+    nets, batches = _networks("spintronic", [dict(thermal_power=1e-3)] * 3)
+    with pointwise.using(kernels):
+        together, alone = _run(nets, batches, True, noise_seed=7), _run(nets, batches, False, noise_seed=7)
+        quiet = _run(nets, batches, True, noise_seed=8)
+    _assert_same(together, alone)
+    assert not torch.allclose(together[0][0], quiet[0][0])  # the draws matter
+
+
+def test_networks_that_cannot_run_together_run_one_after_the_other():
+    def reason(*configs):
+        return together_reason([build_model(c, seed) for seed, c in enumerate(configs)])
+
+    assert reason(TrainConfig()) == "a single network"
+    assert reason(TrainConfig(model="lif"), TrainConfig(model="lif")) == "no fused path for this model"
+    assert reason(TrainConfig(), TrainConfig(model="ctrnn")).startswith("the networks are of different kinds")
+    assert reason(TrainConfig(), TrainConfig(width=8)) == "the networks differ in width (32, 8)"
+    assert reason(TrainConfig(), TrainConfig(substeps=2)).startswith("the networks differ in dt")
+    assert reason(TrainConfig(), TrainConfig(thermal_power=1e-3)) == "the networks differ in thermal noise (False, True)"
+    assert reason(TrainConfig(engine="reference"), TrainConfig()) == "engine='reference' runs the per-step path"
+    assert reason(TrainConfig(width=64), TrainConfig(width=64)).startswith("layers of 48 neurons or more")
+    assert reason(*[TrainConfig()] * (MAX_TOGETHER + 1)) == f"more than {MAX_TOGETHER} networks"
+    # and what falls back still gives each network its own result
+    nets = [build_model(TrainConfig(width=4), 0), build_model(TrainConfig(width=5), 1)]
+    batches = [torch.rand(8, 3, 1) * 16, torch.rand(8, 3, 1) * 16]
+    for net, p, b in zip(nets, log_probs_together(nets, batches), batches):
+        assert torch.equal(p, net(b))
+
+
+def test_batches_of_different_shapes_run_one_after_the_other():
+    nets, _ = _networks("spintronic", [dict(), dict()], torch.float32)
+    batches = [torch.rand(12, 5, 1) * 16, torch.rand(12, 4, 1) * 16]
+    for net, p, b in zip(nets, log_probs_together(nets, batches), batches):
+        assert torch.equal(p, net(b))
+    with pytest.raises(ValueError, match="2 networks but 1 batches"):
+        log_probs_together(nets, batches[:1])
+
+
+def test_evaluating_together_is_evaluating_each():
+    nets, _ = _networks("spintronic", [dict(), dict(), dict()], torch.float64)
+    data, targets = torch.rand(12, 7, 1, dtype=torch.float64) * 16, torch.arange(7)
+    for net, (loss, acc, health) in zip(nets, evaluate_together(nets, data, targets, batch_size=6, health=True)):
+        loss_alone, acc_alone, health_alone = evaluate(net, data, targets, health=True)
+        assert loss == pytest.approx(loss_alone, rel=1e-12) and acc == acc_alone
+        assert health["dead"] == pytest.approx(health_alone["dead"], abs=1e-6)  # float32 fractions, chunks of 2 series
+
+
+@pytest.fixture
+def float64():
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+def _data(config):
+    return tuple((x[:, :240].double(), y[:240]) for x, y in load_data(config))
+
+
+@pytest.mark.parametrize("changes", [dict(), dict(model="ctrnn"), dict(mismatch=0.05, chip_draw="batch")])
+def test_training_together_is_training_one_after_the_other(float64, changes, tmp_path):
+    config = TrainConfig(width=6, epochs=2, batch_size=100, **changes)
+    data = _data(config)
+    together = train_seeds(config, [0, 1, 2], [tmp_path / f"s{k}" for k in range(3)], progress=False, data=data)
+    for seed in (0, 1, 2):
+        model, history = train_seed(config, seed, progress=False, data=data)
+        model_t, history_t = together[seed]
+        for p, q in zip(model.parameters(), model_t.parameters()):
+            assert torch.allclose(p, q, rtol=1e-10, atol=1e-12)
+        for r, s in zip(history, history_t):
+            assert (r.train_loss, r.train_acc, r.eval_acc, r.skipped) == pytest.approx(
+                (s.train_loss, s.train_acc, s.eval_acc, s.skipped), rel=1e-9)
+        assert (tmp_path / f"s{seed}" / "weights.pt").exists()
+
+
+def test_seeds_resumed_at_different_epochs_are_brought_level(float64, tmp_path):
+    config = TrainConfig(width=6, epochs=3, batch_size=100)
+    data = _data(config)
+    folders = [tmp_path / "s0", tmp_path / "s1"]
+    train_seed(config.replace(epochs=2), 0, folders[0], progress=False, data=data)  # an interrupted run
+    train_seed(config.replace(epochs=1), 1, folders[1], progress=False, data=data)
+    seen = []
+    resumed = train_seeds(config, [0, 1], folders, resume=True, progress=False, data=data,
+                          on_epoch=lambda seed, record: seen.append((seed, record.epoch)))
+    assert seen == [(1, 2), (0, 3), (1, 3)]  # the one behind first, then both together
+    for seed in (0, 1):
+        _, history = train_seed(config, seed, progress=False, data=data)
+        assert [r.train_loss for r in resumed[seed][1]] == pytest.approx([r.train_loss for r in history], rel=1e-9)
+
+
+def test_train_seeds_refuses_repeated_seeds_or_missing_folders():
+    with pytest.raises(ValueError, match="distinct seeds and one folder per seed"):
+        train_seeds(TrainConfig(width=2, epochs=1), [0, 0], progress=False)
+    with pytest.raises(ValueError, match="distinct seeds and one folder per seed"):
+        train_seeds(TrainConfig(width=2, epochs=1), [0, 1], [None], progress=False)
+
+
+@pytest.mark.skipif(not native.available(), reason="no C compiler")
+def test_native_kernels_check_the_networks_depth():
+    rows = torch.zeros(6, 2, 4)
+    wide = torch.zeros(6, 2, 8)
+    neuron = torch.zeros(6, 4)
+    arguments = dict(syn=rows, x=rows, step_gain=neuron, decay=neuron, x_out=rows.clone(), y_out=rows.clone(),
+                     z_next=wide)
+    with pytest.raises(ValueError, match="depth 4 does not divide the 6 layers"):
+        native.call("ctrnn_forward", 0, 1, True, 4, **arguments)
+    with pytest.raises(ValueError, match=r"active layers \[0, 2\] outside \[0, 1\]"):
+        native.call("ctrnn_forward", 0, 2, True, 2, **arguments)
+    native.call("ctrnn_forward", 0, 1, True, 2, **arguments)  # three networks of two layers
