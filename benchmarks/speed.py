@@ -11,6 +11,9 @@ them to benchmarks/results/speed.md.
     python benchmarks/speed.py                 # all configurations, CPU
     python benchmarks/speed.py --repeats 3 --configs paper
     python benchmarks/speed.py --device cuda   # on a GPU, when one is present
+
+A second table times 10 seeds at the paper's size trained one after another against
+together in one fused call (``snnspin.ensemble``), 2, 5 or 10 networks per call.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from torch.nn import functional as F
 
 from snnspin import pointwise
 from snnspin.config import TrainConfig
+from snnspin.ensemble import log_probs_together
 from snnspin.models import build_model
 
 CONFIGS = {
@@ -118,6 +122,50 @@ def contenders(width, substeps, device):
     return steps
 
 
+def ensemble_steps(models, group):
+    """One training step of every model, ``group`` networks at a time in one fused call
+    (``snnspin.ensemble.log_probs_together``; 1: one after another), each with its own Adam."""
+    optimizers = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in models]
+
+    def step(batches, targets):
+        for first in range(0, len(models), group):
+            chunk = slice(first, first + group)
+            log_probs = log_probs_together(models[chunk], batches[chunk])
+            loss = sum(F.nll_loss(p, targets) for p in log_probs)
+            for optimizer in optimizers[chunk]:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for model, optimizer in zip(models[chunk], optimizers[chunk]):
+                torch.nn.utils.clip_grad_value_(model.parameters(), 1.0)
+                optimizer.step()
+
+    return step
+
+
+def measure_ensemble(repeats, device, seeds=10, groups=(1, 2, 5, 10)):
+    """Seconds (median) for one training step of ``seeds`` paper-size networks, per group size."""
+    spec = CONFIGS["paper"]
+    models = [build_model(TrainConfig(engine="fused"), seed).to(device) for seed in range(seeds)]
+    batches = [(torch.rand(64, spec["batch"], 1) * 16).to(device) for _ in models]
+    targets = torch.randint(0, 10, (spec["batch"],), device=device)
+    steps = {group: ensemble_steps(models, group) for group in groups}
+    return _interleaved(steps, (batches, targets), repeats, device)
+
+
+def _interleaved(steps, arguments, repeats, device):
+    times = {name: [] for name in steps}
+    for step in steps.values():  # warm-up
+        step(*arguments)
+    for _ in range(repeats):  # interleaved
+        for name, step in steps.items():
+            sync(device)
+            start = time.perf_counter()
+            step(*arguments)
+            sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -127,19 +175,7 @@ def measure(config_name, repeats, device):
     spec = CONFIGS[config_name]
     data = (torch.rand(64, spec["batch"], 1) * 16).to(device)
     targets = torch.randint(0, 10, (spec["batch"],), device=device)
-    steps = contenders(spec["width"], spec["substeps"], device)
-    times = {name: [] for name in steps}
-    for name, step in steps.items():  # warm-up
-        step(data, targets)
-    for _ in range(repeats):  # interleaved
-        for name, step in steps.items():
-            sync(device)
-            start = time.perf_counter()
-            step(data, targets)
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    medians = {name: statistics.median(v) for name, v in times.items()}
-    return medians
+    return _interleaved(contenders(spec["width"], spec["substeps"], device), (data, targets), repeats, device)
 
 
 def main(argv=None):
@@ -147,6 +183,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-ensemble", dest="ensemble", action="store_false",
+                        help="skip the table of 10 seeds trained one after another or together")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
     args = parser.parse_args(argv)
     device = torch.device(args.device)
@@ -173,6 +211,18 @@ def main(argv=None):
         speedup = medians["reference"] / medians["fused"]
         print(f"  fused is {speedup:.2f}x faster than the reference loop", flush=True)
         lines.append(f"| {label} | fused speed-up over reference | | {speedup:.2f}× |")
+    if args.ensemble:
+        medians = measure_ensemble(args.repeats, device)
+        alone = medians[1]
+        lines += ["", "## Ten seeds at the paper's size: one after another, or together", "",
+                  "One training step of each of 10 networks (seeds 0-9, each its own batch and Adam), the networks "
+                  "run `group` at a time in one fused call (`snnspin.ensemble`); throughput relative to one after "
+                  "another, in the same run.", "",
+                  "| networks per call | ms for 10 steps | ms per network | throughput × |", "| ---: | ---: | ---: | ---: |"]
+        for group, seconds in medians.items():
+            row = f"| {group} | {seconds * 1e3:.1f} | {seconds * 1e2:.1f} | {alone / seconds:.2f} |"
+            print(row, flush=True)
+            lines.append(row)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"written to {args.out}")

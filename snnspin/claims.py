@@ -21,6 +21,9 @@ in the same database as the Optuna study (SQLite file, PostgreSQL, MySQL: any SQ
    no row matched, its claim was taken over (it was presumed dead, e.g. suspended for longer
    than ``grace``): its result is dropped and the taker's counts. A training that raised is
    marked ``failed``; the next run of the command (not the current one) retries it.
+   A worker may hold several keys at once (``work``'s ``together``: the seeds of one sweep
+   point, trained together in one fused call); each is claimed, beaten and taken over on its
+   own, so a dead worker's keys are retried one by one.
 5. **Leaving.** A worker exits only when every key is done or failed: while another worker
    holds a running key, it waits (polling every ``interval``) and takes it over if it goes stale.
    So a worker killed mid-training is retried by any worker still running, or by the next
@@ -265,17 +268,29 @@ class Claims:
         return failed
 
 
-def work(claims: Claims, keys: list[str], run, on_wait=None) -> None:
+def work(claims: Claims, keys: list[str], run, on_wait=None, together=None) -> None:
     """Run ``run(key, former)`` for every key of ``keys`` this worker claims or takes over,
     until every key is done or failed (see the module docstring); ``former`` is the dead
     worker's row of a taken-over key, else None. ``run`` must call ``claims.finish``.
 
     ``on_wait(running_keys)`` is called (if given) each time the worker waits for others.
+    ``together = (group_of, most, run_together)``: a free key claimed is run with up to
+    ``most - 1`` more free keys of its group (``group_of(key)``; ``most`` a number or a function
+    of the group), each claimed on its own as above, by ``run_together(keys)`` (which must
+    finish each); keys taken over run alone.
 
     >>> claims = Claims("sqlite://", "demo", interval=0.05)
     >>> work(claims, ["a", "b"], lambda key, former: claims.finish(key))
     >>> claims.states()
     {'a': 'done', 'b': 'done'}
+    >>> runs = []
+    >>> def run_together(keys):
+    ...     runs.append(keys)
+    ...     for key in keys:
+    ...         claims.finish(key)
+    >>> work(claims, ["a1", "a2", "b1"], None, together=(lambda key: key[0], 5, run_together))
+    >>> runs
+    [['a1', 'a2'], ['b1']]
     >>> claims.close()
     """
     original = {stored_key(k): k for k in keys}  # the table holds long keys as their hash
@@ -286,7 +301,17 @@ def work(claims: Claims, keys: list[str], run, on_wait=None) -> None:
         if free:
             for key in free:
                 if claims.claim(key):
-                    run(original[key], None)
+                    if together is None:
+                        run(original[key], None)
+                    else:
+                        group_of, most, run_together = together
+                        group = group_of(original[key])
+                        limit, mine = most(group) if callable(most) else most, [key]
+                        for other in free:
+                            if len(mine) < limit and other != key and group_of(original[other]) == group \
+                                    and claims.claim(other):
+                                mine.append(other)
+                        run_together([original[k] for k in mine])
                     break
             continue
         pending = [k for k in wanted if rows[k]["state"] == "running"]

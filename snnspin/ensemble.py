@@ -23,6 +23,22 @@ from .fused import LAYERWISE_FROM, ensemble_reason
 
 #: The most networks run in one call: memory grows with their number (BPTT keeps every diagonal).
 MAX_TOGETHER = 16
+#: Training groups hold at most this many (layer, series, neuron) elements per diagonal: larger
+#: calls leave the caches and gain nothing (``benchmarks/results/speed.md``: 5 networks of the
+#: paper's size, 11 520 elements each, per call beat both 2 and 10).
+TOGETHER_ELEMENTS = 65_536
+
+
+def group_size(config) -> int:
+    """How many networks of ``config`` (its batch size resolved from the data) train together in
+    one call: TOGETHER_ELEMENTS over one network's L · B · N, between 1 and MAX_TOGETHER.
+
+    >>> from snnspin.config import TrainConfig
+    >>> group_size(TrainConfig(batch_size=120))  # 3 layers x 120 series x 32 neurons
+    5
+    """
+    elements = config.layers * max(1, config.batch_size) * config.width
+    return max(1, min(MAX_TOGETHER, TOGETHER_ELEMENTS // elements))
 
 
 def together_reason(models) -> str | None:

@@ -26,7 +26,7 @@ import optuna
 from .config import SPIKE_READOUTS, SPIKING, TrainConfig
 from .io import atomic_write_json
 from .defaults import resolve_for_data
-from .training import load_data, train_seed
+from .training import load_data, train_seeds
 
 #: name → (low, high, log scale) for every model; readout only where the model has one.
 SEARCH_SPACE = {
@@ -104,10 +104,12 @@ def tau_range_for_frequencies(low_ghz: float, high_ghz: float, alpha: float = 0.
 
 def objective(base: TrainConfig, seeds=(0,), data=None, space: dict = SEARCH_SPACE):
     """Optuna objective: validation accuracy (%) averaged over the last ``LAST_EPOCHS``
-    epochs and over the initialisation ``seeds`` (trained one after the other).
+    epochs and over the initialisation ``seeds`` (trained together, epoch by epoch, in one
+    fused call per batch where they can be: ``snnspin.training.train_seeds``).
 
     Seed i's epoch e is reported as step ``i * epochs + e`` for pruning, so trials are
-    compared at the same point of the same seed. The trial's user attributes (which
+    compared at the same point of the same seed; the pruner is asked once every seed has
+    reported epoch e (then at the last seed's step). The trial's user attributes (which
     ``optuna-dashboard`` shows) get, over the seeds: the last epoch's mean train loss and
     accuracy and validation accuracy, the training seconds, the skipped batches (gradient
     not finite) and the network's neuron and synapse counts. The value, in %, is
@@ -122,15 +124,17 @@ def objective(base: TrainConfig, seeds=(0,), data=None, space: dict = SEARCH_SPA
     def run(trial: optuna.Trial) -> float:
         config = resolve_for_data(suggest(trial, base, space), data)
         finals, ends, skipped, seconds = [], [], 0, 0.0
-        for index, seed in enumerate(seeds):
+        index, reported = {seed: i for i, seed in enumerate(seeds)}, {}
 
-            def report(record, offset=index * config.epochs):
-                value = record.eval_acc
-                trial.report(value, offset + record.epoch)
-                if not math.isfinite(value) or trial.should_prune():
-                    raise optuna.TrialPruned()
+        def report(seed, record):
+            value = record.eval_acc
+            trial.report(value, index[seed] * config.epochs + record.epoch)
+            reported[record.epoch] = reported.get(record.epoch, 0) + 1
+            if not math.isfinite(value) or (reported[record.epoch] == len(seeds) and trial.should_prune()):
+                raise optuna.TrialPruned()
 
-            model, history = train_seed(config, seed, progress=False, data=data, on_epoch=report)
+        for seed, (model, history) in train_seeds(config, list(seeds), progress=False, data=data,
+                                                  on_epoch=report).items():
             last = [r.eval_acc for r in history[-LAST_EPOCHS:]]
             finals.append(sum(last) / len(last))
             ends.append(history[-1])

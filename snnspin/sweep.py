@@ -16,7 +16,10 @@ array starts one per task). Before anything is written, every grid point is chec
    database, whose primary key lets exactly one worker win (``snnspin.claims``);
 3. runs that training as a new Optuna trial, then marks the claim done and the trial
    COMPLETE (a training that raises is marked failed, FAIL, with its error; the next run of
-   the command retries it);
+   the command retries it). A worker claims up to ``seeds_per_claim`` free seeds of one point
+   at once (each key claimed on its own) and trains them together in one fused call
+   (``snnspin.ensemble``); each seed stays its own trial, and if the group's training raises,
+   each seed is trained again alone, so that one seed's failure is only its own;
 4. sends a heartbeat for its claim every ``heartbeat`` seconds from a background thread;
 5. when no key is free, waits for the keys other workers hold. A key whose heartbeat has
    not moved for 5 beats belongs to a dead worker (SIGKILL, power cut, preempted job): the
@@ -204,6 +207,25 @@ def check_grid(grid: dict, base: TrainConfig) -> list[dict]:
     return grid_points
 
 
+def seeds_per_claim(config: TrainConfig) -> int:
+    """How many seeds of one point a worker claims at once and trains together in one fused call
+    (``snnspin.ensemble.group_size``, the batch size taken from the data); 1 where two networks of
+    ``config`` cannot run together (``snnspin.ensemble.together_reason``: the spiking twins, wide
+    layers).
+
+    >>> seeds_per_claim(TrainConfig()), seeds_per_claim(TrainConfig(model="lif"))
+    (5, 1)
+    """
+    from .defaults import resolve_for_data
+    from .ensemble import group_size, together_reason
+    from .models import build_model
+    from .training import load_data
+
+    if together_reason([build_model(config, seed) for seed in (0, 1)]) is not None:
+        return 1
+    return group_size(resolve_for_data(config, load_data(config)))
+
+
 def _frozen_history(history) -> list[dict]:
     return [{k: r.__dict__[k] for k in ("epoch", "train_loss", "train_acc", "eval_loss", "eval_acc")} for r in history]
 
@@ -257,51 +279,73 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
     from .claims import Claims, work
     from .design import report
     from .hpo import fail_trial, settle_taken_over, tell_unless_taken
-    from .training import train_seed
+    from .training import train_seeds
 
     study = open_sweep(name, storage)
     study.set_user_attr("grid", grid)
     study.set_user_attr("x", spec.x if spec else next(iter(grid)))
     study.set_user_attr("series", spec.series if spec else "")
 
-    def run(key, former):
-        if settle_taken_over(study, claims, key, former):
-            return
-        trial = study.ask()
-        claims.set_trial(key, trial.number)
-        trial.set_user_attr("key", key)
-        spec_ = json.loads(key)
+    def train_keys(keys):
+        """Train the (point, seed) trainings of ``keys`` (one point) together, each its own trial."""
+        specs = [json.loads(key) for key in keys]
+        trials = []
+        for key in keys:
+            trial = study.ask()
+            claims.set_trial(key, trial.number)
+            trial.set_user_attr("key", key)
+            trials.append(trial)
         try:
-            config = config_for(spec_["point"], base)
-            model, history = train_seed(config, spec_["seed"], progress=False)
-            drive = report(config, model)["cumulative_drive"] if config.model not in SPIKING else float("nan")
+            config = config_for(specs[0]["point"], base)
+            runs = train_seeds(config, [spec_["seed"] for spec_ in specs], progress=False)
         except (ValueError, RuntimeError, FloatingPointError) as error:
-            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
-            if tell_unless_taken(study, trial, state=optuna.trial.TrialState.FAIL) is not None:
-                claims.finish(key, "failed")
+            if len(keys) > 1:  # one seed's failure must not fail its neighbours: each again alone
+                for trial in trials:
+                    fail_trial(study, trial.number)
+                for key in keys:
+                    train_keys([key])
+                return
+            trials[0].set_user_attr("error", f"{type(error).__name__}: {error}")
+            if tell_unless_taken(study, trials[0], state=optuna.trial.TrialState.FAIL) is not None:
+                claims.finish(keys[0], "failed")
             return
         except BaseException:
-            fail_trial(study, trial.number)
+            for trial in trials:
+                fail_trial(study, trial.number)
             raise
-        for attr, value in (("point", spec_["point"]), ("seed", spec_["seed"]), ("config", config.to_dict()),
-                            ("drive", drive), ("history", _frozen_history(history))):
-            trial.set_user_attr(attr, value)
-        # the result first, then the claim: a worker that dies in between is settled by its taker
-        frozen = tell_unless_taken(study, trial, history[-1].eval_acc)
-        if frozen is None:  # taken over while this worker looked dead: the taker's run counts
-            return
-        claims.finish(key)
-        if progress is not None:
-            progress(spec_, history[-1].eval_acc)
-        for callback in callbacks:
-            callback(study, frozen)
+        for key, spec_, trial in zip(keys, specs, trials):
+            model, history = runs[spec_["seed"]]
+            drive = report(config, model)["cumulative_drive"] if config.model not in SPIKING else float("nan")
+            for attr, value in (("point", spec_["point"]), ("seed", spec_["seed"]), ("config", config.to_dict()),
+                                ("drive", drive), ("history", _frozen_history(history))):
+                trial.set_user_attr(attr, value)
+            # the result first, then the claim: a worker that dies in between is settled by its taker
+            frozen = tell_unless_taken(study, trial, history[-1].eval_acc)
+            if frozen is None:  # taken over while this worker looked dead: the taker's run counts
+                continue
+            claims.finish(key)
+            if progress is not None:
+                progress(spec_, history[-1].eval_acc)
+            for callback in callbacks:
+                callback(study, frozen)
+
+    def run(key, former):
+        if not settle_taken_over(study, claims, key, former):
+            train_keys([key])
+
+    def point_of(key):
+        return json.dumps(json.loads(key)["point"], sort_keys=True)
+
+    most = {}
+    for point in {point_of(key) for key in keys}:
+        most[point] = seeds_per_claim(config_for(json.loads(point), base))
 
     with Claims(storage, study.study_name, interval=heartbeat) as claims:
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if trial_key(trial) in keys:  # finished before claims were kept (or its row was lost)
                 claims.mark_done(trial_key(trial), trial.number)
         claims.release_failed(keys)  # a new run retries what failed before
-        work(claims, keys, run, on_wait)
+        work(claims, keys, run, on_wait, together=(point_of, most.get, train_keys))
     return results(study)
 
 

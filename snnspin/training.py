@@ -376,8 +376,9 @@ def train_seed(
 def train_seeds(config: TrainConfig, seeds, folders=None, resume: bool = False, progress: bool = True, data=None,
                 on_epoch: Callable[[int, EpochRecord], None] | None = None) -> dict:
     """Train one model per seed of ``seeds`` for ``config.epochs`` epochs, all seeds together:
-    epoch by epoch, the networks run in one fused call per batch when
-    ``snnspin.ensemble.together_reason`` allows it (else one after the other within the epoch).
+    epoch by epoch, the networks run in one fused call per batch, ``snnspin.ensemble.group_size``
+    at a time, when ``snnspin.ensemble.together_reason`` allows it (else one after the other
+    within the epoch).
     Each seed's training is the one ``train_seed`` gives it alone (same batches, chips, noise,
     optimiser; results to rounding), with its own checkpoint folder (``folders``, one per seed
     or None). Resumed seeds at different epochs are brought level, the furthest behind first.
@@ -392,7 +393,7 @@ def train_seeds(config: TrainConfig, seeds, folders=None, resume: bool = False, 
     """
     from tqdm.auto import tqdm
 
-    from .ensemble import MAX_TOGETHER
+    from .ensemble import group_size
 
     seeds = list(seeds)
     folders = list(folders) if folders is not None else [None] * len(seeds)
@@ -416,7 +417,7 @@ def train_seeds(config: TrainConfig, seeds, folders=None, resume: bool = False, 
         if not pending:
             break
         behind = min(len(r.history) for r in pending)
-        group = [r for r in pending if len(r.history) == behind][:MAX_TOGETHER]
+        group = [r for r in pending if len(r.history) == behind][:group_size(config)]
         for run, record in zip(group, run_epochs(group, x_train, y_train, x_eval, y_eval)):
             if record.skipped:
                 warnings.warn(f"{config.model} seed {run.seed}, epoch {record.epoch}: {record.skipped} batch(es) had "

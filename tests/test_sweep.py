@@ -162,14 +162,14 @@ def test_a_failed_training_fails_the_command_and_is_retried_by_the_next_run(tmp_
     import snnspin.training
 
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    real = snnspin.training.train_seed
+    real = snnspin.training.train_seeds
 
-    def broken(config, seed, **kw):
+    def broken(config, seeds, *args, **kw):
         if config.delta_t == 2.0:
             raise FloatingPointError("loss is not finite")
-        return real(config, seed, **kw)
+        return real(config, seeds, *args, **kw)
 
-    monkeypatch.setattr(snnspin.training, "train_seed", broken)
+    monkeypatch.setattr(snnspin.training, "train_seeds", broken)
     import json
 
     (tmp_path / "tiny.json").write_text(json.dumps({"layers": 1, "width": 4, "epochs": 1, "batch_size": 450}))
@@ -178,6 +178,28 @@ def test_a_failed_training_fails_the_command_and_is_retried_by_the_next_run(tmp_
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "{'delta_t': 2.0} seed 0 failed: FloatingPointError: loss is not finite" in err
-    monkeypatch.setattr(snnspin.training, "train_seed", real)
+    monkeypatch.setattr(snnspin.training, "train_seeds", real)
     assert main(args) == 0
     assert "2 trainings finished" in capsys.readouterr().out
+
+
+def test_the_seeds_of_a_point_train_together_and_fail_alone(tmp_path, monkeypatch):
+    import snnspin.training
+
+    real, calls = snnspin.training.train_seeds, []
+
+    def recorded(config, seeds, *args, **kw):
+        calls.append(list(seeds))
+        if 1 in seeds:  # seed 1 diverges: alone or with others
+            raise FloatingPointError("loss is not finite")
+        return real(config, seeds, *args, **kw)
+
+    monkeypatch.setattr(snnspin.training, "train_seeds", recorded)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    found = {(r["point"]["delta_t"], r["seed"]): r["accuracy"] for r in
+             run_sweep("custom", storage, seeds=3, base=BASE, grid={"delta_t": [0.5]})}
+    assert calls == [[0, 1, 2], [0], [1], [2]]  # together, then each alone after the group failed
+    assert sorted(found) == [(0.5, 0), (0.5, 2)]
+    for seed in (0, 2):  # each seed's result is its own training's
+        _, history = train_seed(config_for({"delta_t": 0.5}, BASE), seed, progress=False)
+        assert found[0.5, seed] == pytest.approx(history[-1].eval_acc)
