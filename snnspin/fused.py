@@ -12,6 +12,12 @@ time goes to the matrix products, run one layer at a time over the whole sequenc
 (``snnspin.fused_layerwise``): one large product for a layer's input drive, weight gradients
 and the gradient it passes down. Both schemes take and return the same things.
 
+Several networks of one shape (an ensemble, ``snnspin.ensemble``) run in one call: their layers
+are stacked network by network into one grid of M · L layers (``depth`` = L per network; the
+kernels and the views below keep each network's layers apart), each network reading its own
+batch of ``data [T, M, B, F]``. Nothing couples them, so each gets what it gets alone; one
+network is the case M = 1.
+
 Long sequences: with ``config.checkpoint_every`` the sequence runs in segments under
 ``torch.utils.checkpoint`` (``_advance``): the backward recomputes each segment from the
 state at its start, so memory holds one segment, and the gradients are full BPTT's (the
