@@ -195,6 +195,11 @@ class Claims:
         except sa.exc.IntegrityError:
             pass
 
+    def holds(self, key: str) -> bool:
+        """Whether this worker still holds ``key``, running (not taken over, not finished)."""
+        row = self.rows().get(stored_key(key))
+        return row is not None and row["worker"] == self.worker and row["state"] == "running"
+
     def set_trial(self, key: str, trial: int) -> None:
         """Record the Optuna trial number that runs ``key``."""
         key = stored_key(key)

@@ -87,7 +87,8 @@ def log_probs_together(models, batches) -> list[torch.Tensor]:
     if len(models) != len(batches):
         raise ValueError(f"{len(models)} networks but {len(batches)} batches")
     prepared = [m.prepare_input(b) for m, b in zip(models, batches)]
-    if together_reason(models) is not None or len({tuple(p.shape) for p in prepared}) > 1 \
+    wrapped = any(torch._C._functorch.is_functorch_wrapped_tensor(p) for p in prepared)  # torch.func: per step
+    if wrapped or together_reason(models) is not None or len({tuple(p.shape) for p in prepared}) > 1 \
             or len({p.dtype for p in prepared}) > 1:
         return [m(b) for m, b in zip(models, batches)]
     outputs = type(models[0]).fused_sequences(models, torch.stack(prepared, 1))

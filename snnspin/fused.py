@@ -448,6 +448,13 @@ def ensemble_reason(models) -> str | None:
     return None
 
 
+def _check_networks_data(models, data) -> None:
+    """Refuse data that are not ``[T, M, B, F]`` for these M networks (one line)."""
+    if data.dim() != 4 or data.shape[1] != len(models):
+        raise ValueError(f"data for {len(models)} network(s) must be [T, M = {len(models)}, B, F], "
+                         f"got shape {tuple(data.shape)}")
+
+
 def _stacked(values, n, name, like):
     """Every network's per-layer values stacked ``[M · L, N]`` (``_per_neuron`` per network)."""
     return torch.cat([_per_neuron(v, n, name, like) for v in values])
@@ -473,6 +480,7 @@ def fused_oscillator_sequences(models, data):
     ``config.checkpoint_every`` (recomputed segments, see ``_advance``). One network of width ≥
     ``LAYERWISE_FROM`` runs layer by layer (``snnspin.fused_layerwise``)."""
     _refuse(ensemble_reason(models))
+    _check_networks_data(models, data)
     first, count = models[0], len(models)
     n, h, substeps = first.config.width, first.neurons[0].dt, first.config.substeps
     layers, batch = len(first.neurons), data.shape[2]
@@ -524,6 +532,7 @@ def fused_ctrnn_sequences(models, data):
     layer's x ``[L, B, N]`` (detached). Gain, τ and dt are read per layer from
     ``model.neurons[i].physics``; ``config.checkpoint_every`` as for the oscillators."""
     _refuse(ensemble_reason(models))
+    _check_networks_data(models, data)
     first, count = models[0], len(models)
     n, layers = first.config.width, len(first.neurons)
     options = (first.config.substeps, first.neurons[0].dt)

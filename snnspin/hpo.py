@@ -102,6 +102,15 @@ def tau_range_for_frequencies(low_ghz: float, high_ghz: float, alpha: float = 0.
     return tau_for_oscillation_ns(high_ghz, alpha), tau_for_oscillation_ns(low_ghz, alpha)
 
 
+def warmup_epochs(epochs: int) -> int:
+    """Epochs of a trial's seeds before the pruner may stop it: half of them, at least 5.
+
+    >>> warmup_epochs(40), warmup_epochs(6)
+    (20, 5)
+    """
+    return max(5, epochs // 2)
+
+
 def objective(base: TrainConfig, seeds=(0,), data=None, space: dict = SEARCH_SPACE):
     """Optuna objective: validation accuracy (%) averaged over the last ``LAST_EPOCHS``
     epochs and over the initialisation ``seeds`` (trained together, epoch by epoch, in one
@@ -109,7 +118,8 @@ def objective(base: TrainConfig, seeds=(0,), data=None, space: dict = SEARCH_SPA
 
     Seed i's epoch e is reported as step ``i * epochs + e`` for pruning, so trials are
     compared at the same point of the same seed; the pruner is asked once every seed has
-    reported epoch e (then at the last seed's step). The trial's user attributes (which
+    reported epoch e (then at the last seed's step), and not before epoch ``warmup_epochs``:
+    the seeds run together, so the steps of the later seeds come early. The trial's user attributes (which
     ``optuna-dashboard`` shows) get, over the seeds: the last epoch's mean train loss and
     accuracy and validation accuracy, the training seconds, the skipped batches (gradient
     not finite) and the network's neuron and synapse counts. The value, in %, is
@@ -130,7 +140,8 @@ def objective(base: TrainConfig, seeds=(0,), data=None, space: dict = SEARCH_SPA
             value = record.eval_acc
             trial.report(value, index[seed] * config.epochs + record.epoch)
             reported[record.epoch] = reported.get(record.epoch, 0) + 1
-            if not math.isfinite(value) or (reported[record.epoch] == len(seeds) and trial.should_prune()):
+            everyone = reported[record.epoch] == len(seeds) and record.epoch >= warmup_epochs(config.epochs)
+            if not math.isfinite(value) or (everyone and trial.should_prune()):
                 raise optuna.TrialPruned()
 
         for seed, (model, history) in train_seeds(config, list(seeds), progress=False, data=data,
@@ -343,7 +354,7 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     base = base.replace(val_fraction=base.val_fraction or 0.2, seeds=1)
     # no verdict before half of the first seed's epochs: a slower start is not a worse end
     data = load_data(base)
-    warmup = max(5, resolve_for_data(base, data).epochs // 2)  # the epochs a seed really runs
+    warmup = warmup_epochs(resolve_for_data(base, data).epochs)  # the epochs a seed really runs
     if storage:  # a given store is opened first: a bad URL leaves no folder behind
         study = open_study(name, storage, warmup=warmup)
         check_same_settings(study, base, trial_seeds, space)

@@ -18,8 +18,9 @@ array starts one per task). Before anything is written, every grid point is chec
    COMPLETE (a training that raises is marked failed, FAIL, with its error; the next run of
    the command retries it). A worker claims up to ``seeds_per_claim`` free seeds of one point
    at once (each key claimed on its own) and trains them together in one fused call
-   (``snnspin.ensemble``); each seed stays its own trial, and if the group's training raises,
-   each seed is trained again alone, so that one seed's failure is only its own;
+   (``snnspin.ensemble``); each seed stays its own trial. A seed whose loss stops being finite
+   fails alone (the others finish); any other error of the group's training has each seed the
+   worker still holds trained again alone, so that one seed's failure is only its own;
 4. sends a heartbeat for its claim every ``heartbeat`` seconds from a background thread;
 5. when no key is free, waits for the keys other workers hold. A key whose heartbeat has
    not moved for 5 beats belongs to a dead worker (SIGKILL, power cut, preempted job): the
@@ -286,8 +287,15 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
     study.set_user_attr("x", spec.x if spec else next(iter(grid)))
     study.set_user_attr("series", spec.series if spec else "")
 
+    def fail(key, trial, error):
+        trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+        if tell_unless_taken(study, trial, state=optuna.trial.TrialState.FAIL) is not None:
+            claims.finish(key, "failed")
+
     def train_keys(keys):
         """Train the (point, seed) trainings of ``keys`` (one point) together, each its own trial."""
+        from .training import SeedsFailed
+
         specs = [json.loads(key) for key in keys]
         trials = []
         for key in keys:
@@ -297,37 +305,47 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
             trials.append(trial)
         try:
             config = config_for(specs[0]["point"], base)
-            runs = train_seeds(config, [spec_["seed"] for spec_ in specs], progress=False)
+            try:
+                runs, errors = train_seeds(config, [spec_["seed"] for spec_ in specs], progress=False), {}
+            except SeedsFailed as failed:  # the seeds that diverged fail alone; the others finished
+                runs, errors = failed.finished, failed.errors
         except (ValueError, RuntimeError, FloatingPointError) as error:
-            if len(keys) > 1:  # one seed's failure must not fail its neighbours: each again alone
-                for trial in trials:
-                    fail_trial(study, trial.number)
-                for key in keys:
-                    train_keys([key])
+            if len(keys) == 1:
+                fail(keys[0], trials[0], error)
                 return
-            trials[0].set_user_attr("error", f"{type(error).__name__}: {error}")
-            if tell_unless_taken(study, trials[0], state=optuna.trial.TrialState.FAIL) is not None:
-                claims.finish(keys[0], "failed")
+            for trial in trials:  # one seed's error must not be its neighbours': each again alone
+                fail_trial(study, trial.number)
+            for key in keys:
+                if claims.holds(key):  # (not taken over meanwhile by a worker that thought this one dead)
+                    train_keys([key])
             return
         except BaseException:
             for trial in trials:
                 fail_trial(study, trial.number)
             raise
-        for key, spec_, trial in zip(keys, specs, trials):
-            model, history = runs[spec_["seed"]]
-            drive = report(config, model)["cumulative_drive"] if config.model not in SPIKING else float("nan")
-            for attr, value in (("point", spec_["point"]), ("seed", spec_["seed"]), ("config", config.to_dict()),
-                                ("drive", drive), ("history", _frozen_history(history))):
-                trial.set_user_attr(attr, value)
-            # the result first, then the claim: a worker that dies in between is settled by its taker
-            frozen = tell_unless_taken(study, trial, history[-1].eval_acc)
-            if frozen is None:  # taken over while this worker looked dead: the taker's run counts
-                continue
-            claims.finish(key)
-            if progress is not None:
-                progress(spec_, history[-1].eval_acc)
-            for callback in callbacks:
-                callback(study, frozen)
+        try:
+            for key, spec_, trial in zip(keys, specs, trials):
+                if spec_["seed"] in errors:
+                    fail(key, trial, errors[spec_["seed"]])
+                    continue
+                model, history = runs[spec_["seed"]]
+                drive = report(config, model)["cumulative_drive"] if config.model not in SPIKING else float("nan")
+                for attr, value in (("point", spec_["point"]), ("seed", spec_["seed"]), ("config", config.to_dict()),
+                                    ("drive", drive), ("history", _frozen_history(history))):
+                    trial.set_user_attr(attr, value)
+                # the result first, then the claim: a worker that dies in between is settled by its taker
+                frozen = tell_unless_taken(study, trial, history[-1].eval_acc)
+                if frozen is None:  # taken over while this worker looked dead: the taker's run counts
+                    continue
+                claims.finish(key)
+                if progress is not None:
+                    progress(spec_, history[-1].eval_acc)
+                for callback in callbacks:
+                    callback(study, frozen)
+        except BaseException:  # no trial of the group left RUNNING (finished ones stay as they are)
+            for trial in trials:
+                fail_trial(study, trial.number)
+            raise
 
     def run(key, former):
         if not settle_taken_over(study, claims, key, former):

@@ -131,7 +131,8 @@ def evaluate_together(models, data: torch.Tensor, targets: torch.Tensor, batch_s
                       health: bool = False) -> list:
     """``evaluate`` for each of ``models`` on the same data, the networks run together in one fused
     call per chunk where ``snnspin.ensemble.log_probs_together`` can (chunks of ``batch_size`` // M
-    series, so that memory stays that of one network). One result per model, as ``evaluate``'s.
+    series, so that memory stays that of one network; of ``batch_size`` with thermal noise, whose
+    draws follow the chunks). One result per model, as ``evaluate``'s to rounding.
 
     >>> from snnspin.config import TrainConfig
     >>> from snnspin.models import build_model
@@ -144,7 +145,10 @@ def evaluate_together(models, data: torch.Tensor, targets: torch.Tensor, batch_s
     modes = [(m, m.training) for model in models for m in model.modules()]
     for model in models:
         model.eval()
-    chunk = max(1, batch_size // len(models))
+    # chunks of batch_size // M series keep one network's memory; with thermal noise the chunks stay
+    # those of evaluate, so that every series sees the noise it sees when the network runs alone
+    noisy = any(getattr(neuron, "thermal_power", 0) for model in models for neuron in getattr(model, "neurons", ()))
+    chunk = batch_size if noisy else max(1, batch_size // len(models))
     loss_sums, corrects, sums = [0.0] * len(models), [0] * len(models), [{} for _ in models]
     try:
         for start in range(0, data.shape[1], chunk):
@@ -214,6 +218,7 @@ class _SeedRun:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config.lr_decay))
         self.history: list[EpochRecord] = []
+        self.failure: FloatingPointError | None = None  # set when the loss stopped being finite
 
     @property
     def checkpoint_path(self) -> Path | None:
@@ -275,7 +280,10 @@ class _SeedRun:
     def run_epoch(self, x_train, y_train, x_eval, y_eval) -> EpochRecord:
         """Train one epoch (epoch number ``len(history)``) over shuffled batches, step the
         schedule, evaluate, and append the record to the history (``run_epochs`` of this run)."""
-        return run_epochs([self], x_train, y_train, x_eval, y_eval)[0]
+        record = run_epochs([self], x_train, y_train, x_eval, y_eval)[0]
+        if record is None:
+            raise self.failure
+        return record
 
     def save_checkpoint(self) -> None:
         """Write ``checkpoint.pt`` and ``history.json`` atomically (nothing without a folder)."""
@@ -299,13 +307,20 @@ def _steps_together(runs, batches, epoch: int) -> list[tuple[float, int, bool]]:
     """One batch for each run (its own ``(x, y)``): loss, backward, element-wise clip, Adam step,
     the networks run together (``snnspin.ensemble.log_probs_together``). The summed loss's backward
     gives each network the gradient of its own loss (they share no parameter). Per run: (summed
-    loss, correct predictions, whether the step was skipped for a non-finite gradient)."""
+    loss, correct predictions, whether the step was skipped for a non-finite gradient). A loss that
+    is not finite raises ``_Diverged`` (naming those runs) before any run takes its step."""
     from .ensemble import log_probs_together
 
     log_probs = log_probs_together([r.model for r in runs], [x for x, _ in batches])
     losses = [F.nll_loss(p, y) for p, (_, y) in zip(log_probs, batches)]
+    diverged = {}
     for run, loss in zip(runs, losses):
-        run.check_loss(loss, epoch)
+        try:
+            run.check_loss(loss, epoch)
+        except FloatingPointError as error:
+            diverged[run] = error
+    if diverged:
+        raise _Diverged(diverged)
     for run in runs:
         run.optimizer.zero_grad(set_to_none=True)
     (losses[0] if len(losses) == 1 else torch.stack(losses).sum()).backward()
@@ -313,34 +328,72 @@ def _steps_together(runs, batches, epoch: int) -> list[tuple[float, int, bool]]:
             for run, loss, p, (_, y) in zip(runs, losses, log_probs, batches)]
 
 
+class _Diverged(Exception):
+    """Runs whose loss stopped being finite: run → its ``FloatingPointError``."""
+
+    def __init__(self, errors: dict):
+        super().__init__(next(iter(errors.values())))
+        self.errors = errors
+
+
+class SeedsFailed(FloatingPointError):
+    """Seeds whose loss stopped being finite (``errors``: seed → its error), raised once the
+    others have finished (``finished``: seed → (model, history)). The message is the first
+    failure's."""
+
+    def __init__(self, errors: dict, finished: dict):
+        first = str(next(iter(errors.values())))
+        others = f" (seeds {', '.join(map(str, errors))} diverged; seeds {', '.join(map(str, finished))} finished)" \
+            if finished or len(errors) > 1 else ""
+        super().__init__(first + others)
+        self.errors, self.finished = errors, finished
+
+
 def run_epochs(runs, x_train, y_train, x_eval, y_eval) -> list[EpochRecord]:
     """One epoch of each run (runs of one config, at the same epoch, differing in seed): each over
     its own shuffled batches (``_batch_order``), the networks run together per batch
     (``_steps_together``) and evaluated together; step each schedule, append and return each
-    record. A record's ``seconds`` is the epoch's wall time divided by the number of runs."""
+    record (None for a run whose loss stopped being finite: its ``failure`` is set, its history and
+    checkpoint stay at the last finished epoch, and the others go on without it). A record's
+    ``seconds`` is the epoch's wall time divided by the number of runs."""
     config, epoch, start = runs[0].config, len(runs[0].history), time.perf_counter()
     if any(len(r.history) != epoch or r.config != config for r in runs):
         raise ValueError("runs trained together must share one config and be at the same epoch")
-    lrs = [r.optimizer.param_groups[0]["lr"] for r in runs]
+    lrs = {r: r.optimizer.param_groups[0]["lr"] for r in runs}
     n = x_train.shape[1]
-    orders = [_batch_order(n, r.seed, epoch, r.device) for r in runs]
-    totals = [[0.0, 0, 0] for _ in runs]  # summed loss, correct, skipped
+    orders = {r: _batch_order(n, r.seed, epoch, r.device) for r in runs}
+    totals = {r: [0.0, 0, 0] for r in runs}  # summed loss, correct, skipped
+    active = list(runs)
     for first in range(0, n, config.batch_size):
-        indices = [order[first : first + config.batch_size] for order in orders]
-        for run in runs:
-            run._devices_for_batch(epoch, first // config.batch_size)
-        results = _steps_together(runs, [(x_train[:, i], y_train[i]) for i in indices], epoch)
-        for total, result in zip(totals, results):
-            for k, value in enumerate(result):
-                total[k] += value
-    for run in runs:
+        while active:
+            for run in active:  # (again, after a run diverged: the same chips and noise draws)
+                run._devices_for_batch(epoch, first // config.batch_size)
+            batches = [(x_train[:, i], y_train[i]) for i in (orders[r][first : first + config.batch_size]
+                                                             for r in active)]
+            try:
+                results = _steps_together(active, batches, epoch)
+            except _Diverged as diverged:
+                for run, error in diverged.errors.items():
+                    run.failure = error
+                active = [r for r in active if r not in diverged.errors]
+                continue
+            for run, result in zip(active, results):
+                for k, value in enumerate(result):
+                    totals[run][k] += value
+            break
+    for run in active:
         run.scheduler.step()
         run.devices_for_evaluation()
-    evaluations = evaluate_together([r.model for r in runs], x_eval, y_eval, health=True)
+    evaluations = dict(zip(active, evaluate_together([r.model for r in active], x_eval, y_eval, health=True)
+                           if active else []))
     seconds = (time.perf_counter() - start) / len(runs)
     records = []
-    for run, lr, (loss_sum, correct, skipped), (eval_loss, eval_acc, health) in zip(runs, lrs, totals, evaluations):
-        record = EpochRecord(epoch + 1, lr, loss_sum / n, 100.0 * correct / n, eval_loss, eval_acc, seconds,
+    for run in runs:
+        if run not in evaluations:
+            records.append(None)
+            continue
+        (loss_sum, correct, skipped), (eval_loss, eval_acc, health) = totals[run], evaluations[run]
+        record = EpochRecord(epoch + 1, lrs[run], loss_sum / n, 100.0 * correct / n, eval_loss, eval_acc, seconds,
                              int(skipped), health["dead"], health["saturated"])
         run.history.append(record)
         records.append(record)
@@ -382,9 +435,10 @@ def train_seeds(config: TrainConfig, seeds, folders=None, resume: bool = False, 
     Each seed's training is the one ``train_seed`` gives it alone (same batches, chips, noise,
     optimiser; results to rounding), with its own checkpoint folder (``folders``, one per seed
     or None). Resumed seeds at different epochs are brought level, the furthest behind first.
-    ``on_epoch(seed, record)`` after each seed's epoch (it may raise). Returns
-    ``{seed: (model, history)}``. A seed whose loss stops being finite stops them all
-    (``FloatingPointError``); every finished epoch is checkpointed.
+    ``on_epoch(seed, record)`` after each seed's epoch (it may raise; every finished epoch is
+    checkpointed first). Returns ``{seed: (model, history)}``. A seed whose loss stops being
+    finite drops out, the others finish (weights written), then ``SeedsFailed`` (a
+    ``FloatingPointError`` holding the finished seeds) is raised.
 
     >>> from snnspin.config import TrainConfig
     >>> runs = train_seeds(TrainConfig(layers=1, width=2, epochs=1, batch_size=450), [0, 1], progress=False)
@@ -393,7 +447,7 @@ def train_seeds(config: TrainConfig, seeds, folders=None, resume: bool = False, 
     """
     from tqdm.auto import tqdm
 
-    from .ensemble import group_size
+    from .ensemble import group_size, together_reason
 
     seeds = list(seeds)
     folders = list(folders) if folders is not None else [None] * len(seeds)
@@ -412,28 +466,40 @@ def train_seeds(config: TrainConfig, seeds, folders=None, resume: bool = False, 
     label = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     bar = tqdm(total=config.epochs * len(runs), initial=sum(len(r.history) for r in runs), disable=not progress,
                leave=False, desc=f"{config.model} {label}", unit="epoch")
+    # networks that cannot share a call train in groups of one: a group's graphs are held until its backward
+    together = group_size(config) if together_reason([r.model for r in runs[:2]]) is None else 1
     while True:
-        pending = [r for r in runs if len(r.history) < config.epochs]
+        pending = [r for r in runs if len(r.history) < config.epochs and r.failure is None]
         if not pending:
             break
         behind = min(len(r.history) for r in pending)
-        group = [r for r in pending if len(r.history) == behind][:group_size(config)]
-        for run, record in zip(group, run_epochs(group, x_train, y_train, x_eval, y_eval)):
+        group = [r for r in pending if len(r.history) == behind][:together]
+        done = [(run, record) for run, record in zip(group, run_epochs(group, x_train, y_train, x_eval, y_eval))
+                if record is not None]
+        for run, record in done:  # every finished epoch is checkpointed before any callback may raise
+            run.save_checkpoint()
+        for run, record in done:
             if record.skipped:
                 warnings.warn(f"{config.model} seed {run.seed}, epoch {record.epoch}: {record.skipped} batch(es) had "
                               "non-finite gradients and were skipped", RuntimeWarning, stacklevel=2)
-            run.save_checkpoint()
             bar.update(1)
             bar.set_postfix(loss=f"{record.train_loss:.3f}", train=f"{record.train_acc:.1f}%",
                             eval=f"{record.eval_acc:.1f}%")
             if on_epoch is not None:
                 on_epoch(run.seed, record)
     bar.close()
+    finished = {}
     for run in runs:
+        if run.failure is not None:
+            continue
         run.save_weights()
         for message in health_warnings(run.history[-1], config):
             warnings.warn(f"{config.model} seed {run.seed}: {message}", RuntimeWarning, stacklevel=2)
-    return {run.seed: (run.model, run.history) for run in runs}
+        finished[run.seed] = (run.model, run.history)
+    failed = {run.seed: run.failure for run in runs if run.failure is not None}
+    if failed:
+        raise SeedsFailed(failed, finished)
+    return finished
 
 
 #: ``health_warnings`` speaks when a layer ends with more than this fraction of its neurons dead or saturated.

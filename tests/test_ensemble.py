@@ -39,7 +39,7 @@ def _run(models, batches, together, noise_seed=None):
     log_probs = log_probs_together(models, batches) if together else [m(b) for m, b in zip(models, batches)]
     sum(F.nll_loss(p, targets) for p in log_probs).backward()
     return ([p.detach() for p in log_probs], [m.final_states.clone() for m in models],
-            [{n: p.grad.clone() for n, p in m.named_parameters()} for m in models])
+            [{n: None if p.grad is None else p.grad.clone() for n, p in m.named_parameters()} for m in models])
 
 
 def _networks(model, members, dtype=torch.float64):
@@ -72,8 +72,8 @@ def test_each_network_gets_what_it_gets_alone_float64(model, members, kernels):
         warnings.simplefilter("error")  # no silent fallback to another path
         together = _run(nets, batches, True)
         alone = _run(nets, batches, False)
+    assert all(g is not None for grads in together[2] for g in grads.values())  # every parameter got a gradient
     _assert_same(together, alone)
-    assert all(g for g in together[2])  # every parameter got a gradient
 
 
 @pytest.mark.parametrize("kernels", KERNELS)
@@ -113,6 +113,26 @@ def test_batches_of_different_shapes_run_one_after_the_other():
         assert torch.equal(p, net(b))
     with pytest.raises(ValueError, match="2 networks but 1 batches"):
         log_probs_together(nets, batches[:1])
+
+
+def test_evaluating_noisy_networks_together_gives_each_its_own_draws():
+    nets, _ = _networks("spintronic", [dict(thermal_power=1e-3)] * 3, torch.float64)
+    data, targets = torch.rand(12, 7, 1, dtype=torch.float64) * 16, torch.arange(7)
+    for net in nets:
+        seed_noise(net, 3)
+    together = evaluate_together(nets, data, targets, batch_size=6)
+    for net, (loss, acc) in zip(nets, together):
+        seed_noise(net, 3)
+        assert (loss, acc) == pytest.approx(evaluate(net, data, targets, batch_size=6), rel=1e-12)
+
+
+def test_the_fused_ensemble_functions_refuse_data_for_another_number_of_networks():
+    from snnspin.fused import fused_ctrnn_sequences, fused_oscillator_sequences
+
+    for model, run in (("ctrnn", fused_ctrnn_sequences), ("spintronic", fused_oscillator_sequences)):
+        nets, _ = _networks(model, [dict()] * 3, torch.float32)
+        with pytest.raises(ValueError, match=r"data for 3 network\(s\) must be \[T, M = 3, B, F\], got shape \(12, 1, 5, 1\)"):
+            run(nets, torch.rand(12, 1, 5, 1))
 
 
 def test_evaluating_together_is_evaluating_each():
@@ -185,3 +205,52 @@ def test_native_kernels_check_the_networks_depth():
     with pytest.raises(ValueError, match=r"active layers \[0, 2\] outside \[0, 1\]"):
         native.call("ctrnn_forward", 0, 2, True, 2, **arguments)
     native.call("ctrnn_forward", 0, 1, True, 2, **arguments)  # three networks of two layers
+
+
+def _nan_for(seed, monkeypatch):
+    """Seed ``seed``'s network starts with a NaN weight: its first loss is not finite."""
+    import snnspin.training
+
+    real = snnspin.training.build_model
+
+    def build(config, s=0):
+        model = real(config, s)
+        if s == seed:
+            with torch.no_grad():
+                model.readout.weight[0, 0] = float("nan")
+        return model
+
+    monkeypatch.setattr(snnspin.training, "build_model", build)
+
+
+def test_a_diverging_seed_drops_out_and_the_others_finish(float64, monkeypatch, tmp_path):
+    from snnspin.training import SeedsFailed
+
+    config = TrainConfig(width=6, epochs=2, batch_size=100)
+    data = _data(config)
+    alone = {seed: train_seed(config, seed, progress=False, data=data)[1] for seed in (0, 2)}
+    _nan_for(1, monkeypatch)
+    with pytest.raises(SeedsFailed, match=r"seed 1: the loss became nan at epoch 1.*\(seeds 1 diverged; seeds 0, 2 "
+                                          r"finished\)") as failed:
+        train_seeds(config, [0, 1, 2], [tmp_path / f"s{k}" for k in range(3)], progress=False, data=data)
+    assert sorted(failed.value.finished) == [0, 2] and list(failed.value.errors) == [1]
+    for seed in (0, 2):
+        history = failed.value.finished[seed][1]
+        assert [r.train_loss for r in history] == pytest.approx([r.train_loss for r in alone[seed]], rel=1e-9)
+        assert (tmp_path / f"s{seed}" / "weights.pt").exists()
+    assert not (tmp_path / "s1" / "checkpoint.pt").exists()
+    with pytest.raises(FloatingPointError, match=r"^spintronic seed 1: the loss became nan at epoch 1; the weights "
+                                                 r"are no longer finite \(lower lr0 or clip\)$"):
+        train_seed(config, 1, progress=False, data=data)  # alone: the message as before
+
+
+def test_every_finished_epoch_is_checkpointed_before_a_callback_raises(float64, tmp_path):
+    config = TrainConfig(width=6, epochs=2, batch_size=100)
+
+    def stop(seed, record):
+        raise KeyboardInterrupt
+
+    folders = [tmp_path / f"s{k}" for k in range(3)]
+    with pytest.raises(KeyboardInterrupt):
+        train_seeds(config, [0, 1, 2], folders, progress=False, data=_data(config), on_epoch=stop)
+    assert all((folder / "checkpoint.pt").exists() for folder in folders)

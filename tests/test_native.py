@@ -215,6 +215,60 @@ def test_compiled_constants_equal_the_python_ones():
     assert compiled["DERIVATIVE_COEFFS"] == pytest.approx(_DCOEFFS, rel=1e-15)
 
 
+def _two_networks(value):
+    """Layers [L, ...] → two networks of L layers [2L, ...], the second's values other than the first's."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    return torch.cat([value, 0.5 * value + 0.25 * value.flip(-1)])
+
+
+@pytest.mark.parametrize("active", [(0, 2), (1, 2), (0, 0), (2, 2)])
+@pytest.mark.parametrize("noisy", [False, True], ids=["quiet", "thermal"])
+def test_kernels_of_two_networks_match_torch(active, noisy):
+    """2 networks of 3 layers in one call (depth = 3): 13 rows per layer, one block of 8 and 5 rows
+    alone; the first network's last layer feeds nobody (has_up), the noise offsets per block."""
+    dtype, batch = torch.float64, 13
+    constants = {k: _two_networks(v) for k, v in _osc_constants(dtype).items()}
+    syn, x, y = (_two_networks(t.repeat(1, 3, 1)[:, :batch]) for t in _osc_state(dtype, _osc_constants(dtype)))
+    layers = syn.shape[0]
+    constants["noise"] = _random(dtype, 19, layers, 2, batch, N, scale=3.0) if noisy else None
+    forward = dict(syn=syn, x=x, y=y, x_out=torch.zeros(layers, batch, N, dtype=dtype),
+                   y_out=torch.zeros(layers, batch, N, dtype=dtype),
+                   z_next=torch.full((layers, batch, P + N), 7.0, dtype=dtype), **constants)
+    run = lambda kernels, name, arguments: getattr(kernels, name)(*active, True, L, **arguments)  # noqa: E731
+    got = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in forward.items()}
+    want = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in forward.items()}
+    run(pointwise.NATIVE, "osc_forward", got)
+    run(pointwise.TORCH, "osc_forward", want)
+    _assert_same(got, want, dtype)
+    z = want["z_next"]
+    assert torch.equal(z[L, :, :N], torch.full((batch, N), 7.0, dtype=dtype))  # network 2's layer 0: not network 1's
+    assert torch.equal(z[L + 1, :, :N], want["y_out"][L])
+    backward = dict(back=_random(dtype, 5, layers, batch, P + N), gx=_random(dtype, 6, layers, batch, N),
+                    gy=_random(dtype, 7, layers, batch, N), x_old=x, syn=syn,
+                    dsyn_out=torch.zeros(layers, batch, N, dtype=dtype),
+                    **{name: _random(dtype, 8 + k, layers, batch, N) for k, name in enumerate(("g_gain", "g_a_sum",
+                                                                                               "g_b_sum"))},
+                    **constants)
+    got = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in backward.items()}
+    want = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in backward.items()}
+    run(pointwise.NATIVE, "osc_backward", got)
+    run(pointwise.TORCH, "osc_backward", want)
+    _assert_same(got, want, dtype)
+    for name in ("ctrnn_forward", "ctrnn_backward"):
+        arguments = (dict(syn=syn, x=x, step_gain=constants["gain"], decay=constants["e_hp"], x_out=torch.zeros_like(x),
+                          y_out=torch.zeros_like(x), z_next=torch.zeros(layers, batch, P + N, dtype=dtype))
+                     if name == "ctrnn_forward" else
+                     dict(back=backward["back"], gx=backward["gx"], gy=backward["gy"], y=torch.tanh(x),
+                          step_gain=constants["gain"], decay=constants["e_hp"], g_state=torch.zeros_like(x),
+                          dsyn_out=torch.zeros_like(x)))
+        got = {k: v.clone() for k, v in arguments.items()}
+        want = {k: v.clone() for k, v in arguments.items()}
+        run(pointwise.NATIVE, name, got)
+        run(pointwise.TORCH, name, want)
+        _assert_same(got, want, dtype)
+
+
 def _ctrnn_arguments(dtype=torch.float64):
     rows = lambda: torch.zeros(L, B, N, dtype=dtype)  # noqa: E731
     return dict(syn=rows(), x=rows(), step_gain=torch.ones(L, N, dtype=dtype), decay=torch.ones(L, N, dtype=dtype),

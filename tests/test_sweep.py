@@ -203,3 +203,32 @@ def test_the_seeds_of_a_point_train_together_and_fail_alone(tmp_path, monkeypatc
     for seed in (0, 2):  # each seed's result is its own training's
         _, history = train_seed(config_for({"delta_t": 0.5}, BASE), seed, progress=False)
         assert found[0.5, seed] == pytest.approx(history[-1].eval_acc)
+
+
+def test_a_group_maps_each_seed_to_its_trial_and_a_diverged_seed_fails_alone(tmp_path, monkeypatch):
+    import optuna
+
+    import snnspin.training
+    from snnspin.training import SeedsFailed
+
+    real, calls = snnspin.training.train_seeds, []
+
+    def diverging(config, seeds, *args, **kw):  # seed 1 diverges inside the group; 0 and 2 finish
+        calls.append(list(seeds))
+        finished = real(config, [s for s in seeds if s != 1], *args, **kw)
+        if 1 in seeds:
+            raise SeedsFailed({1: FloatingPointError("seed 1: the loss became nan")}, finished)
+        return finished
+
+    monkeypatch.setattr(snnspin.training, "train_seeds", diverging)
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    found = {r["seed"]: r["accuracy"] for r in run_sweep("custom", storage, seeds=3, base=BASE,
+                                                           grid={"delta_t": [2.0]})}
+    assert calls == [[0, 1, 2]]  # no retraining: the finished seeds count
+    assert found[0] != found[2]  # so that a swapped mapping would show
+    for seed in (0, 2):
+        _, history = train_seed(config_for({"delta_t": 2.0}, BASE), seed, progress=False)
+        assert found[seed] == pytest.approx(history[-1].eval_acc)
+    trials = open_sweep("custom", storage).trials
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert [t.user_attrs["error"] for t in failed] == ["FloatingPointError: seed 1: the loss became nan"]

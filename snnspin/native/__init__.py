@@ -275,7 +275,8 @@ def call(kernel: str, lo: int, hi: int, checked: bool = True, depth: int | None 
         values = [_check(kernel, name, kind, arguments[name], rows.dtype, shapes) for name, kind in table]
     else:
         values = [_pointer(arguments[name]) for name, _ in table]
-    _load()[kernel, _DTYPES[rows.dtype]](layers, batch, n, p, depth, lo, hi, *values)
+    library = _state.get("library") or _load()  # loaded once: no lock on the per-diagonal calls
+    library[kernel, _DTYPES[rows.dtype]](layers, batch, n, p, depth, lo, hi, *values)
 
 
 _NAMES = {kernel: {name for name, _ in table} for kernel, table in KERNELS.items()}
