@@ -23,22 +23,26 @@ from .fused import LAYERWISE_FROM, ensemble_reason
 
 #: The most networks run in one call: memory grows with their number (BPTT keeps every diagonal).
 MAX_TOGETHER = 16
-#: Training groups hold at most this many (layer, series, neuron) elements per diagonal: larger
-#: calls leave the caches and gain nothing (``benchmarks/results/speed.md``: 5 networks of the
-#: paper's size, 11 520 elements each, per call beat both 2 and 10).
-TOGETHER_ELEMENTS = 65_536
+#: Training groups hold at most this many (layer, series, neuron) elements per diagonal and torch
+#: thread: two networks of the paper's size (3 x 120 x 32) per thread. Larger calls leave the
+#: caches: measured (``benchmarks/results/speed.md``, ``speed-ensemble-1thread.md``), 10 networks
+#: of the paper's size train 1.10x faster 2 per call than one after another on one thread but
+#: 0.95x and 0.82x 5 and 10 per call; on two threads 5 and 10 per call give 1.2-1.9x.
+TOGETHER_ELEMENTS_PER_THREAD = 23_040
 
 
-def group_size(config) -> int:
+def group_size(config, threads: int | None = None) -> int:
     """How many networks of ``config`` (its batch size resolved from the data) train together in
-    one call: TOGETHER_ELEMENTS over one network's L · B · N, between 1 and MAX_TOGETHER.
+    one call: TOGETHER_ELEMENTS_PER_THREAD times the torch threads (``threads``, default
+    ``torch.get_num_threads()``) over one network's L · B · N, between 1 and MAX_TOGETHER.
 
     >>> from snnspin.config import TrainConfig
-    >>> group_size(TrainConfig(batch_size=120))  # 3 layers x 120 series x 32 neurons
-    5
+    >>> group_size(TrainConfig(batch_size=120), threads=1), group_size(TrainConfig(batch_size=120), threads=2)
+    (2, 4)
     """
+    threads = threads or torch.get_num_threads()
     elements = config.layers * max(1, config.batch_size) * config.width
-    return max(1, min(MAX_TOGETHER, TOGETHER_ELEMENTS // elements))
+    return max(1, min(MAX_TOGETHER, TOGETHER_ELEMENTS_PER_THREAD * threads // elements))
 
 
 def together_reason(models) -> str | None:
