@@ -1,8 +1,8 @@
 """Several networks of one shape in one fused call: an ensemble.
 
-Training 10 seeds of the paper's 3 × 32 network one after the other leaves the CPU mostly idle:
-each diagonal of the time × depth grid is a few tiny matrix products and one small kernel call,
-and per-call overhead dominates. Here M networks (different seeds, chips, or per-neuron constants
+Training 10 seeds of the paper's 3 × 32 network one after the other pays, on each diagonal of the
+time × depth grid, the overhead of a few small matrix products and one kernel call per network.
+Here M networks (different seeds, chips, or per-neuron constants
 τ, S, b_fixed, σ, Q, f_cut, x_min) advance together: their layers are stacked network by network
 into one grid of M · L layers, so each diagonal is still one batched product and one kernel call,
 M times larger. Each network reads its own batch ``[T, B, F]`` and has its own parameters; nothing
@@ -12,7 +12,9 @@ couples them, so each gets the log-probabilities and gradients it would get alon
     log p_m = readout_m(fused layers of network m over data_m),   m = 1..M
 
 ``snnspin.training`` trains the seeds of a run this way when ``together_reason`` allows it
-(``train``, ``train_seed``'s callers with several seeds).
+(``train_seeds``: ``train``, ``tune``'s trial seeds, the sweeps). The gain is modest, because at
+the paper's size a step is mostly arithmetic (kernels and products), not overhead: 1.1× on one
+thread at 2 networks per call, 1.2-1.9× on two threads (``benchmarks/results/speed.md``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ MAX_TOGETHER = 16
 #: thread: two networks of the paper's size (3 x 120 x 32) per thread. Larger calls leave the
 #: caches: measured (``benchmarks/results/speed.md``, ``speed-ensemble-1thread.md``), 10 networks
 #: of the paper's size train 1.10x faster 2 per call than one after another on one thread but
-#: 0.95x and 0.82x 5 and 10 per call; on two threads 5 and 10 per call give 1.2-1.9x.
+#: 0.80-0.95x 5 or 10 per call; on two threads 5 and 10 per call give 1.2-1.9x.
 TOGETHER_ELEMENTS_PER_THREAD = 23_040
 
 
