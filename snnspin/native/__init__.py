@@ -235,10 +235,6 @@ def _check(kernel: str, name: str, kind: str, value, dtype, shapes: dict):
     return value.data_ptr()
 
 
-def _pointer(value):
-    return None if value is None else value.data_ptr() if isinstance(value, torch.Tensor) else float(value)
-
-
 def call(kernel: str, lo: int, hi: int, checked: bool = True, depth: int | None = None, **arguments) -> None:
     """Run ``kernel`` (a key of ``KERNELS``) on one diagonal, after checking every argument.
 
@@ -259,26 +255,29 @@ def call(kernel: str, lo: int, hi: int, checked: bool = True, depth: int | None 
     wide = next((arguments[name] for name in _WIDE[kernel] if arguments[name] is not None), None)
     p = wide.shape[-1] - n if wide is not None else n
     depth = layers if depth is None else depth
-    if checked:
-        if set(arguments) != _NAMES[kernel]:
-            raise TypeError(f"native {kernel}: missing {sorted(_NAMES[kernel] - set(arguments))}, "
-                            f"unexpected {sorted(set(arguments) - _NAMES[kernel])}")
-        if p < n:
-            raise ValueError(f"native {kernel}: the layer inputs have {p} signal columns for {n} neurons; "
-                             "they must be at least as many (the threads' writes would overlap)")
-        if not (isinstance(depth, int) and 0 < depth <= layers and layers % depth == 0):
-            raise ValueError(f"native {kernel}: depth {depth!r} does not divide the {layers} layers into networks")
-        if not 0 <= lo <= hi < depth:
-            raise ValueError(f"native {kernel}: active layers [{lo}, {hi}] outside [0, {depth - 1}]")
-        shapes = {ROWS: (layers, batch, n), WIDE: (layers, batch, p + n), NOISE: (layers, 2, batch, n),
-                  NEURON: (layers, n)}
-        values = [_check(kernel, name, kind, arguments[name], rows.dtype, shapes) for name, kind in table]
-    else:
-        values = [_pointer(arguments[name]) for name, _ in table]
     library = _state.get("library") or _load()  # loaded once: no lock on the per-diagonal calls
+    if not checked:  # the per-diagonal path: pointers only (the tensors are the checked ones' kin)
+        values = [None if (value := arguments[name]) is None else float(value) if scalar else value.data_ptr()
+                  for name, scalar in _POINTERS[kernel]]
+        library[kernel, _DTYPES[rows.dtype]](layers, batch, n, p, depth, lo, hi, *values)
+        return
+    if set(arguments) != _NAMES[kernel]:
+        raise TypeError(f"native {kernel}: missing {sorted(_NAMES[kernel] - set(arguments))}, "
+                        f"unexpected {sorted(set(arguments) - _NAMES[kernel])}")
+    if p < n:
+        raise ValueError(f"native {kernel}: the layer inputs have {p} signal columns for {n} neurons; "
+                         "they must be at least as many (the threads' writes would overlap)")
+    if not (isinstance(depth, int) and 0 < depth <= layers and layers % depth == 0):
+        raise ValueError(f"native {kernel}: depth {depth!r} does not divide the {layers} layers into networks")
+    if not 0 <= lo <= hi < depth:
+        raise ValueError(f"native {kernel}: active layers [{lo}, {hi}] outside [0, {depth - 1}]")
+    shapes = {ROWS: (layers, batch, n), WIDE: (layers, batch, p + n), NOISE: (layers, 2, batch, n),
+              NEURON: (layers, n)}
+    values = [_check(kernel, name, kind, arguments[name], rows.dtype, shapes) for name, kind in table]
     library[kernel, _DTYPES[rows.dtype]](layers, batch, n, p, depth, lo, hi, *values)
 
 
 _NAMES = {kernel: {name for name, _ in table} for kernel, table in KERNELS.items()}
 _FIRST_ROWS = {kernel: next(name for name, kind in table if kind == ROWS) for kernel, table in KERNELS.items()}
 _WIDE = {kernel: [name for name, kind in table if kind == WIDE] for kernel, table in KERNELS.items()}
+_POINTERS = {kernel: [(name, kind == SCALAR) for name, kind in table] for kernel, table in KERNELS.items()}
