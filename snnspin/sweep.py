@@ -356,15 +356,18 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
         return json.dumps(json.loads(key)["point"], sort_keys=True)
 
     most = {}
-    for point in {point_of(key) for key in keys}:
-        most[point] = seeds_per_claim(config_for(json.loads(point), base))
+
+    def most_for(point):  # worked out when a worker first claims a seed of the point, not at start-up
+        if point not in most:
+            most[point] = seeds_per_claim(config_for(json.loads(point), base))
+        return most[point]
 
     with Claims(storage, study.study_name, interval=heartbeat) as claims:
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if trial_key(trial) in keys:  # finished before claims were kept (or its row was lost)
                 claims.mark_done(trial_key(trial), trial.number)
         claims.release_failed(keys)  # a new run retries what failed before
-        work(claims, keys, run, on_wait, together=(point_of, most.get, train_keys))
+        work(claims, keys, run, on_wait, together=(point_of, most_for, train_keys))
     return results(study)
 
 

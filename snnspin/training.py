@@ -277,14 +277,6 @@ class _SeedRun:
         self.optimizer.step()
         return True
 
-    def run_epoch(self, x_train, y_train, x_eval, y_eval) -> EpochRecord:
-        """Train one epoch (epoch number ``len(history)``) over shuffled batches, step the
-        schedule, evaluate, and append the record to the history (``run_epochs`` of this run)."""
-        record = run_epochs([self], x_train, y_train, x_eval, y_eval)[0]
-        if record is None:
-            raise self.failure
-        return record
-
     def save_checkpoint(self) -> None:
         """Write ``checkpoint.pt`` and ``history.json`` atomically (nothing without a folder)."""
         if self.folder is None:

@@ -26,6 +26,8 @@ MEMBERS = [
     [dict(layers=2, readout="x", x_min=1e-4, d_inter=0.5), dict(layers=2, readout="x", x_min=1e-2, d_inter=0.5)],
     [dict(checkpoint_every=5), dict(checkpoint_every=5)],  # recomputed segments
     [dict(n_inputs=3, width=2), dict(n_inputs=3, width=2)],  # signals wider than a layer
+    [dict(learn_tau=True), dict(learn_tau=True, tau=3.0)],  # trainable τ per neuron: its gradient too
+    [dict(weight_bits=4, input_scale=0.3, readout="x"), dict(weight_bits=4, input_scale=0.3, readout="x")],
 ]
 
 
