@@ -26,6 +26,7 @@ import optuna
 from .config import SPIKE_READOUTS, SPIKING, TrainConfig
 from .io import atomic_write_json
 from .defaults import resolve_for_data
+from .nn.alif import SURROGATES
 from .training import load_data, train_seeds
 
 #: name → (low, high, log scale) for every model; readout only where the model has one.
@@ -39,8 +40,43 @@ SEARCH_SPACE = {
 }
 
 
+#: Searched for the spiking twins too: the surrogate's slope (whichever ``surrogate`` the base
+#: names) and the readout integrator's relaxation time in ns.
+SPIKING_SPACE = {"surrogate_slope": (1.0, 30.0, True), "readout_tau": (1.0, 200.0, True)}
+
 #: Searched for the adaptive twin too: τ_a in ns and the threshold's increase b_a.
 ALIF_SPACE = {"adapt_tau": (5.0, 300.0, True), "adapt_strength": (0.05, 3.0, True)}
+
+
+def effective_value(config: TrainConfig, name: str) -> float:
+    """``config``'s value of the field ``name``, with 0 read as what it stands for: the surrogate's
+    default slope (``surrogate_slope``) or the neurons' τ (``readout_tau``).
+
+    >>> effective_value(TrainConfig(model="lif", surrogate="fast_sigmoid"), "surrogate_slope")
+    25.0
+    >>> effective_value(TrainConfig(model="lif", tau=5.0), "readout_tau")
+    5.0
+    """
+    value = getattr(config, name)
+    if value == 0 and name == "surrogate_slope":
+        return SURROGATES[config.surrogate]
+    if value == 0 and name == "readout_tau":
+        return config.tau
+    return value
+
+
+def model_space(model: str) -> dict:
+    """The fields searched for ``model`` beyond the shared space: ``SPIKING_SPACE`` for the spiking
+    twins, and ``ALIF_SPACE`` as well for ALIF.
+
+    >>> sorted(model_space("alif"))
+    ['adapt_strength', 'adapt_tau', 'readout_tau', 'surrogate_slope']
+    >>> model_space("ctrnn")
+    {}
+    """
+    if model not in SPIKING:
+        return {}
+    return {**SPIKING_SPACE, **(ALIF_SPACE if model == "alif" else {})}
 
 
 def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) -> TrainConfig:
@@ -48,8 +84,8 @@ def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) 
 
     Each field is drawn in [low, high] of ``space`` (log-uniform where flagged; τ in ns,
     rates dimensionless); the readout from {"y", "x"} for the spintronic network and the
-    CTRNN, ``spike_readout`` from {last, mean, max} for the spiking twins, and for ALIF also
-    ``ALIF_SPACE`` (τ_a, b_a).
+    CTRNN; for the spiking twins ``spike_readout`` from {last, mean, max} and ``SPIKING_SPACE``
+    (surrogate slope, readout τ), and for ALIF also ``ALIF_SPACE`` (τ_a, b_a).
 
     >>> params = dict(tau=3.0, lr0=0.05, lr_decay=10.0, gain=0.4, input_scale=0.5, init_scale=1.0, readout="x")
     >>> config = suggest(optuna.trial.FixedTrial(params), TrainConfig(width=8))
@@ -61,9 +97,8 @@ def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) 
         values["readout"] = trial.suggest_categorical("readout", ["y", "x"])
     else:
         values["spike_readout"] = trial.suggest_categorical("spike_readout", list(SPIKE_READOUTS))
-    if base.model == "alif":
-        for name, (low, high, log) in ALIF_SPACE.items():
-            values[name] = trial.suggest_float(name, low, high, log=log)
+    for name, (low, high, log) in model_space(base.model).items():
+        values[name] = trial.suggest_float(name, low, high, log=log)
     return base.replace(**values)
 
 
@@ -433,8 +468,8 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
                 start["readout"] = base.readout
             else:
                 start["spike_readout"] = base.spike_readout
-            if base.model == "alif":
-                start.update({name: getattr(base, name) for name in ALIF_SPACE})
+            for name, (low, high, _) in model_space(base.model).items():
+                start[name] = min(max(effective_value(base, name), low), high)
             study.enqueue_trial(start)
             claims.finish("enqueue-base")
         old = [t for t in study.get_trials(deepcopy=False, states=finished) if "slot" not in t.user_attrs]

@@ -25,6 +25,16 @@ def test_suggest_stays_in_space_and_keeps_base():
     assert config.width == 4 and config.readout in ("x", "y")
     lif = suggest(study.ask(), TINY.replace(model="lif"))
     assert lif.readout == "y"
+    assert 1.0 <= lif.surrogate_slope <= 30.0 and 1.0 <= lif.readout_tau <= 200.0  # the spiking fields too
+    assert lif.adapt_tau == TINY.adapt_tau  # ALIF's only for ALIF
+
+
+def test_spiking_base_enqueued_with_what_its_zeros_mean(tmp_path):
+    # slope 0 is the surrogate's default (fast_sigmoid: 25), readout_tau 0 the neurons' τ
+    base = TINY.replace(model="lif", surrogate="fast_sigmoid", tau=3.0, epochs=1)
+    tune(base, tmp_path, n_trials=1, progress=False, enqueue_base=True)
+    first = open_study("snnspin-lif", f"sqlite:///{tmp_path / 'study.db'}").trials[0]
+    assert first.params["surrogate_slope"] == 25.0 and first.params["readout_tau"] == 3.0
 
 
 def test_tune_writes_best_and_resumes(tmp_path):
