@@ -130,7 +130,8 @@ class TrainConfig:
     n_inputs: int = _f(0, "channels per time point F; 0: from the data (1 for the digits)")
     n_classes: int = _f(0, "number of classes C; 0: from the data (10 for the digits)")
     val_fraction: float = _f(0.0, "if > 0, evaluate on this fraction of the training half instead of the test half")
-    engine: str = _f("auto", "time loop: fused (fast, exact stepper), reference (per-step layers), auto (fused when it applies)",
+    engine: str = _f("auto", "time loop: fused (fast: the exact stepper's fused kernels; for the spiking twins one lean "
+                             "loop of the same equations), reference (per-step layers), auto (fused when it applies)",
                      ("auto", "fused", "reference"))
     device: str = _f("auto", "torch device: auto (CUDA when present), cpu, cuda, cuda:<index>, mps")
     checkpoint_every: int = _f(0, "long sequences: BPTT recomputes the forward pass in segments of this many input "

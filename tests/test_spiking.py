@@ -125,3 +125,46 @@ def test_readout_tau_gives_the_integrator_its_own_memory(model):
 def test_spiking_settings_are_refused_where_they_do_not_apply(changes, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**changes)
+
+
+@pytest.mark.parametrize("model", ["lif", "alif"])
+@pytest.mark.parametrize("readout", ["last", "mean", "max"])
+@pytest.mark.parametrize("learn_beta", [False, True])
+def test_the_fast_loop_equals_the_snntorch_modules(model, readout, learn_beta):
+    # engine auto / fused: snnspin.spiking_loop; reference: snnTorch's Leaky (or ALIF) step by step.
+    # Log-probabilities, final membranes and every gradient agree in float64, with sub-steps,
+    # two input channels, 4-bit weights and a readout integrator of its own.
+    data = torch.randn(20, 5, 2, dtype=torch.float64) * 2
+    targets = torch.tensor([0, 3, 1, 9, 3])
+    extra = {"adapt_strength": 0.3, "adapt_tau": 7.0} if model == "alif" else {}
+    results = []
+    for engine in ("reference", "fused"):
+        config = TrainConfig(model=model, learn_beta=learn_beta, spike_readout=readout, substeps=2, n_inputs=2,
+                             width=7, tau=3.0, gain=1.5, init_scale=3.0, readout_tau=7.0, weight_bits=4,
+                             engine=engine, **extra)
+        net = build_model(config, seed=1).double()
+        log_probs = net(data)
+        torch.nn.functional.nll_loss(log_probs, targets).backward()
+        grads = {name: p.grad for name, p in net.named_parameters() if p.grad is not None}  # mean: no integrator
+        results.append((log_probs.detach(), net.final_states, grads))
+    (lp_ref, mem_ref, g_ref), (lp, mem, g) = results
+    assert mem_ref.abs().sum() > 0 and sum(v.abs().sum() for v in g_ref.values()) > 0  # neurons fire, grads flow
+    torch.testing.assert_close(lp, lp_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(mem, mem_ref, rtol=1e-12, atol=1e-12)
+    assert sorted(g) == sorted(g_ref) and (not learn_beta or any("beta" in name for name in g))
+    for name in g_ref:
+        torch.testing.assert_close(g[name], g_ref[name], rtol=1e-12, atol=1e-12, msg=name)
+
+
+def test_auto_takes_the_fast_loop_and_reference_the_modules(monkeypatch):
+    import snnspin.models as models
+
+    def refuse(*_):
+        raise RuntimeError("the fast loop ran")
+
+    monkeypatch.setattr(models, "spiking_sequence", refuse)
+    data = torch.rand(6, 2, 1)
+    with pytest.raises(RuntimeError, match="the fast loop ran"):
+        build_model(TrainConfig(model="lif"))(data)
+    build_model(TrainConfig(model="lif", engine="reference"))(data)  # snnTorch's modules: no call
+    build_model(TrainConfig(model="alif"))(data, record=True)  # traces come from the modules
