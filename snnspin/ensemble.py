@@ -57,7 +57,7 @@ def together_reason(models) -> str | None:
     >>> together_reason([build_model(TrainConfig(), seed) for seed in range(2)]) is None
     True
     >>> together_reason([build_model(TrainConfig(model="lif"), seed) for seed in range(2)])
-    'no fused path for this model'
+    'no call for several networks of this kind (only the oscillators and the CTRNN)'
     """
     if len(models) < 2:
         return "a single network"
@@ -66,7 +66,7 @@ def together_reason(models) -> str | None:
     if any(m.config.engine == "reference" for m in models):
         return "engine='reference' runs the per-step path"
     if any(type(m).fused_sequences is None for m in models):
-        return "no fused path for this model"
+        return "no call for several networks of this kind (only the oscillators and the CTRNN)"
     if models[0].config.width >= LAYERWISE_FROM:
         return f"layers of {LAYERWISE_FROM} neurons or more run one network at a time (layer by layer)"
     wrapped = torch._C._functorch.is_functorch_wrapped_tensor

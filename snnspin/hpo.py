@@ -308,6 +308,11 @@ METRIC = "validation accuracy (%)"
 MAY_DIFFER = ("device", "engine")
 
 
+def _recorded_space(space: dict, model: str) -> dict:
+    """Every searched range of ``model`` (the shared ``space`` and ``model_space``), as a study records it."""
+    return {k: list(v) for k, v in {**space, **model_space(model)}.items()}
+
+
 def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int, space: dict = SEARCH_SPACE) -> None:
     """Refuse to add trials to a study made with other settings (its trials would not be
     comparable, and ``best_config.json`` would mix the two); one ``ValueError`` line.
@@ -330,7 +335,7 @@ def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int
     if before != trial_seeds:
         changed.append(f"trial_seeds {before} → {trial_seeds}")
     saved_space = study.user_attrs.get("search_space")
-    now_space = {k: list(v) for k, v in space.items()}
+    now_space = _recorded_space(space, base.model)
     if saved_space is not None and saved_space != now_space:
         changed.append("the search space (e.g. --tau-range)")
     if changed:
@@ -404,7 +409,7 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
             study = open_study(name, storage, warmup=warmup)
     study.set_user_attr("base_config", base.to_dict())
     study.set_user_attr("trial_seeds", trial_seeds)
-    study.set_user_attr("search_space", {k: list(v) for k, v in space.items()})
+    study.set_user_attr("search_space", _recorded_space(space, base.model))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([METRIC])
@@ -468,8 +473,8 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
                 start["readout"] = base.readout
             else:
                 start["spike_readout"] = base.spike_readout
-            for name, (low, high, _) in model_space(base.model).items():
-                start[name] = min(max(effective_value(base, name), low), high)
+            for name, (low, high, _) in model_space(base.model).items():  # 0 as it means at the start's τ
+                start[name] = min(max(effective_value(base.replace(tau=start["tau"]), name), low), high)
             study.enqueue_trial(start)
             claims.finish("enqueue-base")
         old = [t for t in study.get_trials(deepcopy=False, states=finished) if "slot" not in t.user_attrs]

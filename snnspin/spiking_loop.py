@@ -28,7 +28,10 @@ from torch.nn import functional as F
 def spiking_sequence(model, data: torch.Tensor):
     """Run ``model`` (a ``LIFNetwork``) on prepared ``data`` ``[T, B, F]`` (normalised and scaled,
     as ``prepare_input`` returns them); return (logits ``[B, C]``, membranes after the last step
-    ``[L, B, N]``, detached).
+    ``[L, B, N]``, detached). Every constant and surrogate is read from each layer; settings of
+    snnTorch's ``Leaky`` beyond its defaults are not computed here (``LIFNetwork.fused_reason``
+    names them and sends such networks to the per-step path). Forward hooks on the neuron
+    modules do not run here, as on the oscillators' fused path.
 
     >>> from snnspin.config import TrainConfig
     >>> from snnspin.models import build_model
@@ -46,7 +49,8 @@ def spiking_sequence(model, data: torch.Tensor):
     strength = [n.adapt for n in model.neurons] if adaptive else None
     readout = (model.readout.effective_weight(), model.readout.bias)
     readout_beta = model.integrator.beta.clamp(0.0, 1.0)
-    spike, gain, mode = model.spike, model.gain, c.spike_readout
+    spikes_of = [n.spike if adaptive else n.spike_grad for n in model.neurons]  # each layer's own surrogate
+    gain, mode = model.gain, c.spike_readout
 
     batch = data.shape[1]
     zeros = data.new_zeros(batch, c.width)
@@ -67,7 +71,7 @@ def spiking_sequence(model, data: torch.Tensor):
                 else:
                     mem[i] = betas[i] * mem[i] + gain * syn - fired * threshold[i]
                     level = threshold[i]
-                spikes[i] = spike(mem[i] - level).to(mem[i].dtype)
+                spikes[i] = spikes_of[i](mem[i] - level).to(mem[i].dtype)
                 signal = spikes[i]
             drive = F.linear(signal, *readout)
             if mode == "mean":

@@ -11,6 +11,7 @@ from snnspin import native, pointwise
 from snnspin.config import TrainConfig
 from snnspin.device import seed_noise
 from snnspin.ensemble import MAX_TOGETHER, log_probs_together, together_reason
+from snnspin.fused import ensemble_reason, fused_oscillator_sequences
 from snnspin.models import build_model
 from snnspin.training import evaluate, evaluate_together, load_data, train_seed, train_seeds
 
@@ -93,7 +94,11 @@ def test_networks_that_cannot_run_together_run_one_after_the_other():
         return together_reason([build_model(c, seed) for seed, c in enumerate(configs)])
 
     assert reason(TrainConfig()) == "a single network"
-    assert reason(TrainConfig(model="lif"), TrainConfig(model="lif")) == "no fused path for this model"
+    assert reason(TrainConfig(model="lif"), TrainConfig(model="lif")).startswith("no call for several networks")
+    lifs = [build_model(TrainConfig(model="lif"), seed) for seed in range(2)]  # called directly: refused
+    assert ensemble_reason(lifs) == "LIFNetwork has no call for several networks (only the oscillators and the CTRNN)"
+    with pytest.raises(ValueError, match="the fused path cannot run this model: LIFNetwork has no call"):
+        fused_oscillator_sequences(lifs, torch.zeros(3, 2, 1, 1))
     assert reason(TrainConfig(), TrainConfig(model="ctrnn")).startswith("the networks are of different kinds")
     assert reason(TrainConfig(), TrainConfig(width=8)) == "the networks differ in width (32, 8)"
     assert reason(TrainConfig(), TrainConfig(substeps=2)).startswith("the networks differ in dt")

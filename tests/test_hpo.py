@@ -33,8 +33,19 @@ def test_spiking_base_enqueued_with_what_its_zeros_mean(tmp_path):
     # slope 0 is the surrogate's default (fast_sigmoid: 25), readout_tau 0 the neurons' τ
     base = TINY.replace(model="lif", surrogate="fast_sigmoid", tau=3.0, epochs=1)
     tune(base, tmp_path, n_trials=1, progress=False, enqueue_base=True)
-    first = open_study("snnspin-lif", f"sqlite:///{tmp_path / 'study.db'}").trials[0]
+    study = open_study("snnspin-lif", f"sqlite:///{tmp_path / 'study.db'}")
+    first = study.trials[0]
     assert first.params["surrogate_slope"] == 25.0 and first.params["readout_tau"] == 3.0
+    # a τ range that moves the start's τ moves what readout_tau 0 means with it
+    from snnspin.hpo import check_same_settings, search_space
+
+    tune(base, tmp_path / "ranged", n_trials=1, progress=False, enqueue_base=True, space=search_space((10.0, 20.0)))
+    ranged = open_study("snnspin-lif", f"sqlite:///{tmp_path / 'ranged' / 'study.db'}").trials[0]
+    assert ranged.params["tau"] == 10.0 and ranged.params["readout_tau"] == 10.0
+    # a spiking study recorded before the spiking fields were searched is not resumed with them
+    study.set_user_attr("search_space", {k: list(v) for k, v in search_space().items()})
+    with pytest.raises(ValueError, match="the search space"):
+        check_same_settings(study, base.replace(val_fraction=0.2), 1)
 
 
 def test_tune_writes_best_and_resumes(tmp_path):

@@ -101,6 +101,10 @@ def test_bad_data_shape_and_values():
         net(torch.rand(64, 1))
     with pytest.raises(ValueError, match="data contains NaN"):
         net(torch.full((3, 2, 1), float("inf")))
+    for model in ("spintronic", "lif"):  # an empty sequence or batch gives no logits worth reading
+        for shape in ((0, 2, 1), (3, 0, 1)):
+            with pytest.raises(ValueError, match=r"at least one time step and one series, got shape"):
+                build_model(TrainConfig(model=model, layers=1, width=4))(torch.rand(shape))
 
 
 @pytest.mark.parametrize("changes, match", [
