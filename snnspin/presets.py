@@ -24,7 +24,8 @@ TUNED = {
                        readout="y", epochs=80),
     "ctrnn": dict(tau=2.159, lr0=0.09365, lr_decay=27.44, gain=0.2225, input_scale=0.6178, init_scale=1.588,
                   readout="y", epochs=80),
-    "lif": dict(tau=1.024, lr0=0.184, lr_decay=2.599, gain=0.534, input_scale=1.975, init_scale=2.174, epochs=40),
+    "lif": dict(tau=5.0, lr0=0.01, lr_decay=1000.0, gain=1.0, input_scale=1.0, init_scale=3.0, normalize="zscore",
+                surrogate="fast_sigmoid", surrogate_slope=5.0, readout_tau=20.0, spike_readout="last", epochs=200),
 }
 
 #: How the tuned values were obtained. Every study: ``snnspin tune --preset paper --epochs 40``,
@@ -55,8 +56,16 @@ TUNED_SOURCE = {
                       "the test half (10 seeds): below the preset, so the preset stays. A second study ranking "
                       "trials over 2 seeds (--trial-seeds 2, 24 trials) picked τ = 0.749 ns, lr0 = 0.0672: "
                       "47.4 ± 6.8 % (10 seeds, one at 27.9 %), within noise of the preset",
-    "lif": "best of 30 trials (3 enqueued by hand, snnTorch-style τ = 5-20 ns and lr0 = 2e-3 to 1e-2, all < 22 %) "
-           "by mean validation accuracy of the last 5 epochs: 49.1 %",
+    "lif": "found by hand on validation (3 seeds, 200 epochs: 85.6, 81.7, 81.1 % at the last epoch), after a "
+           "diagnosis of the old preset (τ = 1.02 ns, raw pixels × 1.98, lr0 = 0.184, atan; 46.5 ± 4.2 % on test): "
+           "inputs z-scored, τ = 5 ns (β = 0.82), a readout integrator of its own (τ = 20 ns), fast_sigmoid "
+           "surrogate of slope 5, weights ×3 so that every layer fires (10-35 % of steps), Adam at a constant "
+           "lr0 = 0.01 (lr_decay 1000), 200 epochs (still rising at 120). A study around it (snnspin tune --model "
+           "lif --config <these values> --epochs 120 --trial-seeds 2 --enqueue-base, 40 trials, surrogate slope "
+           "and readout τ searched too, lr_decay ≤ 50) found nothing better than its first trial, these values "
+           "with lr_decay 50: 78.0 % over 2 seeds at 120 epochs. Neither a learnable β per neuron, heterogeneous "
+           "τ (2-20 ns), nor the mean of the integrator over the sequence changed the validation accuracy by "
+           "more than 2 points in a stand-alone check",
 }
 
 #: ``paper-2pi``: the paper's published values read with τ = 14.12/2π ns (and 100 epochs, which
