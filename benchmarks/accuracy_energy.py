@@ -55,7 +55,7 @@ def measure(model: str, config: TrainConfig, run: Path) -> dict:
     if rates[0] is not None:
         spike_rates = [statistics.mean(r[layer] for r in rates) for layer in range(len(rates[0]))]
     return {"model": model, "hardware": hardware, "source": source, "seeds": len(accuracies),
-            "accuracy": statistics.mean(accuracies), "std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+            "accuracy": statistics.mean(accuracies), "std": statistics.pstdev(accuracies),  # population std, as snnspin.training.summarize
             "energy_pj": statistics.median(energies), "spike_rates": spike_rates}
 
 
@@ -83,8 +83,8 @@ def main(argv=None) -> None:
 def write(rows: list[dict], out: Path, command: str, fast: bool) -> None:
     suffix = "-fast" if fast else ""
     lines = [f"# Accuracy against energy per inference{' (fast mode: not a result)' if fast else ''}", "",
-             f"`{command}`: sequential digits (test half), each model on its own hardware; energy: median over "
-             "seeds of the per-sequence energy measured on the trained network (`snnspin.energy`).", "",
+             f"`{command}`: sequential digits (test half), each model on its own hardware; accuracy: mean ± "
+             "population std over seeds; energy: median over seeds of the per-sequence energy measured on the trained network (`snnspin.energy`).", "",
              "| model | hardware | seeds | accuracy (%) | energy per inference (pJ) | spikes per neuron per step "
              "(layers) | constants |", "| --- | --- | ---: | ---: | ---: | --- | --- |"]
     for r in rows:
