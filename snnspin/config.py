@@ -203,7 +203,7 @@ class TrainConfig:
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0 (0: no recomputation), got {self.checkpoint_every}")
         if self.checkpoint_every and (self.model in SPIKING or self.engine == "reference"):
-            raise ValueError("checkpoint_every recomputes segments of the fused path, which "
+            raise ValueError("checkpoint_every recomputes segments of the oscillators' and CTRNN's fused path, which "
                              f"{'the ' + self.model + ' model has not' if self.model in SPIKING else 'engine=reference does not use'}")
         if self.weight_bits != 0 and not 2 <= self.weight_bits <= 16:
             raise ValueError(f"weight_bits must be 0 (full precision) or in [2, 16], got {self.weight_bits}")

@@ -44,7 +44,7 @@ def spiking_sequence(model, data: torch.Tensor):
     w_ext = [(m.effective_weight(), m.bias) for m in model.w_ext]
     w_int = [m.effective_weight() for m in model.w_int]
     betas = [n.beta.clamp(0.0, 1.0) for n in model.neurons]
-    threshold = [float(n.threshold) for n in model.neurons]
+    threshold = [n.threshold for n in model.neurons]  # Leaky: a 0-d buffer (no host sync on a GPU); ALIF: a float
     rho = [n.rho for n in model.neurons] if adaptive else None
     strength = [n.adapt for n in model.neurons] if adaptive else None
     readout = (model.readout.effective_weight(), model.readout.bias)

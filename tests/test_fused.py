@@ -387,7 +387,7 @@ def test_checkpointed_segments_hold_one_segment_of_activations():
 
 
 @pytest.mark.parametrize("changes, message", [
-    (dict(model="lif", checkpoint_every=4), "checkpoint_every recomputes segments of the fused path, which the lif"),
+    (dict(model="lif", checkpoint_every=4), "checkpoint_every recomputes segments of the oscillators' and CTRNN's fused path, which the lif"),
     (dict(engine="reference", checkpoint_every=4), "which engine=reference does not use"),
     (dict(checkpoint_every=-1), r"checkpoint_every must be >= 0"),
 ])
