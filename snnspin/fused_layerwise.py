@@ -10,6 +10,11 @@ product W_int y(k-1) runs step by step. ``snnspin.fused`` picks this scheme from
 ``[1, B, N]``), same inputs and outputs as the diagonal Functions, and the same results to
 rounding (the tests hold both to the per-step reference path to 1e-12 in float64).
 
+On CPU with the native kernels, each layer's step loop runs in C (``snnspin.native.sequences``:
+the recurrent product through torch's own BLAS GEMM, then the same kernel), one call per layer
+and direction instead of two per step; elsewhere (GPU, torch kernels, no GEMM found) the Python
+loop below runs. The tests hold the two loops to each other to 1e-12 in float64.
+
 Per layer l, solver step k (``ys[k]``: the output before step k):
 
     forward:  syn(k) = drive(k) + W_int ys[k];  (x, ys[k+1]) = step(x, ys[k], syn(k))
@@ -23,6 +28,7 @@ from __future__ import annotations
 import torch
 
 from . import pointwise
+from .native import sequences
 from .fused_support import (_backward_kernels, _first_order_only, _state_grads, ctrnn_constant_grads,
                             ctrnn_step_constants, oscillator_arguments, oscillator_constant_grads)
 
@@ -67,6 +73,16 @@ def _data_grad(g_down, data, substeps):
     return g_down.view(data.shape[0], substeps, *data.shape[1:]).sum(1) if g_down is not None else None
 
 
+def _in_c(kernels, data) -> bool:
+    """Whether each layer's whole loop runs in C (``snnspin.native.sequences``), else step by step here."""
+    return kernels is pointwise.NATIVE and sequences.ready(data)
+
+
+def _drive_into(syns, signal, w_ext, bias):
+    """W_ext s(k) + b for every solver step, written straight into the layer's ``syns`` ``[steps, B, N]``."""
+    torch.addmm(bias, _rows(signal), w_ext.t(), out=syns.view(-1, syns.shape[-1]))
+
+
 def _per_layer(values: dict, l: int) -> dict:
     """Layer l's rows ``[1, N]`` of the per-neuron constants (scalars as they are)."""
     return {k: v[l : l + 1].contiguous() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
@@ -83,12 +99,20 @@ class LayerwiseOscillator(torch.autograd.Function):
         signal = _signal0(data, substeps)
         steps, n = signal.shape[0], x0.shape[-1]
         xs_all, ys_all, syn_all = _buffers(data, layers, steps, n)
+        in_c = _in_c(kernels, data)
         for l in range(layers):
             w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
-            drive = _drive(signal, w_ext, bias)
             per = _per_layer(every, l)
             xs, ys, syns, w_int_t = xs_all[l], ys_all[l], syn_all[l], w_int.t()
             ys[0, 0] = y0[l]
+            if in_c:
+                _drive_into(syns[:, 0], signal, w_ext, bias)
+                sequences.run("osc_forward_seq", w_int=w_int.contiguous(), syn=syns[:, 0], x0=x0[l].contiguous(),
+                              ys=ys[:, 0], xs=xs[:, 0], noise=noise[:, l : l + 1] if noise is not None else None,
+                              **per)
+                signal = ys[1:, 0]
+                continue
+            drive = _drive(signal, w_ext, bias)
             x = x0[l : l + 1].contiguous()
             for k in range(steps):
                 torch.addmm(drive[k], ys[k, 0], w_int_t, out=syns[k, 0])
@@ -127,15 +151,21 @@ class LayerwiseOscillator(torch.autograd.Function):
             dsyn = torch.empty_like(syn_all[l])
             sums = [torch.zeros_like(gx) for _ in range(3)]
             xs, syns = xs_all[l], syn_all[l]
-            x_first = x0[l : l + 1].contiguous()
-            for k in range(steps - 1, -1, -1):
-                draws = noise[k, l : l + 1] if noise is not None else None
-                kernels.osc_backward(0, 0, k > steps - 3, back=None, gx=gx, gy=gy,
-                                     x_old=xs[k - 1] if k > 0 else x_first, syn=syns[k], dsyn_out=dsyn[k],
-                                     g_gain=sums[0], g_a_sum=sums[1], g_b_sum=sums[2], noise=draws, **per)
-                gy[0].addmm_(dsyn[k, 0], w_int)  # ys[k] fed this step's recurrent product
-                if g_above is not None and k > 0:
-                    gy[0] += g_above[k - 1]  # ys[k] was the layer above's signal at step k-1
+            if _in_c(kernels, data):
+                sequences.run("osc_backward_seq", w_int=w_int.contiguous(), gx=gx[0], gy=gy[0], x0=x0[l].contiguous(),
+                              xs=xs[:, 0], syn=syns[:, 0], noise=noise[:, l : l + 1] if noise is not None else None,
+                              dsyn=dsyn[:, 0], g_gain=sums[0][0], g_a_sum=sums[1][0], g_b_sum=sums[2][0],
+                              g_above=g_above, **per)
+            else:
+                x_first = x0[l : l + 1].contiguous()
+                for k in range(steps - 1, -1, -1):
+                    draws = noise[k, l : l + 1] if noise is not None else None
+                    kernels.osc_backward(0, 0, k > steps - 3, back=None, gx=gx, gy=gy,
+                                         x_old=xs[k - 1] if k > 0 else x_first, syn=syns[k], dsyn_out=dsyn[k],
+                                         g_gain=sums[0], g_a_sum=sums[1], g_b_sum=sums[2], noise=draws, **per)
+                    gy[0].addmm_(dsyn[k, 0], w_int)  # ys[k] fed this step's recurrent product
+                    if g_above is not None and k > 0:
+                        gy[0] += g_above[k - 1]  # ys[k] was the layer above's signal at step k-1
             signal = signal0 if l == 0 else ys_all[l - 1, 1:, 0]
             pass_down = l > 0 or ctx.needs_input_grad[0]
             g_ext, g_bias, g_int, g_above = _layer_grads(dsyn, signal, ys_all[l, :-1], w_ext, w_int, pass_down)
@@ -157,13 +187,20 @@ class LayerwiseCTRNN(torch.autograd.Function):
         steps, n = signal.shape[0], x0.shape[-1]
         step_gain, decay = ctrnn_step_constants(gains, gammas, h)
         xs_all, ys_all, syn_all = _buffers(data, layers, steps, n)
+        in_c = _in_c(kernels, data)
         for l in range(layers):
             w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
-            drive = _drive(signal, w_ext, bias)
             xs, ys, syns, w_int_t = xs_all[l], ys_all[l], syn_all[l], w_int.t()
             ys[0, 0] = torch.tanh(x0[l])
-            x = x0[l : l + 1].contiguous()
             sg, dec = step_gain[l : l + 1], decay[l : l + 1]
+            if in_c:
+                _drive_into(syns[:, 0], signal, w_ext, bias)
+                sequences.run("ctrnn_forward_seq", w_int=w_int.contiguous(), syn=syns[:, 0], x0=x0[l].contiguous(),
+                              ys=ys[:, 0], xs=xs[:, 0], step_gain=sg, decay=dec)
+                signal = ys[1:, 0]
+                continue
+            drive = _drive(signal, w_ext, bias)
+            x = x0[l : l + 1].contiguous()
             for k in range(steps):
                 torch.addmm(drive[k], ys[k, 0], w_int_t, out=syns[k, 0])
                 kernels.ctrnn_forward(0, 0, k < 2, syn=syns[k], x=x, step_gain=sg, decay=dec, x_out=xs[k],
@@ -198,12 +235,16 @@ class LayerwiseCTRNN(torch.autograd.Function):
                 gy[0] += g_above[steps - 1]
             dsyn, g_state, ys = torch.empty_like(syn_all[l]), g_state_all[l], ys_all[l]
             sg, dec = step_gain[l : l + 1], decay[l : l + 1]
-            for k in range(steps - 1, -1, -1):
-                kernels.ctrnn_backward(0, 0, k > steps - 3, back=None, gx=gx, gy=gy, y=ys[k + 1], step_gain=sg,
-                                       decay=dec, g_state=g_state[k], dsyn_out=dsyn[k])
-                gy[0].addmm_(dsyn[k, 0], w_int)
-                if g_above is not None and k > 0:
-                    gy[0] += g_above[k - 1]
+            if _in_c(kernels, data):
+                sequences.run("ctrnn_backward_seq", w_int=w_int.contiguous(), gx=gx[0], gy=gy[0], ys=ys[:, 0],
+                              step_gain=sg, decay=dec, g_state=g_state[:, 0], dsyn=dsyn[:, 0], g_above=g_above)
+            else:
+                for k in range(steps - 1, -1, -1):
+                    kernels.ctrnn_backward(0, 0, k > steps - 3, back=None, gx=gx, gy=gy, y=ys[k + 1], step_gain=sg,
+                                           decay=dec, g_state=g_state[k], dsyn_out=dsyn[k])
+                    gy[0].addmm_(dsyn[k, 0], w_int)
+                    if g_above is not None and k > 0:
+                        gy[0] += g_above[k - 1]
             gx[0] += gy[0] * (1.0 - torch.tanh(x0[l]) ** 2)  # y0 = tanh x0
             signal = signal0 if l == 0 else ys_all[l - 1, 1:, 0]
             pass_down = l > 0 or ctx.needs_input_grad[0]

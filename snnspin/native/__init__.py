@@ -45,7 +45,7 @@ from ..io import _umask
 from ..functional.oscillator import _MIN_EXPONENT
 
 SOURCE = Path(__file__).with_name("kernels.c")
-SOURCES = (SOURCE, Path(__file__).with_name("kernels_body.h"))
+SOURCES = (SOURCE, Path(__file__).with_name("kernels_body.h"), Path(__file__).with_name("sequence_body.h"))
 #: Shared with the Python side, passed as -D flags; exported back as ``snnspin_constants``.
 CONSTANTS = {
     "MIN_EXPONENT": _MIN_EXPONENT,  # exponent clamp of the exact step (functional/oscillator.py)
@@ -81,9 +81,29 @@ KERNELS = {
     "ctrnn_backward": (("back", WIDE), ("gx", ROWS), ("gy", ROWS), ("y", ROWS), ("step_gain", NEURON),
                        ("decay", NEURON), ("g_state", ROWS), ("dsyn_out", ROWS)),
 }
-_CTYPE = {ROWS: ctypes.c_void_p, WIDE: ctypes.c_void_p, NOISE: ctypes.c_void_p, NEURON: ctypes.c_void_p,
-          SCALAR: ctypes.c_double}
+# Whole-sequence loops of one layer (sequence_body.h; run by ``snnspin.native.sequences``). Argument
+# kinds after (steps, B, N, gemm): STEPS [steps, B, N] and OUTPUTS [steps + 1, B, N] arrays, STATE
+# [B, N], SQUARE [N, N] weights, LAYER [1, N] per-neuron constants, DRAWS [steps, 1, 2, B, N] draws
+# (or None) followed by their step stride, an INDEX; SCALAR a double.
+STEPS, OUTPUTS, STATE, SQUARE, LAYER, DRAWS, INDEX = "steps", "outputs", "state", "square", "layer", "draws", "index"
+_OSC_CONSTANTS = (("gain", LAYER), ("gamma", LAYER), ("bias_fixed", LAYER), ("sigma", LAYER), ("q", LAYER),
+                  ("e_hp", LAYER), ("k_hp", LAYER), ("x_min", LAYER), ("kick", LAYER), ("noise", DRAWS),
+                  ("noise_stride", INDEX), ("h", SCALAR))
+SEQUENCES = {
+    "osc_forward_seq": (("w_int", SQUARE), ("syn", STEPS), ("x0", STATE), ("ys", OUTPUTS), ("xs", STEPS),
+                        *_OSC_CONSTANTS),
+    "osc_backward_seq": (("w_int", SQUARE), ("gx", STATE), ("gy", STATE), ("x0", STATE), ("xs", STEPS),
+                         ("syn", STEPS), *_OSC_CONSTANTS, ("dsyn", STEPS), ("g_gain", STATE), ("g_a_sum", STATE),
+                         ("g_b_sum", STATE), ("g_above", STEPS)),
+    "ctrnn_forward_seq": (("w_int", SQUARE), ("syn", STEPS), ("x0", STATE), ("ys", OUTPUTS), ("xs", STEPS),
+                          ("step_gain", LAYER), ("decay", LAYER)),
+    "ctrnn_backward_seq": (("w_int", SQUARE), ("gx", STATE), ("gy", STATE), ("ys", OUTPUTS), ("step_gain", LAYER),
+                           ("decay", LAYER), ("g_state", STEPS), ("dsyn", STEPS), ("g_above", STEPS)),
+}
 _INDEX = ctypes.c_int64
+_CTYPE = {ROWS: ctypes.c_void_p, WIDE: ctypes.c_void_p, NOISE: ctypes.c_void_p, NEURON: ctypes.c_void_p,
+          SCALAR: ctypes.c_double, INDEX: _INDEX}
+_CTYPE.update({kind: ctypes.c_void_p for kind in (STEPS, OUTPUTS, STATE, SQUARE, LAYER, DRAWS)})
 _state: dict = {}
 _lock = threading.RLock()
 
@@ -170,6 +190,12 @@ def _bind(path: Path) -> dict:
     functions = {}
     for name, arguments in KERNELS.items():
         argtypes = [_INDEX] * 7 + [_CTYPE[kind] for _, kind in arguments]
+        for suffix in _DTYPES.values():
+            function = getattr(library, f"{name}_{suffix}")
+            function.argtypes, function.restype = argtypes, None
+            functions[name, suffix] = function
+    for name, arguments in SEQUENCES.items():
+        argtypes = [_INDEX] * 3 + [ctypes.c_void_p] + [_CTYPE[kind] for _, kind in arguments]
         for suffix in _DTYPES.values():
             function = getattr(library, f"{name}_{suffix}")
             function.argtypes, function.restype = argtypes, None

@@ -84,6 +84,7 @@ const double DERIVATIVE_COEFFS[7] = {1.0 / 2, 2.0 / 6, 3.0 / 24, 4.0 / 120, 5.0 
 #define SQRT sqrt
 #define TINY 2.2250738585072014e-308
 #include "kernels_body.h"
+#include "sequence_body.h"
 #undef T
 #undef SUFFIX
 #undef EXP
@@ -98,3 +99,4 @@ const double DERIVATIVE_COEFFS[7] = {1.0 / 2, 2.0 / 6, 3.0 / 24, 4.0 / 120, 5.0 
 #define SQRT sqrtf
 #define TINY 1.17549435e-38f
 #include "kernels_body.h"
+#include "sequence_body.h"

@@ -1,0 +1,100 @@
+/* Whole-sequence loops of one layer (snnspin/fused_layerwise.py), for one floating-point type T
+ * (included by kernels.c after kernels_body.h, with the same T and SUFFIX).
+ *
+ * The layer-by-layer path runs, per solver step k, one recurrent product and one pointwise
+ * update. Driven from Python that is two calls per step, and at widths of 48-256 their overhead
+ * (argument marshalling, views, dispatch) costs as much as the work. These loops run every step
+ * of one layer in one call: the product through the BLAS GEMM that torch itself links (its
+ * Fortran symbol, looked up by snnspin/native/__init__.py and passed in as `gemm`), the update
+ * through the per-diagonal kernels above on one layer ([1, B, N], P = N). Same operations in the
+ * same order, with the same BLAS, as the Python loop: the same results to rounding.
+ *
+ * Layout: C-contiguous [steps, B, N] arrays (one layer's buffers), [B, N] states and running
+ * gradients, the recurrent weights W [N, N] row-major (out × in), per-neuron constants [1, N].
+ * In column-major terms a row-major [B, N] array is its transpose, so syn(k) += y(k) Wᵀ is
+ * GEMM("T", "N") of W and y, and dL/dy(k) += dsyn(k) W is GEMM("N", "N").
+ */
+
+typedef void (*JOIN(gemm_fn, SUFFIX))(const char *, const char *, const int *, const int *, const int *, const T *,
+                                       const T *, const int *, const T *, const int *, const T *, T *, const int *);
+
+/* c [B, N] += a [B, N] Wᵀ (transposed = 1) or a W (transposed = 0), W [N, N] row-major. */
+static inline void JOIN(gemm_rows, SUFFIX)(void *gemm, int transposed, int64_t B, int64_t N, const T *w, const T *a,
+                                           T *c) {
+    const int n = (int)N, b = (int)B;
+    const T one = (T)1;
+    ((JOIN(gemm_fn, SUFFIX))gemm)(transposed ? "T" : "N", "N", &n, &b, &n, &one, w, &n, a, &n, &one, c, &n);
+}
+
+/* Oscillator + high-pass forward over every step of one layer. On entry syn [steps, B, N] holds
+ * the drive W_ext s(k) + b, ys[0] the output before the first step; on return syn holds the
+ * synaptic sums, xs [steps, B, N] the states after each step, ys[k + 1] the outputs. The draws of
+ * step k (noise != NULL) start at noise + k · noise_stride. Argument order: SEQUENCES["osc_forward_seq"]. */
+void JOIN(osc_forward_seq, SUFFIX)(int64_t steps, int64_t B, int64_t N, void *gemm, const T *w_int, T *syn,
+                                   const T *x0, T *ys, T *xs, const T *gain, const T *gamma, const T *bias_fixed,
+                                   const T *sigma, const T *q, const T *e_hp, const T *k_hp, const T *x_min,
+                                   const T *kick, const T *noise, int64_t noise_stride, double h) {
+    const int64_t size = B * N;
+    for (int64_t k = 0; k < steps; k++) {
+        JOIN(gemm_rows, SUFFIX)(gemm, 1, B, N, w_int, ys + k * size, syn + k * size);
+        JOIN(osc_forward, SUFFIX)(1, B, N, N, 1, 0, 0, syn + k * size, k ? xs + (k - 1) * size : x0, ys + k * size,
+                                  gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, x_min, kick,
+                                  noise ? noise + k * noise_stride : NULL, h, xs + k * size, ys + (k + 1) * size, NULL);
+    }
+}
+
+/* gy [B, N] += g_above[k - 1] (the layer above's gradient of its signal at step k - 1), if any. */
+static inline void JOIN(add_above, SUFFIX)(T *gy, const T *g_above, int64_t k, int64_t size) {
+    if (!g_above || k == 0) return;
+    const T *from = g_above + (k - 1) * size;
+#pragma omp simd
+    for (int64_t i = 0; i < size; i++) gy[i] += from[i];
+}
+
+/* Oscillator + high-pass backward over every step of one layer, from the last step to the first
+ * (the step recomputed from xs and syn, as osc_backward does). gx, gy [B, N]: on entry dL/d(x, y)
+ * after the last step (with the layer above's part for the last step already added), on return
+ * before the first. Writes dsyn [steps, B, N]; accumulates g_gain, g_a_sum, g_b_sum [B, N]; adds the
+ * recurrent product and g_above [steps, B, N] (NULL for the top layer) as the Python loop does.
+ * Argument order: SEQUENCES["osc_backward_seq"]. */
+void JOIN(osc_backward_seq, SUFFIX)(int64_t steps, int64_t B, int64_t N, void *gemm, const T *w_int, T *gx, T *gy,
+                                    const T *x0, const T *xs, const T *syn, const T *gain, const T *gamma,
+                                    const T *bias_fixed, const T *sigma, const T *q, const T *e_hp, const T *k_hp,
+                                    const T *x_min, const T *kick, const T *noise, int64_t noise_stride, double h,
+                                    T *dsyn, T *g_gain, T *g_a_sum, T *g_b_sum, const T *g_above) {
+    const int64_t size = B * N;
+    for (int64_t k = steps - 1; k >= 0; k--) {
+        JOIN(osc_backward, SUFFIX)(1, B, N, N, 1, 0, 0, NULL, gx, gy, k ? xs + (k - 1) * size : x0, syn + k * size,
+                                   gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, x_min, kick,
+                                   noise ? noise + k * noise_stride : NULL, h, dsyn + k * size, g_gain, g_a_sum,
+                                   g_b_sum);
+        JOIN(gemm_rows, SUFFIX)(gemm, 0, B, N, w_int, dsyn + k * size, gy);
+        JOIN(add_above, SUFFIX)(gy, g_above, k, size);
+    }
+}
+
+/* CTRNN forward over every step of one layer (syn, ys and xs as in osc_forward_seq; ys[0] = tanh x0).
+ * Argument order: SEQUENCES["ctrnn_forward_seq"]. */
+void JOIN(ctrnn_forward_seq, SUFFIX)(int64_t steps, int64_t B, int64_t N, void *gemm, const T *w_int, T *syn,
+                                     const T *x0, T *ys, T *xs, const T *step_gain, const T *decay) {
+    const int64_t size = B * N;
+    for (int64_t k = 0; k < steps; k++) {
+        JOIN(gemm_rows, SUFFIX)(gemm, 1, B, N, w_int, ys + k * size, syn + k * size);
+        JOIN(ctrnn_forward, SUFFIX)(1, B, N, N, 1, 0, 0, syn + k * size, k ? xs + (k - 1) * size : x0, step_gain,
+                                    decay, xs + k * size, ys + (k + 1) * size, NULL);
+    }
+}
+
+/* CTRNN backward over every step of one layer (gx, gy, dsyn, g_above as in osc_backward_seq);
+ * writes g_state [steps, B, N] = dL/dx after each step. Argument order: SEQUENCES["ctrnn_backward_seq"]. */
+void JOIN(ctrnn_backward_seq, SUFFIX)(int64_t steps, int64_t B, int64_t N, void *gemm, const T *w_int, T *gx, T *gy,
+                                      const T *ys, const T *step_gain, const T *decay, T *g_state, T *dsyn,
+                                      const T *g_above) {
+    const int64_t size = B * N;
+    for (int64_t k = steps - 1; k >= 0; k--) {
+        JOIN(ctrnn_backward, SUFFIX)(1, B, N, N, 1, 0, 0, NULL, gx, gy, ys + (k + 1) * size, step_gain, decay,
+                                     g_state + k * size, dsyn + k * size);
+        JOIN(gemm_rows, SUFFIX)(gemm, 0, B, N, w_int, dsyn + k * size, gy);
+        JOIN(add_above, SUFFIX)(gy, g_above, k, size);
+    }
+}

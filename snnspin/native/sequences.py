@@ -1,0 +1,97 @@
+"""Whole-sequence C loops of one layer for the layer-by-layer fused path (``sequence_body.h``).
+
+Per solver step the layer-by-layer path (``snnspin.fused_layerwise``) runs one recurrent
+product and one pointwise update. Driven from Python that is two calls and a few views per
+step, whose overhead at widths of 48-256 is as large as the work. ``run`` hands the whole loop
+of one layer to C: the products through the BLAS GEMM that torch's own CPU library exports
+(``sgemm_`` / ``dgemm_``, MKL in the x86 wheels; found in the loaded ``libtorch_cpu``), the
+updates through the same per-diagonal kernels. Same results as the Python loop to rounding
+(the tests hold both, and the per-step reference path, to 1e-12 in float64).
+
+``ready(tensor)`` says whether the loops can run: the native kernels are loaded, the tensor is a
+CPU float32/64 one, and torch's library exports the GEMM. Otherwise the Python loop runs.
+``ENABLED`` switches them off (the tests compare the two loops).
+
+>>> from snnspin.native import sequences
+>>> sequences.ready(torch.zeros(1)) in (True, False)
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import torch
+
+from . import (DRAWS, INDEX, LAYER, OUTPUTS, SCALAR, SEQUENCES, SQUARE, STATE, STEPS, _DTYPES, _load, _lock,
+               _state, supports)
+
+#: False: the layer-by-layer path keeps its Python loop (for comparisons).
+ENABLED = True
+_GEMM = {torch.float32: "sgemm_", torch.float64: "dgemm_"}
+#: torch's CPU library, in which the GEMM is looked up (Linux, macOS, Windows names).
+_TORCH_LIBRARIES = ("libtorch_cpu.so", "libtorch_cpu.dylib", "torch_cpu.dll")
+
+
+def _gemm_addresses() -> dict:
+    """{dtype: address of torch's exported Fortran GEMM} ({} when it exports none)."""
+    with _lock:
+        if "gemm" not in _state:
+            found = {}
+            folder = Path(torch.__file__).parent / "lib"
+            for name in _TORCH_LIBRARIES:
+                if (folder / name).exists():
+                    try:
+                        library = ctypes.CDLL(str(folder / name))
+                        found = {dtype: ctypes.cast(getattr(library, symbol), ctypes.c_void_p).value
+                                 for dtype, symbol in _GEMM.items()}
+                    except (OSError, AttributeError):
+                        found = {}
+                    break
+            _state["gemm"] = found
+        return _state["gemm"]
+
+
+def ready(tensor: torch.Tensor) -> bool:
+    """Whether ``run`` can take ``tensor``'s layers: native kernels, CPU float32/64, a GEMM to call."""
+    return ENABLED and supports(tensor) and tensor.dtype in _gemm_addresses()
+
+
+def _pointer(kernel: str, name: str, kind: str, value, dtype, shapes: dict):
+    if kind == SCALAR:
+        return float(value)
+    if kind == INDEX:
+        return int(value)
+    if value is None:
+        if kind not in (DRAWS, STEPS) or name not in ("noise", "g_above"):
+            raise ValueError(f"native {kernel}: {name} is required")
+        return None
+    expected = shapes[kind]
+    step = value[0] if kind == DRAWS else value  # draws: each step's block contiguous, steps apart
+    if not isinstance(value, torch.Tensor) or value.device.type != "cpu" or value.dtype != dtype or \
+            tuple(value.shape) != expected or not step.is_contiguous():
+        raise ValueError(f"native {kernel}: {name} must be a contiguous CPU {dtype} tensor of shape {expected}, "
+                         f"got {getattr(value, 'dtype', type(value).__name__)} {tuple(getattr(value, 'shape', ()))}")
+    return value.data_ptr()
+
+
+def run(kernel: str, **arguments) -> None:
+    """Run the loop ``kernel`` (a key of ``SEQUENCES``) over every step of one layer, after
+    checking each tensor's device, dtype, shape and contiguity; see ``sequence_body.h`` for
+    what each reads and writes. ``noise`` (thermal draws ``[steps, 1, 2, B, N]`` or None) takes
+    its step stride itself."""
+    state = arguments.get("syn", arguments.get("dsyn"))
+    steps, batch, n = state.shape
+    dtype = state.dtype
+    if "noise" in arguments:
+        noise = arguments["noise"]
+        arguments = {**arguments, "noise_stride": noise.stride(0) if noise is not None else 0}
+    shapes = {STEPS: (steps, batch, n), OUTPUTS: (steps + 1, batch, n), STATE: (batch, n), SQUARE: (n, n),
+              LAYER: (1, n), DRAWS: (steps, 1, 2, batch, n)}
+    table = SEQUENCES[kernel]
+    if set(arguments) != {name for name, _ in table}:
+        raise TypeError(f"native {kernel}: arguments {sorted(arguments)} differ from {sorted(n for n, _ in table)}")
+    values = [_pointer(kernel, name, kind, arguments[name], dtype, shapes) for name, kind in table]
+    library = _state.get("library") or _load()
+    library[kernel, _DTYPES[dtype]](steps, batch, n, _gemm_addresses()[dtype], *values)
