@@ -31,7 +31,11 @@ Per diagonal the forward pass is one batched matmul (``baddbmm``: the synaptic s
 layers) and one pointwise update, the backward one pointwise update, one ``bmm`` (what the
 drives pass back) and one ``baddbmm_`` (the weight gradients, accumulated in place). The
 pointwise updates come from ``snnspin.pointwise``: native C kernels on CPU (one call each,
-``snnspin.native``), torch operations elsewhere (CUDA) or without a C compiler. Memory per
+``snnspin.native``), torch operations elsewhere (CUDA) or without a C compiler. On CPU with
+the native kernels the whole diagonal loop (products through torch's own BLAS GEMM, kernels)
+runs in one C call per direction (``snnspin.native.sequences``): the same operations in the
+same order without a Python round trip per diagonal, which at the paper's size was about a
+third of a training step; the tests hold it to the Python loop to 1e-12 in float64. Memory per
 diagonal: the oscillator keeps its state and synaptic sums (the backward recomputes the
 step), the inputs of every layer, and dL/dsyn in the backward pass.
 
@@ -68,7 +72,8 @@ import torch.utils.checkpoint
 from . import pointwise
 from .fused_layerwise import LAYERWISE_FROM, LayerwiseCTRNN, LayerwiseOscillator
 from .fused_support import (_backward_kernels, _first_order_only, _state_grads, ctrnn_constant_grads,
-                            ctrnn_step_constants, oscillator_arguments, oscillator_constant_grads)
+                            ctrnn_step_constants, in_c, oscillator_arguments, oscillator_constant_grads)
+from .native import sequences
 from .functional.exponential import expm1_ratio
 from .functional.oscillator import kick_amplitude
 
@@ -214,8 +219,12 @@ class _FusedOscillator(torch.autograd.Function):
         draws = _draws_per_diagonal(noise, diagonals)
         # stored for the backward: the state and the synaptic sums per diagonal (the step is recomputed)
         x_all, syn_all = data.new_empty(diagonals, layers, batch, n), data.new_empty(diagonals, layers, batch, n)
-        z, xs, syns = inputs.unbind(0) + (None,), x_all.unbind(0), syn_all.unbind(0)  # views, made once
         x, y, y_next = x0.contiguous(), y0.clone(memory_format=torch.contiguous_format), data.new_empty(y0.shape)
+        if in_c(kernels, data):  # the same loop in one call
+            sequences.run("osc_forward_diag", depth=depth, steps=grid.steps, w=w, bias=grid.bias[:, 0].contiguous(),
+                          z=inputs, syn=syn_all, x0=x, y=y, y_spare=y_next, xs=x_all, noise=noise, **per_neuron)
+            return x_all[-1].clone(), y.clone(), w, inputs, x_all, syn_all
+        z, xs, syns = inputs.unbind(0) + (None,), x_all.unbind(0), syn_all.unbind(0)  # views, made once
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syns[d])
             lo, hi = _active_layers(d, grid.steps, depth)
@@ -247,15 +256,20 @@ class _FusedOscillator(torch.autograd.Function):
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
         xs, syns, dsyn, z = x_all.unbind(0), syn_all.unbind(0), dsyn_all.unbind(0), inputs.unbind(0)
         g_w = torch.zeros_like(w)
-        draws = _draws_per_diagonal(ctx.noise, diagonals)
-        for d in range(diagonals - 1, -1, -1):
-            lo, hi = _active_layers(d, steps, depth)
-            kernels.osc_backward(lo, hi, d > diagonals - 3, depth, back=back, gx=gx, gy=gy,
-                                 x_old=xs[d - 1] if d > 0 else x0, syn=syns[d], dsyn_out=dsyn[d],
-                                 g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, noise=draws[d], **per_neuron)
-            g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
-            if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
-                back = torch.bmm(dsyn[d], w, out=back_buffer)
+        if in_c(kernels, data):  # the same loop in one call
+            sequences.run("osc_backward_diag", depth=depth, steps=steps, w=w, z=inputs, back=back_buffer, gx=gx,
+                          gy=gy, x0=x0.contiguous(), xs=x_all, syn=syn_all, noise=ctx.noise, dsyn=dsyn_all,
+                          g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, g_w=g_w, **per_neuron)
+        else:
+            draws = _draws_per_diagonal(ctx.noise, diagonals)
+            for d in range(diagonals - 1, -1, -1):
+                lo, hi = _active_layers(d, steps, depth)
+                kernels.osc_backward(lo, hi, d > diagonals - 3, depth, back=back, gx=gx, gy=gy,
+                                     x_old=xs[d - 1] if d > 0 else x0, syn=syns[d], dsyn_out=dsyn[d],
+                                     g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, noise=draws[d], **per_neuron)
+                g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
+                if d > 0:  # what diagonal d's drives pass to the inputs they read (diagonal d-1's y)
+                    back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, ctx.substeps, ctx.needs_input_grad[0])
         g_y0 = _initial_input_grads(gy, dsyn[0], w, depth) if ctx.needs_input_grad[2] else None
         g_x0 = gx if ctx.needs_input_grad[1] else None
@@ -281,8 +295,13 @@ class _FusedCTRNN(torch.autograd.Function):
         x_all = data.new_empty(diagonals, layers, batch, n)
         y_all = data.new_empty(diagonals, layers, batch, n)
         syn = data.new_empty(layers, batch, n)
-        z, xs, ys = inputs.unbind(0) + (None,), x_all.unbind(0), y_all.unbind(0)
         x = x0.contiguous()
+        if in_c(kernels, data):  # the same loop in one call
+            sequences.run("ctrnn_forward_diag", depth=depth, steps=grid.steps, w=w,
+                          bias=grid.bias[:, 0].contiguous(), z=inputs, syn=syn, x0=x, xs=x_all, ys=y_all,
+                          step_gain=step_gain, decay=decay)
+            return x_all[-1].clone(), y_all[-1].clone(), w, grid.bias, inputs, x_all, y_all, step_gain, decay
+        z, xs, ys = inputs.unbind(0) + (None,), x_all.unbind(0), y_all.unbind(0)
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syn)
             lo, hi = _active_layers(d, grid.steps, depth)
@@ -312,13 +331,17 @@ class _FusedCTRNN(torch.autograd.Function):
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
         ys, g_states, dsyn, z = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0), inputs.unbind(0)
         g_w = torch.zeros_like(w)
-        for d in range(diagonals - 1, -1, -1):
-            lo, hi = _active_layers(d, steps, depth)
-            kernels.ctrnn_backward(lo, hi, d > diagonals - 3, depth, back=back, gx=gx, gy=gy, y=ys[d],
-                                   step_gain=step_gain, decay=decay, g_state=g_states[d], dsyn_out=dsyn[d])
-            g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
-            if d > 0:
-                back = torch.bmm(dsyn[d], w, out=back_buffer)
+        if in_c(kernels, data):  # the same loop in one call
+            sequences.run("ctrnn_backward_diag", depth=depth, steps=steps, w=w, z=inputs, back=back_buffer, gx=gx,
+                          gy=gy, ys=y_all, step_gain=step_gain, decay=decay, g_state=g_state, dsyn=dsyn_all, g_w=g_w)
+        else:
+            for d in range(diagonals - 1, -1, -1):
+                lo, hi = _active_layers(d, steps, depth)
+                kernels.ctrnn_backward(lo, hi, d > diagonals - 3, depth, back=back, gx=gx, gy=gy, y=ys[d],
+                                       step_gain=step_gain, decay=decay, g_state=g_states[d], dsyn_out=dsyn[d])
+                g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
+                if d > 0:
+                    back = torch.bmm(dsyn[d], w, out=back_buffer)
         grads, g_data = _weight_and_input_grads(dsyn_all, g_w, w, data, substeps, ctx.needs_input_grad[0])
         g_x0 = None
         if ctx.needs_input_grad[1]:  # y0 = tanh x0 fed diagonal 0's drives

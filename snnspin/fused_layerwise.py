@@ -30,7 +30,7 @@ import torch
 from . import pointwise
 from .native import sequences
 from .fused_support import (_backward_kernels, _first_order_only, _state_grads, ctrnn_constant_grads,
-                            ctrnn_step_constants, oscillator_arguments, oscillator_constant_grads)
+                            ctrnn_step_constants, in_c, oscillator_arguments, oscillator_constant_grads)
 
 #: From this many neurons per layer on, the fused path runs layer by layer (``snnspin.fused``).
 LAYERWISE_FROM = 48
@@ -73,11 +73,6 @@ def _data_grad(g_down, data, substeps):
     return g_down.view(data.shape[0], substeps, *data.shape[1:]).sum(1) if g_down is not None else None
 
 
-def _in_c(kernels, data) -> bool:
-    """Whether each layer's whole loop runs in C (``snnspin.native.sequences``), else step by step here."""
-    return kernels is pointwise.NATIVE and sequences.ready(data)
-
-
 def _drive_into(syns, signal, w_ext, bias):
     """W_ext s(k) + b for every solver step, written straight into the layer's ``syns`` ``[steps, B, N]``."""
     torch.addmm(bias, _rows(signal), w_ext.t(), out=syns.view(-1, syns.shape[-1]))
@@ -99,13 +94,13 @@ class LayerwiseOscillator(torch.autograd.Function):
         signal = _signal0(data, substeps)
         steps, n = signal.shape[0], x0.shape[-1]
         xs_all, ys_all, syn_all = _buffers(data, layers, steps, n)
-        in_c = _in_c(kernels, data)
+        in_one_call = in_c(kernels, data)
         for l in range(layers):
             w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
             per = _per_layer(every, l)
             xs, ys, syns, w_int_t = xs_all[l], ys_all[l], syn_all[l], w_int.t()
             ys[0, 0] = y0[l]
-            if in_c:
+            if in_one_call:
                 _drive_into(syns[:, 0], signal, w_ext, bias)
                 sequences.run("osc_forward_seq", w_int=w_int.contiguous(), syn=syns[:, 0], x0=x0[l].contiguous(),
                               ys=ys[:, 0], xs=xs[:, 0], noise=noise[:, l : l + 1] if noise is not None else None,
@@ -151,7 +146,7 @@ class LayerwiseOscillator(torch.autograd.Function):
             dsyn = torch.empty_like(syn_all[l])
             sums = [torch.zeros_like(gx) for _ in range(3)]
             xs, syns = xs_all[l], syn_all[l]
-            if _in_c(kernels, data):
+            if in_c(kernels, data):
                 sequences.run("osc_backward_seq", w_int=w_int.contiguous(), gx=gx[0], gy=gy[0], x0=x0[l].contiguous(),
                               xs=xs[:, 0], syn=syns[:, 0], noise=noise[:, l : l + 1] if noise is not None else None,
                               dsyn=dsyn[:, 0], g_gain=sums[0][0], g_a_sum=sums[1][0], g_b_sum=sums[2][0],
@@ -187,13 +182,13 @@ class LayerwiseCTRNN(torch.autograd.Function):
         steps, n = signal.shape[0], x0.shape[-1]
         step_gain, decay = ctrnn_step_constants(gains, gammas, h)
         xs_all, ys_all, syn_all = _buffers(data, layers, steps, n)
-        in_c = _in_c(kernels, data)
+        in_one_call = in_c(kernels, data)
         for l in range(layers):
             w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
             xs, ys, syns, w_int_t = xs_all[l], ys_all[l], syn_all[l], w_int.t()
             ys[0, 0] = torch.tanh(x0[l])
             sg, dec = step_gain[l : l + 1], decay[l : l + 1]
-            if in_c:
+            if in_one_call:
                 _drive_into(syns[:, 0], signal, w_ext, bias)
                 sequences.run("ctrnn_forward_seq", w_int=w_int.contiguous(), syn=syns[:, 0], x0=x0[l].contiguous(),
                               ys=ys[:, 0], xs=xs[:, 0], step_gain=sg, decay=dec)
@@ -235,7 +230,7 @@ class LayerwiseCTRNN(torch.autograd.Function):
                 gy[0] += g_above[steps - 1]
             dsyn, g_state, ys = torch.empty_like(syn_all[l]), g_state_all[l], ys_all[l]
             sg, dec = step_gain[l : l + 1], decay[l : l + 1]
-            if _in_c(kernels, data):
+            if in_c(kernels, data):
                 sequences.run("ctrnn_backward_seq", w_int=w_int.contiguous(), gx=gx[0], gy=gy[0], ys=ys[:, 0],
                               step_gain=sg, decay=dec, g_state=g_state[:, 0], dsyn=dsyn[:, 0], g_above=g_above)
             else:

@@ -9,6 +9,14 @@ from . import pointwise
 from .functional.exponential import expm1_ratio, expm1_ratio_derivative
 
 
+def in_c(kernels, data) -> bool:
+    """Whether a fused pass runs its whole loop in C (``snnspin.native.sequences``: native kernels,
+    CPU float32/64, torch's BLAS GEMM found), else call by call from Python."""
+    from .native import sequences  # (imported here: loading it needs nothing until a pass runs)
+
+    return kernels is pointwise.NATIVE and sequences.ready(data)
+
+
 def _state_grads(grad, like):
     """A writable dL/d(state) buffer [L, B, N] from what came back for a final state (None: zero)."""
     return torch.zeros_like(like) if grad is None else grad.clone(memory_format=torch.contiguous_format)

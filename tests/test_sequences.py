@@ -1,4 +1,5 @@
-"""The layer-by-layer path's whole-sequence C loops against its Python loop, and their checks."""
+"""The fused paths' whole-sequence C loops (diagonal and layer by layer) against their Python loops,
+and their checks."""
 
 import copy
 
@@ -33,15 +34,18 @@ def _run(net, data, enabled, monkeypatch, calls):
     return out.detach(), grads
 
 
+@pytest.mark.parametrize("width", [16, 64])  # 16: along the diagonals (snnspin.fused); 64: layer by layer
 @pytest.mark.parametrize("changes", CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
-def test_c_loops_match_python_loops_float64(changes, monkeypatch):
-    net = build_model(TrainConfig(width=64, layers=3, engine="fused", **changes), 1).double()
+def test_c_loops_match_python_loops_float64(changes, width, monkeypatch):
+    net = build_model(TrainConfig(width=width, layers=3, engine="fused", **changes), 1).double()
     data = torch.rand(12, 5, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 16
     in_c, in_python = [], []
     out_c, grads_c = _run(copy.deepcopy(net), data, True, monkeypatch, in_c)
     out_py, grads_py = _run(copy.deepcopy(net), data, False, monkeypatch, in_python)
     prefix = "osc" if changes["model"] == "spintronic" else "ctrnn"
-    assert in_c == [f"{prefix}_forward_seq"] * 3 + [f"{prefix}_backward_seq"] * 3 and in_python == []
+    loops = [f"{prefix}_forward_seq"] * 3 + [f"{prefix}_backward_seq"] * 3 if width == 64 else \
+        [f"{prefix}_forward_diag", f"{prefix}_backward_diag"]
+    assert in_c == loops and in_python == []
     assert torch.allclose(out_c, out_py, rtol=1e-12, atol=0)
     assert grads_c.keys() == grads_py.keys() and len(grads_c) >= 9
     for name in grads_c:
@@ -84,6 +88,44 @@ def test_run_refuses_bad_arguments():
                                             .transpose(0, 1)})
     with pytest.raises(TypeError, match="differ"):
         sequences.run("osc_forward_seq", **{k: v for k, v in arguments.items() if k != "kick"})
+
+
+def test_ensemble_along_the_diagonals_matches_python_loop(monkeypatch):
+    """Three networks of one shape in one call (layers network by network) take the C loop too."""
+    from snnspin.fused import fused_oscillator_sequences
+
+    nets = [build_model(TrainConfig(width=8, layers=2, engine="fused", mismatch=0.05, chip_seed=s), s).double()
+            for s in range(3)]
+    data = torch.rand(10, 3, 4, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 16
+    results = []
+    for enabled in (True, False):
+        monkeypatch.setattr(sequences, "ENABLED", enabled)
+        copies = [copy.deepcopy(n) for n in nets]
+        outputs = fused_oscillator_sequences(copies, data)  # per network: the last layer's (y, x), every x
+        sum(y.sum() + (x * x).sum() for y, x, _ in outputs).backward()
+        y = torch.stack([y for y, _, _ in outputs]).detach()
+        results.append((y, [p.grad for n in copies for p in n.parameters() if p.grad is not None]))
+    (y_c, g_c), (y_py, g_py) = results
+    assert torch.allclose(y_c, y_py, rtol=1e-12, atol=1e-15)
+    assert len(g_c) == len(g_py) > 0
+    for a, b in zip(g_c, g_py):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12 * float(b.abs().max()))
+
+
+def test_grid_loops_refuse_an_invalid_grid():
+    n, batch, layers, steps = 4, 2, 3, 5
+    grid = dict(dtype=torch.float64)
+    arguments = dict(w=torch.zeros(layers, n, 2 * n, **grid), bias=torch.zeros(layers, n, **grid),
+                     z=torch.zeros(steps + 2, layers, batch, 2 * n, **grid),
+                     syn=torch.zeros(steps + 2, layers, batch, n, **grid), x0=torch.zeros(layers, batch, n, **grid),
+                     xs=torch.zeros(steps + 2, layers, batch, n, **grid), ys=torch.zeros(steps + 2, layers, batch, n,
+                                                                                         **grid),
+                     step_gain=torch.zeros(layers, n, **grid), decay=torch.zeros(layers, n, **grid))
+    arguments["syn"] = torch.zeros(layers, batch, n, **grid)
+    with pytest.raises(ValueError, match="not a valid grid"):  # 7 diagonals are 5 steps of depth 3, not of depth 2
+        sequences.run("ctrnn_forward_diag", depth=2, steps=steps, **arguments)
+    with pytest.raises(ValueError, match="bias must be a contiguous"):
+        sequences.run("ctrnn_forward_diag", depth=3, steps=steps, **{**arguments, "bias": arguments["bias"][:, None]})
 
 
 def test_disabled_loops_are_not_ready(monkeypatch):

@@ -81,11 +81,18 @@ KERNELS = {
     "ctrnn_backward": (("back", WIDE), ("gx", ROWS), ("gy", ROWS), ("y", ROWS), ("step_gain", NEURON),
                        ("decay", NEURON), ("g_state", ROWS), ("dsyn_out", ROWS)),
 }
-# Whole-sequence loops of one layer (sequence_body.h; run by ``snnspin.native.sequences``). Argument
-# kinds after (steps, B, N, gemm): STEPS [steps, B, N] and OUTPUTS [steps + 1, B, N] arrays, STATE
-# [B, N], SQUARE [N, N] weights, LAYER [1, N] per-neuron constants, DRAWS [steps, 1, 2, B, N] draws
-# (or None) followed by their step stride, an INDEX; SCALAR a double.
+# Whole-sequence loops (sequence_body.h; run by ``snnspin.native.sequences``). Of one layer (*_seq),
+# argument kinds after (steps, B, N, gemm): STEPS [steps, B, N] and OUTPUTS [steps + 1, B, N] arrays,
+# STATE [B, N], SQUARE [N, N] weights, LAYER [1, N] per-neuron constants, DRAWS [steps, 1, 2, B, N]
+# draws (or None) followed by their step stride, an INDEX; SCALAR a double. Of every layer along
+# the diagonals (*_diag), after (D, L, B, N, P, depth, steps, gemm): GRID [D, L, B, N], INPUTS
+# [D, L, B, P + N], ROWS [L, B, N], WIDE [L, B, P + N], WEIGHTS [L, N, P + N], NEURON [L, N],
+# GRID_DRAWS [D, L, 2, B, N] (or None).
 STEPS, OUTPUTS, STATE, SQUARE, LAYER, DRAWS, INDEX = "steps", "outputs", "state", "square", "layer", "draws", "index"
+GRID, INPUTS, WEIGHTS, GRID_DRAWS = "grid", "inputs", "weights", "grid_draws"
+_OSC_NEURONS = (("gain", NEURON), ("gamma", NEURON), ("bias_fixed", NEURON), ("sigma", NEURON), ("q", NEURON),
+                ("e_hp", NEURON), ("k_hp", NEURON), ("x_min", NEURON), ("kick", NEURON), ("noise", GRID_DRAWS),
+                ("h", SCALAR))
 _OSC_CONSTANTS = (("gain", LAYER), ("gamma", LAYER), ("bias_fixed", LAYER), ("sigma", LAYER), ("q", LAYER),
                   ("e_hp", LAYER), ("k_hp", LAYER), ("x_min", LAYER), ("kick", LAYER), ("noise", DRAWS),
                   ("noise_stride", INDEX), ("h", SCALAR))
@@ -99,11 +106,24 @@ SEQUENCES = {
                           ("step_gain", LAYER), ("decay", LAYER)),
     "ctrnn_backward_seq": (("w_int", SQUARE), ("gx", STATE), ("gy", STATE), ("ys", OUTPUTS), ("step_gain", LAYER),
                            ("decay", LAYER), ("g_state", STEPS), ("dsyn", STEPS), ("g_above", STEPS)),
+    "osc_forward_diag": (("w", WEIGHTS), ("bias", NEURON), ("z", INPUTS), ("syn", GRID), ("x0", ROWS), ("y", ROWS),
+                         ("y_spare", ROWS), ("xs", GRID), *_OSC_NEURONS),
+    "osc_backward_diag": (("w", WEIGHTS), ("z", INPUTS), ("back", WIDE), ("gx", ROWS), ("gy", ROWS), ("x0", ROWS),
+                          ("xs", GRID), ("syn", GRID), *_OSC_NEURONS, ("dsyn", GRID), ("g_gain", ROWS),
+                          ("g_a_sum", ROWS), ("g_b_sum", ROWS), ("g_w", WEIGHTS)),
+    "ctrnn_forward_diag": (("w", WEIGHTS), ("bias", NEURON), ("z", INPUTS), ("syn", ROWS), ("x0", ROWS), ("xs", GRID),
+                           ("ys", GRID), ("step_gain", NEURON), ("decay", NEURON)),
+    "ctrnn_backward_diag": (("w", WEIGHTS), ("z", INPUTS), ("back", WIDE), ("gx", ROWS), ("gy", ROWS), ("ys", GRID),
+                            ("step_gain", NEURON), ("decay", NEURON), ("g_state", GRID), ("dsyn", GRID),
+                            ("g_w", WEIGHTS)),
 }
+#: The size arguments before the GEMM's address: (steps, B, N) of one layer, (D, L, B, N, P, depth, steps) of a grid.
+SEQUENCE_SIZES = {"seq": 3, "diag": 7}
 _INDEX = ctypes.c_int64
 _CTYPE = {ROWS: ctypes.c_void_p, WIDE: ctypes.c_void_p, NOISE: ctypes.c_void_p, NEURON: ctypes.c_void_p,
           SCALAR: ctypes.c_double, INDEX: _INDEX}
-_CTYPE.update({kind: ctypes.c_void_p for kind in (STEPS, OUTPUTS, STATE, SQUARE, LAYER, DRAWS)})
+_CTYPE.update({kind: ctypes.c_void_p for kind in (STEPS, OUTPUTS, STATE, SQUARE, LAYER, DRAWS, GRID, INPUTS, WEIGHTS,
+                                                  GRID_DRAWS)})
 _state: dict = {}
 _lock = threading.RLock()
 
@@ -195,7 +215,8 @@ def _bind(path: Path) -> dict:
             function.argtypes, function.restype = argtypes, None
             functions[name, suffix] = function
     for name, arguments in SEQUENCES.items():
-        argtypes = [_INDEX] * 3 + [ctypes.c_void_p] + [_CTYPE[kind] for _, kind in arguments]
+        argtypes = [_INDEX] * SEQUENCE_SIZES[name.rsplit("_", 1)[1]] + [ctypes.c_void_p] + \
+            [_CTYPE[kind] for _, kind in arguments]
         for suffix in _DTYPES.values():
             function = getattr(library, f"{name}_{suffix}")
             function.argtypes, function.restype = argtypes, None

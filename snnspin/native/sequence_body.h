@@ -98,3 +98,123 @@ void JOIN(ctrnn_backward_seq, SUFFIX)(int64_t steps, int64_t B, int64_t N, void 
         JOIN(add_above, SUFFIX)(gy, g_above, k, size);
     }
 }
+
+/* ---- The diagonal scheme (snnspin/fused.py): every layer advanced together, diagonal by diagonal. ----
+ * Layout as in kernels_body.h: L layers (M networks of depth layers, network by network), inputs
+ * z [D, L, B, P + N] per diagonal, weights W [L, N, P + N] ([W_ext | W_int], row-major), biases
+ * [L, N], states and sums [D, L, B, N]. Layer l takes a step on diagonal d when 0 <= d - l % depth
+ * < steps; the kernels keep the others as they are. */
+
+/* c = alpha op(a) op(b) + beta c in column-major terms (the Fortran GEMM's arguments, by value). */
+static inline void JOIN(gemm_full, SUFFIX)(void *gemm, const char *ta, const char *tb, int64_t m, int64_t n, int64_t k,
+                                           const T *a, int64_t lda, const T *b, int64_t ldb, T beta, T *c,
+                                           int64_t ldc) {
+    const int mi = (int)m, ni = (int)n, ki = (int)k, la = (int)lda, lb = (int)ldb, lc = (int)ldc;
+    const T one = (T)1;
+    ((JOIN(gemm_fn, SUFFIX))gemm)(ta, tb, &mi, &ni, &ki, &one, a, &la, b, &lb, &beta, c, &lc);
+}
+
+/* syn [L, B, N] = b + z W_lᵀ for every layer of one diagonal (z [L, B, P + N]). */
+static void JOIN(diagonal_sums, SUFFIX)(void *gemm, int64_t L, int64_t B, int64_t N, int64_t P, const T *w,
+                                        const T *bias, const T *z, T *syn) {
+    const int64_t K = P + N;
+    for (int64_t l = 0; l < L; l++) {
+        T *rows = syn + l * B * N;
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j = 0; j < N; j++) rows[b * N + j] = bias[l * N + j];
+        JOIN(gemm_full, SUFFIX)(gemm, "T", "N", N, B, K, w + l * N * K, K, z + l * B * K, K, (T)1, rows, N);
+    }
+}
+
+/* After diagonal d's backward kernel: dW_l += dsyn_lᵀ z_l and, unless d = 0, back_l = dsyn_l W_l
+ * (what the drives pass to the inputs they read, diagonal d - 1's outputs). */
+static void JOIN(diagonal_grads, SUFFIX)(void *gemm, int64_t L, int64_t B, int64_t N, int64_t P, const T *w, const T *z,
+                                         const T *dsyn, T *g_w, T *back) {
+    const int64_t K = P + N;
+    for (int64_t l = 0; l < L; l++) {
+        JOIN(gemm_full, SUFFIX)(gemm, "N", "T", K, N, B, z + l * B * K, K, dsyn + l * B * N, N, (T)1, g_w + l * N * K, K);
+        if (back)
+            JOIN(gemm_full, SUFFIX)(gemm, "N", "N", K, B, N, w + l * N * K, K, dsyn + l * B * N, N, (T)0,
+                                    back + l * B * K, K);
+    }
+}
+
+#define DIAGONAL_BOUNDS int64_t lo = d - steps + 1 > 0 ? d - steps + 1 : 0, hi = d < depth - 1 ? d : depth - 1
+
+/* Oscillator + high-pass forward over every diagonal. y [L, B, N]: y0 on entry, the outputs after
+ * the last step on return (y_spare: a second [L, B, N] buffer). Writes syn and xs [D, L, B, N] and
+ * the inputs of diagonals 1 .. D-1. noise: [D, L, 2, B, N] or NULL. Argument order:
+ * SEQUENCES["osc_forward_diag"]. */
+void JOIN(osc_forward_diag, SUFFIX)(int64_t D, int64_t L, int64_t B, int64_t N, int64_t P, int64_t depth,
+                                    int64_t steps, void *gemm, const T *w, const T *bias, T *z, T *syn, const T *x0,
+                                    T *y, T *y_spare, T *xs, const T *gain, const T *gamma, const T *bias_fixed,
+                                    const T *sigma, const T *q, const T *e_hp, const T *k_hp, const T *x_min,
+                                    const T *kick, const T *noise, double h) {
+    const int64_t size = L * B * N, wide = L * B * (P + N);
+    T *now = y, *next = y_spare;
+    for (int64_t d = 0; d < D; d++) {
+        DIAGONAL_BOUNDS;
+        JOIN(diagonal_sums, SUFFIX)(gemm, L, B, N, P, w, bias, z + d * wide, syn + d * size);
+        JOIN(osc_forward, SUFFIX)(L, B, N, P, depth, lo, hi, syn + d * size, d ? xs + (d - 1) * size : x0, now, gain,
+                                  gamma, bias_fixed, sigma, q, e_hp, k_hp, x_min, kick,
+                                  noise ? noise + d * 2 * size : NULL, h, xs + d * size, next,
+                                  d + 1 < D ? z + (d + 1) * wide : NULL);
+        T *swap = now;
+        now = next;
+        next = swap;
+    }
+    if (now != y)
+        for (int64_t i = 0; i < size; i++) y[i] = now[i];
+}
+
+/* Oscillator + high-pass backward over every diagonal, last to first (as snnspin/fused.py's loop):
+ * gx, gy [L, B, N] from dL/d(final x, y) to dL/d(x0, y0)'s state part; writes dsyn; accumulates
+ * g_gain, g_a_sum, g_b_sum [L, B, N] and g_w [L, N, P + N]; back: an [L, B, P + N] buffer.
+ * Argument order: SEQUENCES["osc_backward_diag"]. */
+void JOIN(osc_backward_diag, SUFFIX)(int64_t D, int64_t L, int64_t B, int64_t N, int64_t P, int64_t depth,
+                                     int64_t steps, void *gemm, const T *w, const T *z, T *back, T *gx, T *gy,
+                                     const T *x0, const T *xs, const T *syn, const T *gain, const T *gamma,
+                                     const T *bias_fixed, const T *sigma, const T *q, const T *e_hp, const T *k_hp,
+                                     const T *x_min, const T *kick, const T *noise, double h, T *dsyn, T *g_gain,
+                                     T *g_a_sum, T *g_b_sum, T *g_w) {
+    const int64_t size = L * B * N, wide = L * B * (P + N);
+    for (int64_t d = D - 1; d >= 0; d--) {
+        DIAGONAL_BOUNDS;
+        JOIN(osc_backward, SUFFIX)(L, B, N, P, depth, lo, hi, d == D - 1 ? NULL : back, gx, gy,
+                                   d ? xs + (d - 1) * size : x0, syn + d * size, gain, gamma, bias_fixed, sigma, q,
+                                   e_hp, k_hp, x_min, kick, noise ? noise + d * 2 * size : NULL, h, dsyn + d * size,
+                                   g_gain, g_a_sum, g_b_sum);
+        JOIN(diagonal_grads, SUFFIX)(gemm, L, B, N, P, w, z + d * wide, dsyn + d * size, g_w, d ? back : NULL);
+    }
+}
+
+/* CTRNN forward over every diagonal: writes xs, ys [D, L, B, N] and the inputs of diagonals 1 .. D-1;
+ * syn: an [L, B, N] buffer. Argument order: SEQUENCES["ctrnn_forward_diag"]. */
+void JOIN(ctrnn_forward_diag, SUFFIX)(int64_t D, int64_t L, int64_t B, int64_t N, int64_t P, int64_t depth,
+                                      int64_t steps, void *gemm, const T *w, const T *bias, T *z, T *syn, const T *x0,
+                                      T *xs, T *ys, const T *step_gain, const T *decay) {
+    const int64_t size = L * B * N, wide = L * B * (P + N);
+    for (int64_t d = 0; d < D; d++) {
+        DIAGONAL_BOUNDS;
+        JOIN(diagonal_sums, SUFFIX)(gemm, L, B, N, P, w, bias, z + d * wide, syn);
+        JOIN(ctrnn_forward, SUFFIX)(L, B, N, P, depth, lo, hi, syn, d ? xs + (d - 1) * size : x0, step_gain, decay,
+                                    xs + d * size, ys + d * size, d + 1 < D ? z + (d + 1) * wide : NULL);
+    }
+}
+
+/* CTRNN backward over every diagonal, last to first: gx, gy as in osc_backward_diag; writes g_state
+ * and dsyn [D, L, B, N]; accumulates g_w. Argument order: SEQUENCES["ctrnn_backward_diag"]. */
+void JOIN(ctrnn_backward_diag, SUFFIX)(int64_t D, int64_t L, int64_t B, int64_t N, int64_t P, int64_t depth,
+                                       int64_t steps, void *gemm, const T *w, const T *z, T *back, T *gx, T *gy,
+                                       const T *ys, const T *step_gain, const T *decay, T *g_state, T *dsyn,
+                                       T *g_w) {
+    const int64_t size = L * B * N, wide = L * B * (P + N);
+    for (int64_t d = D - 1; d >= 0; d--) {
+        DIAGONAL_BOUNDS;
+        JOIN(ctrnn_backward, SUFFIX)(L, B, N, P, depth, lo, hi, d == D - 1 ? NULL : back, gx, gy, ys + d * size,
+                                     step_gain, decay, g_state + d * size, dsyn + d * size);
+        JOIN(diagonal_grads, SUFFIX)(gemm, L, B, N, P, w, z + d * wide, dsyn + d * size, g_w, d ? back : NULL);
+    }
+}
+
+#undef DIAGONAL_BOUNDS

@@ -1,12 +1,14 @@
-"""Whole-sequence C loops of one layer for the layer-by-layer fused path (``sequence_body.h``).
+"""Whole-sequence C loops for both fused schemes (``sequence_body.h``).
 
-Per solver step the layer-by-layer path (``snnspin.fused_layerwise``) runs one recurrent
-product and one pointwise update. Driven from Python that is two calls and a few views per
-step, whose overhead at widths of 48-256 is as large as the work. ``run`` hands the whole loop
-of one layer to C: the products through the BLAS GEMM that torch's own CPU library exports
-(``sgemm_`` / ``dgemm_``, MKL in the x86 wheels; found in the loaded ``libtorch_cpu``), the
-updates through the same per-diagonal kernels. Same results as the Python loop to rounding
-(the tests hold both, and the per-step reference path, to 1e-12 in float64).
+Per solver step (layer by layer, ``snnspin.fused_layerwise``) or per diagonal (``snnspin.fused``)
+a fused pass runs a matrix product and one pointwise update. Driven from Python that is two
+or three calls and a few views per step, whose overhead at the paper's size and up to widths
+of about 256 is as large as the work. ``run`` hands the whole loop to C: the products through
+the BLAS GEMM that torch's own CPU library exports (``sgemm_`` / ``dgemm_``, MKL in the x86
+wheels; found in the loaded ``libtorch_cpu``), the updates through the same per-diagonal
+kernels. ``*_seq`` loops run one layer's steps, ``*_diag`` loops every layer's diagonals. Same
+results as the Python loops to rounding (the tests hold both, and the per-step reference
+path, to 1e-12 in float64).
 
 ``ready(tensor)`` says whether the loops can run: the native kernels are loaded, the tensor is a
 CPU float32/64 one, and torch's library exports the GEMM. Otherwise the Python loop runs.
@@ -24,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from . import (DRAWS, INDEX, LAYER, OUTPUTS, SCALAR, SEQUENCES, SQUARE, STATE, STEPS, _DTYPES, _load, _lock,
-               _state, supports)
+from . import (DRAWS, GRID, GRID_DRAWS, INDEX, INPUTS, LAYER, NEURON, OUTPUTS, ROWS, SCALAR, SEQUENCES, SQUARE, STATE,
+               STEPS, WEIGHTS, WIDE, _DTYPES, _load, _lock, _state, supports)
 
 #: False: the layer-by-layer path keeps its Python loop (for comparisons).
 ENABLED = True
@@ -64,7 +66,7 @@ def _pointer(kernel: str, name: str, kind: str, value, dtype, shapes: dict):
     if kind == INDEX:
         return int(value)
     if value is None:
-        if kind not in (DRAWS, STEPS) or name not in ("noise", "g_above"):
+        if name not in _OPTIONAL:
             raise ValueError(f"native {kernel}: {name} is required")
         return None
     expected = shapes[kind]
@@ -76,22 +78,50 @@ def _pointer(kernel: str, name: str, kind: str, value, dtype, shapes: dict):
     return value.data_ptr()
 
 
-def run(kernel: str, **arguments) -> None:
-    """Run the loop ``kernel`` (a key of ``SEQUENCES``) over every step of one layer, after
-    checking each tensor's device, dtype, shape and contiguity; see ``sequence_body.h`` for
-    what each reads and writes. ``noise`` (thermal draws ``[steps, 1, 2, B, N]`` or None) takes
-    its step stride itself."""
+_OPTIONAL = ("noise", "g_above")
+
+
+def _layer_sizes(arguments):
+    """(sizes, shapes, dtype) of a one-layer loop: (steps, B, N) from its [steps, B, N] sums."""
     state = arguments.get("syn", arguments.get("dsyn"))
     steps, batch, n = state.shape
-    dtype = state.dtype
-    if "noise" in arguments:
+    if "noise" in arguments:  # each step's draws are contiguous, a step stride apart
         noise = arguments["noise"]
-        arguments = {**arguments, "noise_stride": noise.stride(0) if noise is not None else 0}
+        arguments["noise_stride"] = noise.stride(0) if noise is not None else 0
     shapes = {STEPS: (steps, batch, n), OUTPUTS: (steps + 1, batch, n), STATE: (batch, n), SQUARE: (n, n),
               LAYER: (1, n), DRAWS: (steps, 1, 2, batch, n)}
+    return (steps, batch, n), shapes, state.dtype
+
+
+def _grid_sizes(kernel, arguments):
+    """(sizes, shapes, dtype) of a diagonal loop: (D, L, B, N, P, depth, steps), with the grid checked."""
+    depth, steps = arguments.pop("depth"), arguments.pop("steps")
+    grid = arguments.get("xs", arguments.get("dsyn"))
+    diagonals, layers, batch, n = grid.shape
+    p = arguments["z"].shape[-1] - n
+    if p < n or layers % depth or diagonals != steps + depth - 1:
+        raise ValueError(f"native {kernel}: a grid of {diagonals} diagonals, {layers} layers of depth {depth}, "
+                         f"{steps} steps and {p} signal columns for {n} neurons is not a valid grid")
+    shapes = {GRID: (diagonals, layers, batch, n), INPUTS: (diagonals, layers, batch, p + n), ROWS: (layers, batch, n),
+              WIDE: (layers, batch, p + n), WEIGHTS: (layers, n, p + n), NEURON: (layers, n),
+              GRID_DRAWS: (diagonals, layers, 2, batch, n)}
+    return (diagonals, layers, batch, n, p, depth, steps), shapes, grid.dtype
+
+
+def run(kernel: str, **arguments) -> None:
+    """Run the loop ``kernel`` (a key of ``SEQUENCES``) after checking each tensor's device,
+    dtype, shape and contiguity; see ``sequence_body.h`` for what each reads and writes.
+    One-layer loops (``*_seq``): ``noise`` (thermal draws ``[steps, 1, 2, B, N]`` or None) takes
+    its step stride itself. Diagonal loops (``*_diag``) also take ``depth`` (layers per network)
+    and ``steps`` (solver steps)."""
+    arguments = dict(arguments)
+    if kernel.endswith("_seq"):
+        sizes, shapes, dtype = _layer_sizes(arguments)
+    else:
+        sizes, shapes, dtype = _grid_sizes(kernel, arguments)
     table = SEQUENCES[kernel]
     if set(arguments) != {name for name, _ in table}:
         raise TypeError(f"native {kernel}: arguments {sorted(arguments)} differ from {sorted(n for n, _ in table)}")
     values = [_pointer(kernel, name, kind, arguments[name], dtype, shapes) for name, kind in table]
     library = _state.get("library") or _load()
-    library[kernel, _DTYPES[dtype]](steps, batch, n, _gemm_addresses()[dtype], *values)
+    library[kernel, _DTYPES[dtype]](*sizes, _gemm_addresses()[dtype], *values)
