@@ -10,7 +10,11 @@ interleaved with the fused path, and every ratio is taken against it. Times are 
 is reported, which on a shared machine is steadier than the wall clock and equals it on a
 quiet one with one thread. Memory: the peak resident memory (VmHWM) of a fresh process
 that imports torch, builds one contender and runs two of its steps; the table's header gives
-the same for a process that only imports and builds nothing (the baseline).
+the same for a process that only imports and builds nothing (the baseline). Subnormal floats
+are flushed to zero for both contenders (``torch.set_flush_denormal``), as the fused kernels do
+anyway: without it, nn.RNN's gradients decaying over long sequences run into subnormal
+arithmetic, and its steps at T >= 256 took 4-10 times longer in one run, which says nothing
+about either method. nn.RNN is initialised from seed 0.
 
     python benchmarks/scaling.py                    # all rows, both presets: ~10 min on 1 core
     python benchmarks/scaling.py --rows 32x64 128x64 --presets tuned --repeats 3
@@ -72,6 +76,7 @@ def contender(name: str, preset: str, width: int):
         return make_step(build_model(network_config(preset, width)))
     if name == "fused, checkpointed":
         return make_step(build_model(network_config(preset, width).replace(checkpoint_every=CHECKPOINT_EVERY)))
+    torch.manual_seed(0)  # nn.RNN's initialisation draws from the global generator: the same one every run
     return make_step(RNNNet(width))
 
 
@@ -212,6 +217,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    # subnormal floats: the fused kernels flush them; nn.RNN's BPTT gradients, decaying over long
+    # sequences, would otherwise run into subnormal arithmetic (4-10 times slower steps at T >= 256)
+    torch.set_flush_denormal(True)
     rows = []
     for preset in args.presets:
         for width, steps in args.rows:

@@ -136,3 +136,10 @@ def test_disabled_loops_are_not_ready(monkeypatch):
 def test_only_cpu_float32_and_float64_are_ready():
     assert sequences.ready(torch.zeros(1)) and sequences.ready(torch.zeros(1, dtype=torch.float64))
     assert not sequences.ready(torch.zeros(1, dtype=torch.float16))
+
+
+def test_keep_large_buffers_can_be_declined(monkeypatch):
+    monkeypatch.delitem(sequences._state, "kept", raising=False)
+    monkeypatch.setenv("SNNSPIN_KEEP_BUFFERS", "0")
+    assert sequences.keep_large_buffers() is False
+    assert sequences._state["kept"] is False  # decided once per process
