@@ -7,6 +7,9 @@ Profiles (cProfile, process time) ``--repeats`` training steps of the fused path
   ``bmm``/``mm`` and ``baddbmm_``/``addmm_`` backward, layer 0's drive and its signal gradient over
   all steps; the readout's ``linear``);
 - **kernels**: the pointwise updates (the native C kernels through ``snnspin.native.call``);
+- **C loops**: the whole-sequence C loops (``snnspin.native.sequences.run``), which on CPU run
+  the step-by-step products and kernels together in one call (cProfile cannot split them);
+  the products over all steps (input drives, weight gradients) stay under matmul;
 - **rest**: everything else (allocation, copies, the readout, autograd, Adam, Python).
 
     python benchmarks/profile_step.py                      # the scaling rows, tuned preset
@@ -35,7 +38,7 @@ MATMUL = {"baddbmm", "bmm", "baddbmm_", "addmm", "addmm_", "matmul", "mm", "tens
 
 def split(stats: pstats.Stats) -> dict:
     """Seconds per category from a profile's own-time entries (a C extension's time is its caller's)."""
-    out = {"matmul": 0.0, "kernels": 0.0}
+    out = {"matmul": 0.0, "kernels": 0.0, "loops": 0.0}
     for (filename, _, name), (_, _, own, _, _) in stats.stats.items():
         # "<built-in method torch.bmm>", "<method 'baddbmm_' of 'torch._C.TensorBase' objects>"
         match = re.match(r"<(?:built-in method|method) '?([\w.]+)'?", name)
@@ -44,6 +47,8 @@ def split(stats: pstats.Stats) -> dict:
             out["matmul"] += own  # (_layer_grads: three products written with @, which cProfile does not list)
         elif filename.endswith("native/__init__.py") and name == "call":
             out["kernels"] += own
+        elif filename.endswith("native/sequences.py") and name == "run":
+            out["loops"] += own
     return out
 
 
@@ -74,14 +79,17 @@ def main(argv=None) -> None:
     lines = ["# Where a fused training step spends its time", "",
              f"`python benchmarks/profile_step.py {' '.join(argv)}`: cProfile over {args.repeats} steps "
              f"({torch.get_num_threads()} torch threads, process time), {args.preset} preset, 3 layers, batch as in "
-             "`scaling.md`. matmul: the per-diagonal products and the input-gradient product; kernels: the native "
-             "pointwise updates; rest: allocation, copies, readout, autograd, Adam, Python. Profiling adds a "
-             "little to every call.", "",
-             "| width | T | ms per step (profiled) | matmul % | kernels % | rest % |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "`scaling.md`. matmul: the matrix products called from Python (input drives, weight and input "
+             "gradients over all steps; the per-step products when the C loops do not run); kernels: the "
+             "native pointwise updates called from Python; C loops: the whole-sequence C loops (per-step "
+             "products and kernels in one call each); rest: allocation, copies, readout, autograd, Adam, "
+             "Python. Profiling adds a little to every call.", "",
+             "| width | T | ms per step (profiled) | matmul % | kernels % | C loops % | rest % |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for width, steps in args.rows:
         r = profile_row(args.preset, width, steps, args.repeats)
         line = (f"| {width} | {steps} | {r['step_ms']:.1f} | {r['matmul']:.0f} | {r['kernels']:.0f} | "
-                f"{r['rest']:.0f} |")
+                f"{r['loops']:.0f} | {r['rest']:.0f} |")
         print(line, flush=True)
         lines.append(line)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -34,24 +34,30 @@ static inline void JOIN(add_back, SUFFIX)(T *gy_row, const T *back, int64_t l, i
 /* The exact step of one oscillator (_exact_parts in functional/oscillator.py): growth rate a,
  * c = γ(1 + Q); returns x⁺ and sets e = e^w, F(w), D. Shared by the forward and the backward,
  * which recomputes it rather than storing three more arrays per diagonal. */
-static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out, T *den_out) {
+static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out, T *den_out, T *inv_w_out,
+                                         T *inv_den_out) {
     const T tiny = TINY, min_w = (T)MIN_EXPONENT;
     const int grow = a >= 0;
     const T w = (grow ? -a : a) * h; /* -|a| h <= 0 */
     const T e = EXP(w < min_w ? min_w : w);
     const int near = w > -(T)RATIO_SERIES_BELOW;
-    const T w_safe = near ? (T)1 : w;
-    const T f = near ? JOIN(horner, SUFFIX)(RATIO_COEFFS, 15, w) : (e - (T)1) / w_safe;
+    /* divisions are the slowest vector operations here: one reciprocal each of w and D, shared
+     * by the forward and the backward's quotients (each then off by an ulp at most) */
+    const T inv_w = (T)1 / (w > -(T)SERIES_BELOW ? (T)1 : w); /* 1/w wherever either series does not apply */
+    const T f = near ? JOIN(horner, SUFFIX)(RATIO_COEFFS, 15, w) : (e - (T)1) * inv_w;
     const T hf = h * f, bb = a + c;
     /* (b h F) x rather than b (x h F): for a state at its floor x = tiny, x h F can be subnormal
      * (flushed here). On this branch b h F = (b/a)(1 - e) >= 1 - e, so where the term matters
      * against e (small e, down to e^-80) the product stays normal. */
     const T den = grow ? e + (bb * hf) * xv : ((T)1 - xv) + xv * e + c * (xv * hf);
+    const T inv_den = (T)1 / den;
     const T m = grow ? (T)1 : e;
-    const T xn = xv * m / den;
+    const T xn = xv * m * inv_den;
     *e_out = e;
     *f_out = f;
     *den_out = den;
+    *inv_w_out = inv_w;
+    *inv_den_out = inv_den;
     return xn < tiny ? tiny : xn;
 }
 
@@ -85,8 +91,8 @@ static inline __attribute__((always_inline)) void JOIN(osc_forward_rows, SUFFIX)
             const int64_t i = o + k * N + j;
             const T xv = x[i];
             const T a = sg * (gn * syn[i] + bf) - g;
-            T e, f, den;
-            const T raw = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den);
+            T e, f, den, inv_w, inv_den;
+            const T raw = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den, &inv_w, &inv_den);
             const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(raw, kick[j], xi1[k * N + j], xi2[k * N + j]) : raw;
             const T xn = kicked < floor_ ? floor_ : kicked; /* the floor x_min (0: none) */
             x_out[i] = xn;
@@ -164,21 +170,21 @@ static inline __attribute__((always_inline)) void JOIN(osc_backward_rows, SUFFIX
             const int64_t i = o + k * N + j;
             const T xv = x_old[i], gyv = gy[i], sv = syn[i];
             const T a = sg * (gn * sv + bf) - g;
-            T e, f, den;
-            const T xn = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den);
+            T e, f, den, inv_w, inv_den;
+            const T xn = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den, &inv_w, &inv_den);
             const T bb = a + c;
             const int grow = a >= 0;
             const T w = (grow ? -a : a) * h;
             const T s = grow ? (T)-1 : (T)1;
             const T de_da = e * s * h;
             const int small = w < (T)SERIES_BELOW && w > -(T)SERIES_BELOW;
-            const T w_safe = small ? (T)1 : w;
-            const T dfw = small ? JOIN(horner, SUFFIX)(DERIVATIVE_COEFFS, 7, w) : (e - f) / w_safe;
+            /* inv_w from exact_step is 1/w wherever this branch divides (w <= -SERIES_BELOW) */
+            const T dfw = small ? JOIN(horner, SUFFIX)(DERIVATIVE_COEFFS, 7, w) : (e - f) * inv_w;
             const T dg_da = (h * h) * dfw * s;
-            const T ratio = xn / den;
-            const T d_a = (xv / den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
+            const T ratio = xn * inv_den;
+            const T d_a = (xv * inv_den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
             const T d_b = -ratio * xv * (h * f);
-            const T d_x = (e / den) / den;
+            const T d_x = (e * inv_den) * inv_den;
             /* the kick passes the gradient straight through; the floor passes none where it holds x */
             const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(xn, kick[j], xi1[k * N + j], xi2[k * N + j]) : xn;
             const T passed = kicked >= floor_ ? (T)1 : (T)0;
