@@ -200,11 +200,15 @@ def main(argv=None):
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.md"))
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    # subnormals flushed for every contender (the fused kernels flush them anyway): nn.RNN's BPTT
+    # gradients, decaying over long sequences, otherwise fall into subnormal arithmetic
+    torch.set_flush_denormal(True)
+    torch.manual_seed(0)  # the contenders' initialisations that draw from the global generator
     lines = [
         "# Training-step time (forward, NLL, backward, clip, Adam)",
         "",
         f"Device: {device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), "
-        f"torch {torch.__version__}; medians of {args.repeats} interleaved repeats; 3 layers, 64 input points. "
+        f"torch {torch.__version__}; medians of {args.repeats} interleaved repeats; 3 layers, 64 input points; subnormals flushed for every contender, seed 0. "
         f"`fused` uses the {pointwise.for_tensor(torch.zeros(1, device=device)).name} kernels "
         "(`snnspin.pointwise`); `fused, torch kernels` forces the torch ones.",
         "",
