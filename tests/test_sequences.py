@@ -143,3 +143,23 @@ def test_keep_large_buffers_can_be_declined(monkeypatch):
     monkeypatch.setenv("SNNSPIN_KEEP_BUFFERS", "0")
     assert sequences.keep_large_buffers() is False
     assert sequences._state["kept"] is False  # decided once per process
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_only_a_gemm_that_computes_the_product_is_used(dtype):
+    """torch's GEMM passes the check; a function of the same signature that computes nothing fails it
+    (as a BLAS with another integer convention would), and the C loops then stay off for that type."""
+    assert sequences._gemm_agrees(sequences._gemm_addresses()[dtype], dtype)
+    import ctypes
+    scalar = ctypes.c_float if dtype == torch.float32 else ctypes.c_double
+    integer, pointer = ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p
+    idle = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, integer, integer, integer, ctypes.POINTER(scalar),
+                            pointer, integer, pointer, integer, ctypes.POINTER(scalar), pointer, integer)(
+        lambda *arguments: None)
+    assert not sequences._gemm_agrees(ctypes.cast(idle, ctypes.c_void_p).value, dtype)
+
+
+def test_pointer_refuses_a_non_tensor_with_a_value_error():
+    arguments = _forward_arguments()
+    with pytest.raises(ValueError, match="x0 must be a contiguous CPU"):
+        sequences.run("osc_forward_seq", **{**arguments, "x0": [[0.5] * 4]})

@@ -52,6 +52,9 @@ CONSTANTS = {
     "SERIES_BELOW": _SERIES_BELOW,  # F'(w) by its series below |w| (functional/exponential.py)
     "RATIO_SERIES_BELOW": 0.5,  # F(w) by its 15-term series below |w| (C only: Python uses expm1)
 }
+# kernels_body.h divides by w only where w <= -SERIES_BELOW, and takes 1/w once wherever either series
+# does not apply: that reciprocal covers the ratio's range only while its series reaches further.
+assert CONSTANTS["RATIO_SERIES_BELOW"] >= CONSTANTS["SERIES_BELOW"], "the reciprocal guard in kernels_body.h"
 #: F'(w)'s series coefficients, which the C code holds as DERIVATIVE_COEFFS (compared in the tests).
 DERIVATIVE_COEFFS = _DCOEFFS
 #: Fused multiply-adds allowed (-ffp-contract=fast): ~20 % faster kernels; results move by an ulp or

@@ -15,13 +15,22 @@
  * GEMM("T", "N") of W and y, and dL/dy(k) += dsyn(k) W is GEMM("N", "N").
  */
 
-typedef void (*JOIN(gemm_fn, SUFFIX))(const char *, const char *, const int *, const int *, const int *, const T *,
-                                       const T *, const int *, const T *, const int *, const T *, T *, const int *);
+/* The GEMM's integers are passed as 64-bit slots holding values below 2^31: a 32-bit-integer BLAS
+ * (LP64, torch's own) reads their low half, which on a little-endian machine is the value, and a
+ * 64-bit one (ILP64) the whole. The Python side checks one product against torch before use. */
+#ifndef BLAS_INT_DEFINED
+#define BLAS_INT_DEFINED
+typedef int64_t blas_int;
+#endif
+
+typedef void (*JOIN(gemm_fn, SUFFIX))(const char *, const char *, const blas_int *, const blas_int *,
+                                       const blas_int *, const T *, const T *, const blas_int *, const T *,
+                                       const blas_int *, const T *, T *, const blas_int *);
 
 /* c [B, N] += a [B, N] Wᵀ (transposed = 1) or a W (transposed = 0), W [N, N] row-major. */
 static inline void JOIN(gemm_rows, SUFFIX)(void *gemm, int transposed, int64_t B, int64_t N, const T *w, const T *a,
                                            T *c) {
-    const int n = (int)N, b = (int)B;
+    const blas_int n = N, b = B;
     const T one = (T)1;
     ((JOIN(gemm_fn, SUFFIX))gemm)(transposed ? "T" : "N", "N", &n, &b, &n, &one, w, &n, a, &n, &one, c, &n);
 }
@@ -109,7 +118,7 @@ void JOIN(ctrnn_backward_seq, SUFFIX)(int64_t steps, int64_t B, int64_t N, void 
 static inline void JOIN(gemm_full, SUFFIX)(void *gemm, const char *ta, const char *tb, int64_t m, int64_t n, int64_t k,
                                            const T *a, int64_t lda, const T *b, int64_t ldb, T beta, T *c,
                                            int64_t ldc) {
-    const int mi = (int)m, ni = (int)n, ki = (int)k, la = (int)lda, lb = (int)ldb, lc = (int)ldc;
+    const blas_int mi = m, ni = n, ki = k, la = lda, lb = ldb, lc = ldc;
     const T one = (T)1;
     ((JOIN(gemm_fn, SUFFIX))gemm)(ta, tb, &mi, &ni, &ki, &one, a, &la, b, &lb, &beta, c, &lc);
 }

@@ -19,9 +19,9 @@ every batch. glibc serves blocks above its mmap threshold (at most 32 MiB) with 
 returns them to the system when freed, so every training step faulted its buffers in again page
 by page: about a third of a step at T = 256 (width 128: 339 → 252 ms per step; width 32: 64 →
 41 ms; one core, this machine). The first time the loops run, ``keep_large_buffers`` raises
-glibc's mmap and trim thresholds (``mallopt``) to 1 and 2 GiB, so that freed buffers stay in the
-process and the next step reuses them: the process keeps up to its peak memory until it ends, as
-PyTorch's own GPU allocator does. ``SNNSPIN_KEEP_BUFFERS=0`` leaves the allocator as it is;
+glibc's mmap threshold (``mallopt``) to 1 GiB (32 MiB where a glibc refuses more) and its trim
+threshold to 2 GiB − 1, so that freed buffers stay in the process and the next step reuses them:
+the process keeps up to its peak memory until it ends, as PyTorch's own GPU allocator does. ``SNNSPIN_KEEP_BUFFERS=0`` leaves the allocator as it is;
 elsewhere than glibc nothing changes.
 
 >>> from snnspin.native import sequences
@@ -40,7 +40,7 @@ import torch
 from . import (DRAWS, GRID, GRID_DRAWS, INDEX, INPUTS, LAYER, NEURON, OUTPUTS, ROWS, SCALAR, SEQUENCES, SQUARE, STATE,
                STEPS, WEIGHTS, WIDE, _DTYPES, _load, _lock, _state, supports)
 
-#: False: the layer-by-layer path keeps its Python loop (for comparisons).
+#: False: both fused schemes keep their Python loops (the tests compare the two).
 ENABLED = True
 _GEMM = {torch.float32: "sgemm_", torch.float64: "dgemm_"}
 #: torch's CPU library, in which the GEMM is looked up (Linux, macOS, Windows names).
@@ -62,18 +62,37 @@ def _gemm_addresses() -> dict:
                     except (OSError, AttributeError):
                         found = {}
                     break
-            _state["gemm"] = found
+            _state["gemm"] = {dtype: address for dtype, address in found.items() if _gemm_agrees(address, dtype)}
         return _state["gemm"]
+
+
+def _gemm_agrees(address: int, dtype: torch.dtype) -> bool:
+    """Whether the GEMM at ``address``, called as the C loops call it (integers in 64-bit slots,
+    see sequence_body.h), computes a small product as torch does."""
+    scalar = ctypes.c_float if dtype == torch.float32 else ctypes.c_double
+    integer, pointer = ctypes.POINTER(ctypes.c_int64), ctypes.c_void_p
+    gemm = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, integer, integer, integer, ctypes.POINTER(scalar),
+                            pointer, integer, pointer, integer, ctypes.POINTER(scalar), pointer, integer)(address)
+    a = torch.arange(1.0, 7.0, dtype=dtype).reshape(2, 3)  # row-major [2, 3]: column-major [3, 2]
+    b = torch.arange(1.0, 9.0, dtype=dtype).reshape(4, 2) - 4  # column-major [2, 4]
+    c = torch.full((4, 3), 0.5, dtype=dtype)  # column-major [3, 4]: c = 1 * a b + 1 * c
+    size = {name: ctypes.c_int64(value) for name, value in (("m", 3), ("n", 4), ("k", 2))}
+    one = scalar(1.0)
+    gemm(b"N", b"N", size["m"], size["n"], size["k"], one, a.data_ptr(), size["m"], b.data_ptr(), size["k"], one,
+         c.data_ptr(), size["m"])
+    return torch.equal(c, b @ a + 0.5)
 
 
 #: glibc's mallopt parameters M_TRIM_THRESHOLD and M_MMAP_THRESHOLD, and the values set.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_TRIM_BYTES, _MMAP_BYTES = 2 << 30, 1 << 30
+#: mmap thresholds tried in turn (glibc before 2.35 refuses above 32 MiB), and the trim threshold
+#: (the largest C int: mallopt takes an int).
+_MMAP_BYTES, _TRIM_BYTES = (1 << 30, 32 << 20), (1 << 31) - 1
 
 
 def keep_large_buffers() -> bool:
-    """Once per process: let freed blocks up to 1 GiB stay in the heap for reuse (see the module
-    doc); True when glibc took the settings."""
+    """Once per process: let freed blocks up to 1 GiB (32 MiB on older glibc) stay in the heap
+    for reuse (see the module doc); True when glibc took the settings."""
     with _lock:
         if "kept" not in _state:
             kept = False
@@ -81,8 +100,8 @@ def keep_large_buffers() -> bool:
                 try:
                     mallopt = ctypes.CDLL(None).mallopt
                     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-                    kept = bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES)) and bool(mallopt(_M_MMAP_THRESHOLD,
-                                                                                          _MMAP_BYTES))
+                    kept = any(mallopt(_M_MMAP_THRESHOLD, size) == 1 for size in _MMAP_BYTES)
+                    kept = kept and mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES) == 1
                 except (OSError, AttributeError):
                     kept = False
             _state["kept"] = kept
@@ -107,9 +126,9 @@ def _pointer(kernel: str, name: str, kind: str, value, dtype, shapes: dict):
             raise ValueError(f"native {kernel}: {name} is required")
         return None
     expected = shapes[kind]
-    step = value[0] if kind == DRAWS else value  # draws: each step's block contiguous, steps apart
     if not isinstance(value, torch.Tensor) or value.device.type != "cpu" or value.dtype != dtype or \
-            tuple(value.shape) != expected or not step.is_contiguous():
+            tuple(value.shape) != expected or \
+            not (value[0] if kind == DRAWS else value).is_contiguous():  # draws: each step's block contiguous
         raise ValueError(f"native {kernel}: {name} must be a contiguous CPU {dtype} tensor of shape {expected}, "
                          f"got {getattr(value, 'dtype', type(value).__name__)} {tuple(getattr(value, 'shape', ()))}")
     return value.data_ptr()
@@ -156,6 +175,8 @@ def run(kernel: str, **arguments) -> None:
         sizes, shapes, dtype = _layer_sizes(arguments)
     else:
         sizes, shapes, dtype = _grid_sizes(kernel, arguments)
+    if max(sizes) >= 1 << 31:
+        raise ValueError(f"native {kernel}: sizes {sizes} exceed the BLAS's 32-bit integers")
     table = SEQUENCES[kernel]
     if set(arguments) != {name for name, _ in table}:
         raise TypeError(f"native {kernel}: arguments {sorted(arguments)} differ from {sorted(n for n, _ in table)}")
