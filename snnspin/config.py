@@ -103,7 +103,8 @@ class TrainConfig:
     surrogate_slope: float = _f(0.0, "spiking twins: the surrogate's slope (0: snnTorch's default, atan 2, "
                                      "fast_sigmoid and sigmoid 25)")
     adapt_tau: float = _f(50.0, "alif: relaxation time τ_a of the adaptive threshold, ns")
-    adapt_strength: float = _f(0.5, "alif: threshold increase b_a per unit of the adaptation trace (0: plain LIF)")
+    adapt_strength: float = _f(1.8, "alif: threshold increase b_a of a neuron firing at every step (the adaptation "
+                                    "trace is a running average of the spikes, as in the LSNN; 0: plain LIF)")
     readout: str = _f("y", "what the readout reads from the last layer: filtered output y or state x", READOUTS)
     input_scale: float = _f(1.0, "factor on the raw pixels 0..16 (1 = raw, 1/16 = [0, 1])")
     init_scale: float = _f(1.0, "factor on the uniform ±1/sqrt(fan_in) weight initialisation")

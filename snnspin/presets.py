@@ -47,10 +47,14 @@ TUNED_SOURCE = {
               "validation accuracy of the last 5 epochs rose from 87.1 to 92.7 % (spintronic) and from 85.2 to "
               "89.0 % (CTRNN, first preset) between 40 and 80 epochs; the later CTRNN studies tuned with 80; the "
               "LIF twin was not checked and keeps 40",
-    "alif": "none yet: the ALIF twin starts from the paper's values. A 56-trial study with learn_beta (snnspin tune "
-            "--model alif --learn-beta --epochs 40, started from the LIF preset) reached 26.9 % on validation and "
-            "24.1 ± 3.9 % on the test half (10 seeds); its default adaptation (b_a = 0.5) at the LIF optimum stays at "
-            "chance, and b_a = 0 reproduces LIF exactly",
+    "alif": "no preset yet (the ALIF twin starts from the paper's values). Until December 2026 its adaptation "
+            "trace summed the spikes (a ← ρ a + z), so at τ_a = 50 ns a threshold increase b_a acted about 50 "
+            "times as strongly as the LSNN's b_a (a ← ρ a + (1 - ρ) z, now used): a 56-trial study with "
+            "learn_beta under that trace (b_a 0.05-3, the LSNN's 1.8 being 0.036 there) reached 26.9 % on "
+            "validation and 24.1 ± 3.9 % on the test half. With the normalised trace, at the LIF preset's values "
+            "(2 validation seeds, 200 epochs): b_a = 0.2, τ_a = 50 ns 78.6 % (LIF on the same seeds 75.8 %); b_a "
+            "= 1.0, τ_a = 100 ns 74.2 %; b_a = 1.8 at τ_a = 50 / 200 / 20 ns 55.3 / 56.7 / 22.8 %. "
+            "benchmarks/results/alif-config.json holds the first",
     "lif-learn-beta": "a 56-trial study with learn_beta (snnspin tune --model lif --learn-beta --epochs 40 "
                       "--enqueue-base) picked a trial at 60.8 % on one validation seed that gives 38.3 ± 10.3 % on "
                       "the test half (10 seeds): below the preset, so the preset stays. A second study ranking "

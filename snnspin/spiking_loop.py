@@ -66,7 +66,7 @@ def spiking_sequence(model, data: torch.Tensor):
                 fired = spikes[i].detach()
                 if adaptive:
                     mem[i] = betas[i] * mem[i] + gain * syn - fired * (threshold[i] + strength[i] * adapt[i])
-                    adapt[i] = rho[i] * adapt[i] + fired
+                    adapt[i] = rho[i] * adapt[i] + (1.0 - rho[i]) * fired
                     level = threshold[i] + strength[i] * adapt[i]
                 else:
                     mem[i] = betas[i] * mem[i] + gain * syn - fired * threshold[i]

@@ -37,17 +37,21 @@ def test_alif_without_adaptation_is_snntorch_leaky(surrogate):
 
 
 def test_alif_threshold_adapts_by_hand():
-    """Constant input 0.6, β = 0.9, ρ = 0.95, b_a = 0.5: mem and threshold step by step."""
-    layer = ALIF(beta=0.9, rho=0.95, adapt=0.5)
+    """Constant input 0.6, β = 0.9, ρ = 0.8, b_a = 1.8: mem and threshold step by step (the LSNN's
+    normalised trace a ← ρ a + (1 - ρ) z)."""
+    layer = ALIF(beta=0.9, rho=0.8, adapt=1.8)
     mem = adapt = spk = 0.0
     state = None
+    fired = 0
     for _ in range(12):
         z, state = layer(torch.full((1, 1), 0.6), state)
-        mem = 0.9 * mem + 0.6 - spk * (1.0 + 0.5 * adapt)
-        adapt = 0.95 * adapt + spk
-        spk = float(mem > 1.0 + 0.5 * adapt)
+        mem = 0.9 * mem + 0.6 - spk * (1.0 + 1.8 * adapt)
+        adapt = 0.8 * adapt + 0.2 * spk
+        spk = float(mem > 1.0 + 1.8 * adapt)
+        fired += spk
         assert float(state.mem) == pytest.approx(mem, abs=1e-6) and float(z) == spk
         assert float(state.adapt) == pytest.approx(adapt, abs=1e-6)
+    assert 0 < fired < 12
 
 
 def test_alif_has_the_snntorch_surface():

@@ -46,33 +46,36 @@ class ALIF(StatefulLayer):
 
         A_{t-1} = θ + b_a a_{t-1}                          (threshold)
         mem_t = β mem_{t-1} + u_t - z_{t-1} A_{t-1}        (reset by subtraction of the threshold fired)
-        a_t   = ρ a_{t-1} + z_{t-1}                        (adaptation: a trace of the spikes)
+        a_t   = ρ a_{t-1} + (1 - ρ) z_{t-1}                (adaptation: the neuron's recent firing rate)
         z_t   = H(mem_t - θ - b_a a_t)                     (surrogate gradient in the backward pass)
 
     with β = e^{-dt/τ} (``beta``; trainable per neuron with ``learn_beta``), ρ = e^{-dt/τ_a}
     (``rho``) and ``adapt`` b_a ≥ 0 (b_a = 0 is a plain LIF neuron with snnTorch's
-    subtract reset). The spike's gradient is snnTorch's surrogate ``surrogate`` with
-    ``slope``. The reset term is detached, as snnTorch's ``Leaky`` does by default.
+    subtract reset). The trace a is normalised as in the LSNN (and in Yin et al., Nature Machine
+    Intelligence 2021): it is a running average of the spikes, in [0, 1], so b_a is the rise of
+    the threshold of a neuron that fires at every step, whatever τ_a; both papers use
+    b_a = 1.8. The spike's gradient is snnTorch's surrogate ``surrogate`` with ``slope``.
+    The reset term is detached, as snnTorch's ``Leaky`` does by default.
 
     Same surface as every snnspin layer (and snnTorch's): ``forward(input_, state=None)`` →
     ``(spikes, ALIFState)``; ``init_hidden``, ``reset_mem``, ``detach_hidden``.
 
     Example:
         >>> import torch
-        >>> layer = ALIF(beta=0.9, rho=0.95, adapt=0.5)
-        >>> spikes = []
-        >>> state = None
-        >>> for t in range(6):
-        ...     z, state = layer(torch.full((1, 1), 0.6), state)
-        ...     spikes.append(int(z))
-        >>> spikes   # the threshold rises after each spike, so spikes thin out
-        [0, 1, 0, 0, 1, 0]
+        >>> def spikes(adapt):
+        ...     layer, state, out = ALIF(beta=0.9, rho=0.8, adapt=adapt), None, []
+        ...     for t in range(8):
+        ...         z, state = layer(torch.full((1, 1), 1.0), state)
+        ...         out.append(int(z))
+        ...     return out
+        >>> spikes(0.0), spikes(1.8)   # the threshold rises with the firing rate, so spikes thin out
+        ([0, 1, 1, 1, 1, 1, 1, 1], [0, 1, 1, 0, 1, 0, 1, 0])
     """
 
     state_names = ("mem", "adapt_trace", "spk")
     per_neuron_names = ("beta",)
 
-    def __init__(self, beta=0.9, rho: float = 0.95, adapt: float = 0.5, threshold: float = 1.0,
+    def __init__(self, beta=0.9, rho: float = 0.95, adapt: float = 1.8, threshold: float = 1.0,
                  learn_beta: bool = False, surrogate: str = "atan", slope: float = 0.0, init_hidden: bool = False,
                  output: bool = False, check: bool = True):
         super().__init__(init_hidden=init_hidden, output=output, check=check)
@@ -103,7 +106,7 @@ class ALIF(StatefulLayer):
         beta = self.beta.clamp(0.0, 1.0)
         fired = spk.detach()
         mem = beta * mem + input_ - fired * (self.threshold + self.adapt * adapt)
-        adapt = self.rho * adapt + fired
+        adapt = self.rho * adapt + (1.0 - self.rho) * fired
         spk = self.spike(mem - (self.threshold + self.adapt * adapt)).to(mem.dtype)
         return spk, (mem, adapt, spk)
 
