@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from .nn.alif import alif_update
+
 
 def spiking_sequence(model, data: torch.Tensor):
     """Run ``model`` (a ``LIFNetwork``) on prepared ``data`` ``[T, B, F]`` (normalised and scaled,
@@ -65,9 +67,8 @@ def spiking_sequence(model, data: torch.Tensor):
                 syn = F.linear(signal, *w_ext[i]) + F.linear(spikes[i], w_int[i])
                 fired = spikes[i].detach()
                 if adaptive:
-                    mem[i] = betas[i] * mem[i] + gain * syn - fired * (threshold[i] + strength[i] * adapt[i])
-                    adapt[i] = rho[i] * adapt[i] + (1.0 - rho[i]) * fired
-                    level = threshold[i] + strength[i] * adapt[i]
+                    mem[i], adapt[i], level = alif_update(mem[i], adapt[i], fired, gain * syn, betas[i], rho[i],
+                                                          strength[i], threshold[i])
                 else:
                     mem[i] = betas[i] * mem[i] + gain * syn - fired * threshold[i]
                     level = threshold[i]

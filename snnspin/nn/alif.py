@@ -31,6 +31,21 @@ def spike_function(name: str = "atan", slope: float = 0.0):
     return surrogate.atan(alpha=value) if name == "atan" else getattr(surrogate, name)(slope=value)
 
 
+def alif_update(mem, adapt, fired, drive, beta, rho: float, strength: float, threshold: float):
+    """One ALIF step before the spike (the equations of ``ALIF``): returns (mem_t, a_t, A_t), where
+    the spike is z_t = H(mem_t - A_t). ``fired`` is z_{t-1} (detached), ``drive`` u_t; tensors
+    ``[..., N]``, β a float or ``[N]``. Shared by ``ALIF.step`` and ``snnspin.spiking_loop``.
+
+    >>> mem, a, level = alif_update(torch.tensor(1.5), torch.tensor(0.5), torch.tensor(1.0), torch.tensor(0.6),
+    ...                             0.9, 0.8, 1.8, 1.0)
+    >>> round(float(mem), 4), round(float(a), 4), round(float(level), 4)  # 1.35 + 0.6 - 1.9; 0.4 + 0.2
+    (0.05, 0.6, 2.08)
+    """
+    mem = beta * mem + drive - fired * (threshold + strength * adapt)
+    adapt = rho * adapt + (1.0 - rho) * fired
+    return mem, adapt, threshold + strength * adapt
+
+
 class ALIFState(NamedTuple):
     """The state of an ``ALIF`` layer: membrane, adaptation and the last spikes, each ``[..., N]``."""
 
@@ -103,11 +118,9 @@ class ALIF(StatefulLayer):
 
     def step(self, input_, state):
         mem, adapt, spk = state
-        beta = self.beta.clamp(0.0, 1.0)
-        fired = spk.detach()
-        mem = beta * mem + input_ - fired * (self.threshold + self.adapt * adapt)
-        adapt = self.rho * adapt + (1.0 - self.rho) * fired
-        spk = self.spike(mem - (self.threshold + self.adapt * adapt)).to(mem.dtype)
+        mem, adapt, level = alif_update(mem, adapt, spk.detach(), input_, self.beta.clamp(0.0, 1.0), self.rho,
+                                        self.adapt, self.threshold)
+        spk = self.spike(mem - level).to(mem.dtype)
         return spk, (mem, adapt, spk)
 
     def extra_repr(self) -> str:
