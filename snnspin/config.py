@@ -23,6 +23,7 @@ SPIKING = ("lif", "alif")
 SPIKE_READOUTS = ("last", "mean", "max")
 SURROGATES = ("atan", "fast_sigmoid", "sigmoid")
 READOUTS = ("y", "x")
+READOUT_TIMES = ("auto", "last", "mean")
 
 
 def _f(default, help_text: str, choices=None, paper: bool = False):
@@ -106,6 +107,10 @@ class TrainConfig:
     adapt_strength: float = _f(1.8, "alif: threshold increase b_a of a neuron firing at every step (the adaptation "
                                     "trace is a running average of the spikes, as in the LSNN; 0: plain LIF)")
     readout: str = _f("y", "what the readout reads from the last layer: filtered output y or state x", READOUTS)
+    readout_time: str = _f("auto", "spintronic and ctrnn: when the readout reads the last layer: last (after the last "
+                                   "step, the paper's) or mean (its average over every step of the sequence); auto: "
+                                   "last for the digits (the presets were tuned on it), mean for data files",
+                           READOUT_TIMES)
     input_scale: float = _f(1.0, "factor on the raw pixels 0..16 (1 = raw, 1/16 = [0, 1])")
     init_scale: float = _f(1.0, "factor on the uniform ±1/sqrt(fan_in) weight initialisation")
     epochs: int = _f(30, "training epochs")
@@ -214,6 +219,9 @@ class TrainConfig:
                 if getattr(self, name) != defaults[name]:
                     raise ValueError(f"{name} applies to the spiking twins ({', '.join(SPIKING)}), not the "
                                      f"{self.model} model")
+        if self.model in SPIKING and self.readout_time != "auto":
+            raise ValueError(f"readout_time applies to the spintronic and ctrnn models; the {self.model} model reads "
+                             "its spikes as spike_readout says")
         if self.model != "alif":
             for name in ("adapt_tau", "adapt_strength"):
                 if getattr(self, name) != defaults[name]:

@@ -48,7 +48,10 @@ Same equations as the reference path (``snnspin.functional``), solver step k, la
     CTRNN:      x⁺ = x e^{-γh} + S syn h F(-γh),  y⁺ = tanh(x⁺)     (eq. 6-8)
 
 with h the solver step, E = e^{-ωh}, K = F(-ωh), F(w) = (e^w - 1)/w. Each returns the last
-layer's (y, x) after the last step ``[B, N]``; the readout runs outside, under autograd.
+layer's (y, x) after the last step ``[B, N]``; the readout runs outside, under autograd. A
+readout of the mean over every step (``readout_time="mean"``) needs every step's y of the last
+layer and hands every step a gradient: it runs layer by layer (``snnspin.fused_layerwise``,
+whose outputs at every step are differentiable) at any width, one network at a time.
 The tests compare loss and every gradient with the reference path to 1e-12 in float64.
 
 Every constant comes per layer (and per neuron) from the layers' parameter records
@@ -391,8 +394,17 @@ def _stepper_reason(neurons) -> str | None:
     return None
 
 
+def _readout_reason(model) -> str | None:
+    if model.config.readout_time == "mean" and model.config.readout == "x":
+        return "the fused path averages y over the sequence, not x (readout_time='mean' with readout='x')"
+    return None
+
+
 def oscillator_fused_reason(model) -> str | None:
     """Why the fused path cannot run this ``SpintronicNetwork`` exactly as its layers say (None: it can)."""
+    reason = _readout_reason(model)
+    if reason is not None:
+        return reason
     for i, (neuron, filt) in enumerate(zip(model.neurons, model.filters)):
         for owner, name in ((neuron, "q"), (neuron, "sigma"), (neuron, "x0"), (filt, "f_cut_mhz")):
             value = getattr(owner, name)
@@ -403,7 +415,7 @@ def oscillator_fused_reason(model) -> str | None:
 
 def ctrnn_fused_reason(model) -> str | None:
     """Why the fused path cannot run this ``CTRNNNetwork`` (None: it can)."""
-    return _stepper_reason(model.neurons)
+    return _readout_reason(model) or _stepper_reason(model.neurons)
 
 
 def _segments(steps: int, every: int) -> list[slice]:
@@ -461,12 +473,14 @@ def ensemble_reason(models) -> str | None:
     shapes = {"layers": lambda m: len(m.neurons), "width": lambda m: m.config.width,
               "n_inputs": lambda m: m.n_inputs, "dt": lambda m: m.neurons[0].dt,
               "substeps": lambda m: m.config.substeps, "checkpoint_every": lambda m: m.config.checkpoint_every,
-              "readout": lambda m: m.config.readout,
+              "readout": lambda m: m.config.readout, "readout_time": lambda m: m.config.readout_time,
               "thermal noise": lambda m: any(getattr(n, "thermal_power", 0) for n in m.neurons)}
     for name, value in shapes.items():
         values = [value(m) for m in models]
         if len(set(values)) > 1:
             return f"the networks differ in {name} ({', '.join(map(str, dict.fromkeys(values)))})"
+    if len(models) > 1 and first.config.readout_time == "mean":
+        return "a readout over the whole sequence (readout_time='mean') runs one network at a time (layer by layer)"
     like = next(first.parameters())
     if any(p.device != like.device or p.dtype != like.dtype for m in models for p in m.parameters()):
         return "the networks' parameters are not all on one device in one dtype"
@@ -492,6 +506,19 @@ def _network_outputs(x, y, models):
     return [(y[m, -1], x[m, -1], x[m].detach()) for m in range(models)]
 
 
+def _mean_outputs(state, steps):
+    """(x, y, Σ_k y_last(k)) of one network after its last segment → the outputs of
+    ``_network_outputs`` with the last layer's y averaged over the ``steps`` solver steps."""
+    x, _, total = state
+    return [(total / steps, x[-1], x.detach())]
+
+
+def _last_layer_sum(ys_all):
+    """Σ over the solver steps of the last layer's output, ``[B, N]``, from a layer-by-layer
+    Function's ``ys_all`` ``[L, steps + 1, 1, B, N]`` (index 0: the output before the first step)."""
+    return ys_all[-1, 1:, 0].sum(0)
+
+
 def fused_oscillator_sequences(models, data):
     """Run M ``SpintronicNetwork``s of one shape (``ensemble_reason``) over ``data`` ``[T, M, B, F]``
     (network m reads ``data[:, m]``) in one fused call: every network's layers advance on the same
@@ -503,7 +530,9 @@ def fused_oscillator_sequences(models, data):
     Every constant is read per layer from ``model.neurons[i].physics`` and
     ``model.filters[i].physics``; the sub-steps per input point from the config, and
     ``config.checkpoint_every`` (recomputed segments, see ``_advance``). One network of width ≥
-    ``LAYERWISE_FROM`` runs layer by layer (``snnspin.fused_layerwise``)."""
+    ``LAYERWISE_FROM`` runs layer by layer (``snnspin.fused_layerwise``), and so does one with
+    ``readout_time="mean"``, whose returned y is then the last layer's y averaged over every
+    solver step (the running sum passes from segment to segment like the state)."""
     _refuse(ensemble_reason(models))
     _check_networks_data(models, data)
     first, count = models[0], len(models)
@@ -525,13 +554,15 @@ def fused_oscillator_sequences(models, data):
         rest = _stacked([[p.rest() for p in ps] for ps in neurons], n, "x0", data)
     bias_fixed = _stacked([[p.fixed_bias() for p in ps] for ps in neurons], n, "bias_fixed", data)
     weights = [w for model in models for w in _weights(model)]
-    layerwise = count == 1 and n >= LAYERWISE_FROM  # wide layers: one layer at a time (snnspin.fused_layerwise)
+    mean = first.config.readout_time == "mean"  # only one network (ensemble_reason): its every step's y is read
+    layerwise = count == 1 and (n >= LAYERWISE_FROM or mean)  # one layer at a time (snnspin.fused_layerwise)
 
-    def segment(part, noise, x, y):
+    def segment(part, noise, x, y, *total):
         if layerwise:
             part = part[:, 0]
-        return (LayerwiseOscillator if layerwise else _FusedOscillator).apply(
-            part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h), *weights)[:2]
+        out = (LayerwiseOscillator if layerwise else _FusedOscillator).apply(
+            part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h), *weights)
+        return (out[0], out[1], total[0] + _last_layer_sum(out[3])) if mean else out[:2]
 
     def draws(part):
         per_model = [_thermal_draws(model, part[:, m], part.shape[0] * substeps, by_step=layerwise)
@@ -539,8 +570,9 @@ def fused_oscillator_sequences(models, data):
         return None if per_model[0] is None else torch.cat(per_model, 1)
 
     x0 = rest.unsqueeze(1).expand(count * layers, batch, n).contiguous()
-    x, y = _advance(segment, data, (x0, torch.zeros_like(x0)), first.config.checkpoint_every, draws)
-    return _network_outputs(x, y, count)
+    state = (x0, torch.zeros_like(x0)) + ((x0.new_zeros(batch, n),) if mean else ())
+    state = _advance(segment, data, state, first.config.checkpoint_every, draws)
+    return _mean_outputs(state, data.shape[0] * substeps) if mean else _network_outputs(*state, count)
 
 
 def fused_oscillator_sequence(model, data):
@@ -564,16 +596,19 @@ def fused_ctrnn_sequences(models, data):
     gains = _stacked([[m.physics.gain for m in model.neurons] for model in models], n, "gain", data)
     gammas = _stacked([[m.physics.gamma for m in model.neurons] for model in models], n, "tau", data)
     weights = [w for model in models for w in _weights(model)]
-    layerwise = count == 1 and n >= LAYERWISE_FROM  # wide layers: one layer at a time
+    mean = first.config.readout_time == "mean"  # as for the oscillators
+    layerwise = count == 1 and (n >= LAYERWISE_FROM or mean)  # one layer at a time
 
-    def segment(part, _noise, x, _y):  # y = tanh x: the state is x alone
+    def segment(part, _noise, x, _y, *total):  # y = tanh x: the state is x alone
         if layerwise:
             part = part[:, 0]
-        return (LayerwiseCTRNN if layerwise else _FusedCTRNN).apply(part, x, gains, gammas, options, *weights)[:2]
+        out = (LayerwiseCTRNN if layerwise else _FusedCTRNN).apply(part, x, gains, gammas, options, *weights)
+        return (out[0], out[1], total[0] + _last_layer_sum(out[3])) if mean else out[:2]
 
     x0 = data.new_zeros(count * layers, data.shape[2], n)
-    x, y = _advance(segment, data, (x0, x0), first.config.checkpoint_every, lambda part: None)
-    return _network_outputs(x, y, count)
+    state = (x0, x0) + ((x0.new_zeros(data.shape[2], n),) if mean else ())
+    state = _advance(segment, data, state, first.config.checkpoint_every, lambda part: None)
+    return _mean_outputs(state, data.shape[0] * options[0]) if mean else _network_outputs(*state, count)
 
 
 def fused_ctrnn_sequence(model, data):

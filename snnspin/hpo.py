@@ -79,12 +79,25 @@ def model_space(model: str) -> dict:
     return {**SPIKING_SPACE, **(ALIF_SPACE if model == "alif" else {})}
 
 
+def searches_readout(base: TrainConfig) -> bool:
+    """Whether tuning draws ``readout`` (y or x): for the spintronic network and the CTRNN when
+    they read the last step (``readout_time`` last, or auto on the digits). A readout of the mean
+    over the sequence keeps the base's (y: the fused path averages y, not x).
+
+    >>> searches_readout(TrainConfig()), searches_readout(TrainConfig(data="mine.npz"))
+    (True, False)
+    """
+    if base.model in SPIKING:
+        return False
+    return base.readout_time == "last" or (base.readout_time == "auto" and not base.data)
+
+
 def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) -> TrainConfig:
     """A config with the searched fields drawn by ``trial`` and the others from ``base``.
 
     Each field is drawn in [low, high] of ``space`` (log-uniform where flagged; τ in ns,
     rates dimensionless); the readout from {"y", "x"} for the spintronic network and the
-    CTRNN; for the spiking twins ``spike_readout`` from {last, mean, max} and ``SPIKING_SPACE``
+    CTRNN when they read the last step (``searches_readout``); for the spiking twins ``spike_readout`` from {last, mean, max} and ``SPIKING_SPACE``
     (surrogate slope, readout τ), and for ALIF also ``ALIF_SPACE`` (τ_a, b_a).
 
     >>> params = dict(tau=3.0, lr0=0.05, lr_decay=10.0, gain=0.4, input_scale=0.5, init_scale=1.0, readout="x")
@@ -93,7 +106,7 @@ def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) 
     (3.0, 'x', 8)
     """
     values = {name: trial.suggest_float(name, low, high, log=log) for name, (low, high, log) in space.items()}
-    if base.model not in SPIKING:
+    if searches_readout(base):
         values["readout"] = trial.suggest_categorical("readout", ["y", "x"])
     else:
         values["spike_readout"] = trial.suggest_categorical("spike_readout", list(SPIKE_READOUTS))
@@ -469,9 +482,9 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     with Claims(storage, name, interval=heartbeat) as claims:
         if enqueue_base and not study.trials and claims.claim("enqueue-base"):  # one worker enqueues it
             start = {name: min(max(getattr(base, name), space[name][0]), space[name][1]) for name in space}
-            if base.model not in SPIKING:
+            if searches_readout(base):
                 start["readout"] = base.readout
-            else:
+            elif base.model in SPIKING:
                 start["spike_readout"] = base.spike_readout
             for name, (low, high, _) in model_space(base.model).items():  # 0 as it means at the start's τ
                 start[name] = min(max(effective_value(base.replace(tau=start["tau"]), name), low), high)

@@ -198,7 +198,7 @@ class LayeredNetwork(nn.Module):
         w_int = [m.effective_weight() for m in self.w_int]
         traces = {}
         recorded = [{} for _ in layers]
-        logits = None
+        logits, self._pooled, self._steps = None, None, 0  # a readout over the sequence starts empty
         for t in range(steps):
             for k in range(self.config.substeps):
                 signal = data[t]
@@ -231,12 +231,26 @@ class LayeredNetwork(nn.Module):
 
 
 class ContinuousNetwork(LayeredNetwork):
-    """Shared by the oscillator and CTRNN networks: a readout of y or x, and the fused path."""
+    """Shared by the oscillator and CTRNN networks: a readout of y or x, and the fused path.
+
+    The readout is linear, logits = W_r v + b_r, and reads v from the last layer: y (or x with
+    ``readout="x"``) after the last solver step (``readout_time="last"``, the paper's), or its
+    average over every solver step of the sequence (``readout_time="mean"``), which hands each
+    step the same share of the gradient instead of only the last one."""
+
+    _pooled, _steps = None, 0
 
     def readout_logits(self, state, output, final):
-        if not final:
+        value = output if self.config.readout == "y" else self.state_x(state)
+        if self.config.readout_time == "mean":  # "auto" (a config saved before the option) is "last"
+            self._pooled = value if self._pooled is None else self._pooled + value
+            self._steps += 1
+            if not final:
+                return None
+            value, self._pooled, self._steps = self._pooled / self._steps, None, 0
+        elif not final:
             return None
-        return self.readout(output if self.config.readout == "y" else self.state_x(state))
+        return self.readout(value)
 
 class SpintronicNetwork(ContinuousNetwork):
     """Layers of spintronic oscillators with high-pass filtered outputs (Plouet et al. Fig. 1).

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .config import TrainConfig
+from .config import SPIKING, TrainConfig
 from .data import SequentialDigits, as_tensors, load_series
 from .io import atomic_torch_save, atomic_write_json, load_torch_file, not_a_checkpoint
 from .defaults import input_statistics, resolve_for_data
@@ -633,6 +633,11 @@ def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:
     ValueError: cannot resume with a different configuration (lr0: saved 0.149, requested 0.1)
     """
     a, b = saved.to_dict(), requested.to_dict()
+    if saved.model not in SPIKING:
+        if a["readout_time"] == "auto":
+            a["readout_time"] = "last"  # saved before the option: every such run read the last step
+        if b["readout_time"] == "auto":
+            b["readout_time"] = a["readout_time"]  # not resolved against the data yet
     defaults = TrainConfig().to_dict()
     # a run saved before a data-dependent field existed holds its "from the data" default there
     diff = [k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES

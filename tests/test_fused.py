@@ -25,6 +25,9 @@ CASES = [
     dict(mismatch=0.1, weight_bits=5),  # a chip: per-neuron τ (σ, Q) and quantised weights
     dict(width=64, layers=3, substeps=2, delta_t=2.0),  # layer by layer (fused_layerwise.LAYERWISE_FROM)
     dict(width=128, learn_tau=True, layers=2, readout="x"),
+    dict(readout_time="mean"),  # the readout of every step's y: layer by layer at any width
+    dict(readout_time="mean", substeps=3, delta_t=2.0, learn_tau=True, tau=3.0, layers=2),
+    dict(readout_time="mean", width=64, mismatch=0.1),
 ]
 
 
@@ -139,6 +142,7 @@ def _loss_and_grads_of(config, data, seeding=None):
     dict(thermal_power=0.01, learn_tau=True),
     dict(thermal_power=0.05, x_min=0.02, substeps=2, delta_t=2.0, mismatch=0.1, layers=2, d_intra=1.0),
     dict(thermal_power=0.01, width=128),  # layer by layer: the draws by step, not by diagonal
+    dict(thermal_power=0.01, readout_time="mean"),
 ])
 def test_thermal_noise_fused_matches_reference(changes, seeding, kernels):
     """Thermal noise on the fused path: the same draws as the per-step path (same generators, same
@@ -350,6 +354,8 @@ def test_the_fused_functions_called_directly_refuse_what_they_cannot_represent()
     ("ctrnn", dict(width=64, layers=2)),
     ("spintronic", dict(width=128, thermal_power=0.01, x_min=0.01)),
     ("ctrnn", dict(width=128, learn_tau=True)),
+    ("spintronic", dict(readout_time="mean", thermal_power=0.01)),  # the sum over steps passes from segment to segment
+    ("ctrnn", dict(readout_time="mean", substeps=2, delta_t=2.0)),
 ])
 def test_checkpointed_segments_give_the_full_bptt_gradients(model, changes, every, kernels):
     """checkpoint_every: the sequence runs in recomputed segments that pass their state (and its
