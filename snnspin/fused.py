@@ -50,8 +50,8 @@ Same equations as the reference path (``snnspin.functional``), solver step k, la
 with h the solver step, E = e^{-ωh}, K = F(-ωh), F(w) = (e^w - 1)/w. Each returns the last
 layer's (y, x) after the last step ``[B, N]``; the readout runs outside, under autograd. A
 readout of the mean over every step (``readout_time="mean"``) needs every step's y of the last
-layer and hands every step a gradient: it runs layer by layer (``snnspin.fused_layerwise``,
-whose outputs at every step are differentiable) at any width, one network at a time.
+layer and hands every step a gradient: each Function also returns the last layers' sums over
+the steps, and the backward adds what comes back for them to dL/dy before every step.
 The tests compare loss and every gradient with the reference path to 1e-12 in float64.
 
 Every constant comes per layer (and per neuron) from the layers' parameter records
@@ -202,6 +202,30 @@ def _initial_input_grads(gy, dsyn0, w, depth):
     return gy
 
 
+def _last_layers_sum(inputs, y, depth):
+    """Σ over the solver steps of each network's last-layer output ``[M, B, N]``: the recurrent
+    columns of diagonals depth .. D-1 hold its outputs after steps 0 .. steps-2, ``y`` ``[L, B, N]``
+    the one after the last step."""
+    n = y.shape[-1]
+    return inputs[depth:, depth - 1 :: depth, :, -n:].sum(0) + y[depth - 1 :: depth]
+
+
+def _step_grads(grad_sum, like, depth):
+    """dL/dy of every step ``[L, B, N]`` from what came back for the last layers' sums over the steps
+    ``[M, B, N]`` (zero for the other layers), or None when nothing came back."""
+    if grad_sum is None:
+        return None
+    g_sum = torch.zeros_like(like)
+    g_sum[depth - 1 :: depth] = grad_sum
+    return g_sum
+
+
+def _add_to_active(gy, g_sum, lo, hi, depth):
+    """gy += g_sum on the layers that take a step on this diagonal (in place; nothing without g_sum)."""
+    if g_sum is not None:
+        _by_network(gy, depth)[:, lo : hi + 1] += _by_network(g_sum, depth)[:, lo : hi + 1]
+
+
 class _FusedOscillator(torch.autograd.Function):
     """Oscillator + high-pass layers, advanced together along the step+layer diagonals.
 
@@ -210,8 +234,9 @@ class _FusedOscillator(torch.autograd.Function):
     by network); per-neuron gain, γ and
     b_fixed ``[L, N]`` (all differentiable); constants (σ, Q, E, K, the floor x_min, the thermal
     kick's amplitude ``[L, N]``, the kick's normal draws ``[D, L, 2, B, N]`` or None, sub-steps,
-    h); the weights. Outputs: every layer's x and y after the last step ``[L, B, N]``
-    (differentiable), then what the backward needs."""
+    h); the weights. Outputs: every layer's x and y after the last step ``[L, B, N]`` and each
+    network's last-layer y summed over the solver steps ``[M, B, N]`` (for a readout of the mean;
+    all three differentiable), then what the backward needs."""
 
     @staticmethod
     def forward(data, x0, y0, gains, gammas, bias_fixed, constants, *weights):
@@ -226,7 +251,7 @@ class _FusedOscillator(torch.autograd.Function):
         if in_c(kernels, data):  # the same loop in one call
             sequences.run("osc_forward_diag", depth=depth, steps=grid.steps, w=w, bias=grid.bias[:, 0].contiguous(),
                           z=inputs, syn=syn_all, x0=x, y=y, y_spare=y_next, xs=x_all, noise=noise, **per_neuron)
-            return x_all[-1].clone(), y.clone(), w, inputs, x_all, syn_all
+            return x_all[-1].clone(), y.clone(), _last_layers_sum(inputs, y, depth), w, inputs, x_all, syn_all
         z, xs, syns = inputs.unbind(0) + (None,), x_all.unbind(0), syn_all.unbind(0)  # views, made once
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syns[d])
@@ -235,25 +260,26 @@ class _FusedOscillator(torch.autograd.Function):
                                 z_next=z[d + 1], noise=draws[d], **per_neuron)
             x, y, y_next = xs[d], y_next, y
         # the final states, and what the backward needs, as outputs (torch.func style)
-        return x.clone(), y.clone(), w, inputs, x_all, syn_all
+        return x.clone(), y.clone(), _last_layers_sum(inputs, y, depth), w, inputs, x_all, syn_all
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         data, x0, _, gains, gammas, bias_fixed, constants = inputs[:7]
         ctx.per_neuron, ctx.noise, ctx.substeps = oscillator_arguments(gains, gammas, bias_fixed, constants)
-        ctx.mark_non_differentiable(*output[2:])
+        ctx.mark_non_differentiable(*output[3:])
         ctx.set_materialize_grads(False)  # no zero gradients allocated for the large saved outputs
-        ctx.save_for_backward(data, x0, *output[2:])
+        ctx.save_for_backward(data, x0, *output[3:])
         ctx.kernels = pointwise.for_tensor(data)
 
     @staticmethod
     @_first_order_only
-    def backward(ctx, grad_x, grad_y, *_):
+    def backward(ctx, grad_x, grad_y, grad_sum, *_):
         data, x0, w, inputs, x_all, syn_all = ctx.saved_tensors
-        per_neuron, kernels = ctx.per_neuron, _backward_kernels(ctx, grad_x, grad_y)
+        per_neuron, kernels = ctx.per_neuron, _backward_kernels(ctx, grad_x, grad_y, grad_sum)
         diagonals, layers = x_all.shape[:2]
         steps, depth = data.shape[0] * ctx.substeps, layers // data.shape[1]
         gx, gy = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
+        g_sum = _step_grads(grad_sum, x0, depth)
         dsyn_all = torch.empty_like(x_all)
         g_gain, g_a_sum, g_b_sum = (torch.zeros_like(gx) for _ in range(3))
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
@@ -262,11 +288,12 @@ class _FusedOscillator(torch.autograd.Function):
         if in_c(kernels, data):  # the same loop in one call
             sequences.run("osc_backward_diag", depth=depth, steps=steps, w=w, z=inputs, back=back_buffer, gx=gx,
                           gy=gy, x0=x0.contiguous(), xs=x_all, syn=syn_all, noise=ctx.noise, dsyn=dsyn_all,
-                          g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, g_w=g_w, **per_neuron)
+                          g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, g_w=g_w, g_sum=g_sum, **per_neuron)
         else:
             draws = _draws_per_diagonal(ctx.noise, diagonals)
             for d in range(diagonals - 1, -1, -1):
                 lo, hi = _active_layers(d, steps, depth)
+                _add_to_active(gy, g_sum, lo, hi, depth)
                 kernels.osc_backward(lo, hi, d > diagonals - 3, depth, back=back, gx=gx, gy=gy,
                                      x_old=xs[d - 1] if d > 0 else x0, syn=syns[d], dsyn_out=dsyn[d],
                                      g_gain=g_gain, g_a_sum=g_a_sum, g_b_sum=g_b_sum, noise=draws[d], **per_neuron)
@@ -286,7 +313,8 @@ class _FusedCTRNN(torch.autograd.Function):
 
     Inputs: data ``[T, M, B, F]`` (M networks); the initial state x0 ``[L, B, N]`` (y0 = tanh x0); per-neuron gain and γ
     ``[L, N]``; (sub-steps, h); the weights. Outputs: every layer's x and y after the last step
-    ``[L, B, N]``, then what the backward needs."""
+    ``[L, B, N]``, each network's last-layer y summed over the steps ``[M, B, N]``, then what the
+    backward needs."""
 
     @staticmethod
     def forward(data, x0, gains, gammas, options, *weights):
@@ -303,7 +331,8 @@ class _FusedCTRNN(torch.autograd.Function):
             sequences.run("ctrnn_forward_diag", depth=depth, steps=grid.steps, w=w,
                           bias=grid.bias[:, 0].contiguous(), z=inputs, syn=syn, x0=x, xs=x_all, ys=y_all,
                           step_gain=step_gain, decay=decay)
-            return x_all[-1].clone(), y_all[-1].clone(), w, grid.bias, inputs, x_all, y_all, step_gain, decay
+            return (x_all[-1].clone(), y_all[-1].clone(), y_all[depth - 1 :, depth - 1 :: depth].sum(0), w, grid.bias,
+                    inputs, x_all, y_all, step_gain, decay)
         z, xs, ys = inputs.unbind(0) + (None,), x_all.unbind(0), y_all.unbind(0)
         for d in range(diagonals):
             torch.baddbmm(grid.bias, z[d], w_t, out=syn)
@@ -311,35 +340,39 @@ class _FusedCTRNN(torch.autograd.Function):
             kernels.ctrnn_forward(lo, hi, d < 2, depth, syn=syn, x=x, step_gain=step_gain, decay=decay, x_out=xs[d],
                                   y_out=ys[d], z_next=z[d + 1])
             x = xs[d]
-        return x_all[-1].clone(), y_all[-1].clone(), w, grid.bias, inputs, x_all, y_all, step_gain, decay
+        return (x_all[-1].clone(), y_all[-1].clone(), y_all[depth - 1 :, depth - 1 :: depth].sum(0), w, grid.bias,
+                inputs, x_all, y_all, step_gain, decay)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         data, x0, gains, gammas, options = inputs[:5]
-        ctx.mark_non_differentiable(*output[2:])
+        ctx.mark_non_differentiable(*output[3:])
         ctx.set_materialize_grads(False)
         ctx.options, ctx.kernels = options, pointwise.for_tensor(data)
-        ctx.save_for_backward(data, x0, gains, gammas, *output[2:])
+        ctx.save_for_backward(data, x0, gains, gammas, *output[3:])
 
     @staticmethod
     @_first_order_only
-    def backward(ctx, grad_x, grad_y, *_):
+    def backward(ctx, grad_x, grad_y, grad_sum, *_):
         substeps, h = ctx.options
         data, x0, gains, gammas, w, bias, inputs, x_all, y_all, step_gain, decay = ctx.saved_tensors
-        kernels = _backward_kernels(ctx, grad_x, grad_y)
+        kernels = _backward_kernels(ctx, grad_x, grad_y, grad_sum)
         diagonals, layers = x_all.shape[:2]
         steps, depth = data.shape[0] * substeps, layers // data.shape[1]
         gx, gy = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
+        g_sum = _step_grads(grad_sum, x0, depth)
         g_state, dsyn_all = torch.empty_like(x_all), torch.empty_like(x_all)  # dL/dx, dL/dsyn per diagonal
         back, back_buffer = None, inputs.new_empty(inputs.shape[1:])
         ys, g_states, dsyn, z = y_all.unbind(0), g_state.unbind(0), dsyn_all.unbind(0), inputs.unbind(0)
         g_w = torch.zeros_like(w)
         if in_c(kernels, data):  # the same loop in one call
             sequences.run("ctrnn_backward_diag", depth=depth, steps=steps, w=w, z=inputs, back=back_buffer, gx=gx,
-                          gy=gy, ys=y_all, step_gain=step_gain, decay=decay, g_state=g_state, dsyn=dsyn_all, g_w=g_w)
+                          gy=gy, ys=y_all, step_gain=step_gain, decay=decay, g_state=g_state, dsyn=dsyn_all, g_w=g_w,
+                          g_sum=g_sum)
         else:
             for d in range(diagonals - 1, -1, -1):
                 lo, hi = _active_layers(d, steps, depth)
+                _add_to_active(gy, g_sum, lo, hi, depth)
                 kernels.ctrnn_backward(lo, hi, d > diagonals - 3, depth, back=back, gx=gx, gy=gy, y=ys[d],
                                        step_gain=step_gain, decay=decay, g_state=g_states[d], dsyn_out=dsyn[d])
                 g_w.baddbmm_(dsyn[d].transpose(1, 2), z[d])
@@ -479,8 +512,6 @@ def ensemble_reason(models) -> str | None:
         values = [value(m) for m in models]
         if len(set(values)) > 1:
             return f"the networks differ in {name} ({', '.join(map(str, dict.fromkeys(values)))})"
-    if len(models) > 1 and first.config.readout_time == "mean":
-        return "a readout over the whole sequence (readout_time='mean') runs one network at a time (layer by layer)"
     like = next(first.parameters())
     if any(p.device != like.device or p.dtype != like.dtype for m in models for p in m.parameters()):
         return "the networks' parameters are not all on one device in one dtype"
@@ -507,10 +538,11 @@ def _network_outputs(x, y, models):
 
 
 def _mean_outputs(state, steps):
-    """(x, y, Σ_k y_last(k)) of one network after its last segment → the outputs of
-    ``_network_outputs`` with the last layer's y averaged over the ``steps`` solver steps."""
+    """(x, y, Σ_k y_last(k) ``[M, B, N]``) of M networks after their last segment → the outputs of
+    ``_network_outputs`` with each last layer's y averaged over the ``steps`` solver steps."""
     x, _, total = state
-    return [(total / steps, x[-1], x.detach())]
+    x = _by_network(x, x.shape[0] // total.shape[0])
+    return [(total[m] / steps, x[m, -1], x[m].detach()) for m in range(total.shape[0])]
 
 
 def _last_layer_sum(ys_all):
@@ -530,9 +562,9 @@ def fused_oscillator_sequences(models, data):
     Every constant is read per layer from ``model.neurons[i].physics`` and
     ``model.filters[i].physics``; the sub-steps per input point from the config, and
     ``config.checkpoint_every`` (recomputed segments, see ``_advance``). One network of width ≥
-    ``LAYERWISE_FROM`` runs layer by layer (``snnspin.fused_layerwise``), and so does one with
-    ``readout_time="mean"``, whose returned y is then the last layer's y averaged over every
-    solver step (the running sum passes from segment to segment like the state)."""
+    ``LAYERWISE_FROM`` runs layer by layer (``snnspin.fused_layerwise``). With
+    ``readout_time="mean"`` the returned y is the last layer's y averaged over every solver step
+    (the running sum passes from segment to segment like the state)."""
     _refuse(ensemble_reason(models))
     _check_networks_data(models, data)
     first, count = models[0], len(models)
@@ -554,15 +586,19 @@ def fused_oscillator_sequences(models, data):
         rest = _stacked([[p.rest() for p in ps] for ps in neurons], n, "x0", data)
     bias_fixed = _stacked([[p.fixed_bias() for p in ps] for ps in neurons], n, "bias_fixed", data)
     weights = [w for model in models for w in _weights(model)]
-    mean = first.config.readout_time == "mean"  # only one network (ensemble_reason): its every step's y is read
-    layerwise = count == 1 and (n >= LAYERWISE_FROM or mean)  # one layer at a time (snnspin.fused_layerwise)
+    mean = first.config.readout_time == "mean"  # every step's y of the last layer is read
+    layerwise = count == 1 and n >= LAYERWISE_FROM  # wide layers: one layer at a time (snnspin.fused_layerwise)
 
     def segment(part, noise, x, y, *total):
         if layerwise:
-            part = part[:, 0]
-        out = (LayerwiseOscillator if layerwise else _FusedOscillator).apply(
-            part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h), *weights)
-        return (out[0], out[1], total[0] + _last_layer_sum(out[3])) if mean else out[:2]
+            out = LayerwiseOscillator.apply(part[:, 0], x, y, gains, gammas, bias_fixed,
+                                            (*constants, noise, substeps, h), *weights)
+            step_sum = _last_layer_sum(out[3]).unsqueeze(0)
+        else:
+            out = _FusedOscillator.apply(part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h),
+                                         *weights)
+            step_sum = out[2]
+        return (out[0], out[1], total[0] + step_sum) if mean else out[:2]
 
     def draws(part):
         per_model = [_thermal_draws(model, part[:, m], part.shape[0] * substeps, by_step=layerwise)
@@ -570,7 +606,7 @@ def fused_oscillator_sequences(models, data):
         return None if per_model[0] is None else torch.cat(per_model, 1)
 
     x0 = rest.unsqueeze(1).expand(count * layers, batch, n).contiguous()
-    state = (x0, torch.zeros_like(x0)) + ((x0.new_zeros(batch, n),) if mean else ())
+    state = (x0, torch.zeros_like(x0)) + ((x0.new_zeros(count, batch, n),) if mean else ())
     state = _advance(segment, data, state, first.config.checkpoint_every, draws)
     return _mean_outputs(state, data.shape[0] * substeps) if mean else _network_outputs(*state, count)
 
@@ -597,16 +633,19 @@ def fused_ctrnn_sequences(models, data):
     gammas = _stacked([[m.physics.gamma for m in model.neurons] for model in models], n, "tau", data)
     weights = [w for model in models for w in _weights(model)]
     mean = first.config.readout_time == "mean"  # as for the oscillators
-    layerwise = count == 1 and (n >= LAYERWISE_FROM or mean)  # one layer at a time
+    layerwise = count == 1 and n >= LAYERWISE_FROM  # wide layers: one layer at a time
 
     def segment(part, _noise, x, _y, *total):  # y = tanh x: the state is x alone
         if layerwise:
-            part = part[:, 0]
-        out = (LayerwiseCTRNN if layerwise else _FusedCTRNN).apply(part, x, gains, gammas, options, *weights)
-        return (out[0], out[1], total[0] + _last_layer_sum(out[3])) if mean else out[:2]
+            out = LayerwiseCTRNN.apply(part[:, 0], x, gains, gammas, options, *weights)
+            step_sum = _last_layer_sum(out[3]).unsqueeze(0)
+        else:
+            out = _FusedCTRNN.apply(part, x, gains, gammas, options, *weights)
+            step_sum = out[2]
+        return (out[0], out[1], total[0] + step_sum) if mean else out[:2]
 
     x0 = data.new_zeros(count * layers, data.shape[2], n)
-    state = (x0, x0) + ((x0.new_zeros(data.shape[2], n),) if mean else ())
+    state = (x0, x0) + ((x0.new_zeros(count, data.shape[2], n),) if mean else ())
     state = _advance(segment, data, state, first.config.checkpoint_every, lambda part: None)
     return _mean_outputs(state, data.shape[0] * options[0]) if mean else _network_outputs(*state, count)
 

@@ -29,6 +29,8 @@ MEMBERS = [
     [dict(n_inputs=3, width=2), dict(n_inputs=3, width=2)],  # signals wider than a layer
     [dict(learn_tau=True), dict(learn_tau=True, tau=3.0)],  # trainable τ per neuron: its gradient too
     [dict(weight_bits=4, input_scale=0.3, readout="x"), dict(weight_bits=4, input_scale=0.3, readout="x")],
+    [dict(readout_time="mean"), dict(readout_time="mean", tau=3.0)],  # a readout of every step: its sums too
+    [dict(readout_time="mean", checkpoint_every=5, substeps=2, delta_t=2.0)] * 2,
 ]
 
 

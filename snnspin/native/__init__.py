@@ -113,12 +113,12 @@ SEQUENCES = {
                          ("y_spare", ROWS), ("xs", GRID), *_OSC_NEURONS),
     "osc_backward_diag": (("w", WEIGHTS), ("z", INPUTS), ("back", WIDE), ("gx", ROWS), ("gy", ROWS), ("x0", ROWS),
                           ("xs", GRID), ("syn", GRID), *_OSC_NEURONS, ("dsyn", GRID), ("g_gain", ROWS),
-                          ("g_a_sum", ROWS), ("g_b_sum", ROWS), ("g_w", WEIGHTS)),
+                          ("g_a_sum", ROWS), ("g_b_sum", ROWS), ("g_w", WEIGHTS), ("g_sum", ROWS)),
     "ctrnn_forward_diag": (("w", WEIGHTS), ("bias", NEURON), ("z", INPUTS), ("syn", ROWS), ("x0", ROWS), ("xs", GRID),
                            ("ys", GRID), ("step_gain", NEURON), ("decay", NEURON)),
     "ctrnn_backward_diag": (("w", WEIGHTS), ("z", INPUTS), ("back", WIDE), ("gx", ROWS), ("gy", ROWS), ("ys", GRID),
                             ("step_gain", NEURON), ("decay", NEURON), ("g_state", GRID), ("dsyn", GRID),
-                            ("g_w", WEIGHTS)),
+                            ("g_w", WEIGHTS), ("g_sum", ROWS)),
 }
 #: The size arguments before the GEMM's address: (steps, B, N) of one layer, (D, L, B, N, P, depth, steps) of a grid.
 SEQUENCE_SIZES = {"seq": 3, "diag": 7}

@@ -176,19 +176,33 @@ void JOIN(osc_forward_diag, SUFFIX)(int64_t D, int64_t L, int64_t B, int64_t N, 
         for (int64_t i = 0; i < size; i++) y[i] = now[i];
 }
 
+/* gy[l] += g_sum[l] for the layers l that take a step on this diagonal (l % depth in lo .. hi):
+ * a readout of every step's output hands each step the same dL/dy (g_sum, or NULL: none). */
+static void JOIN(add_to_active, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t depth, int64_t lo, int64_t hi,
+                                        const T *g_sum, T *gy) {
+    if (!g_sum) return;
+    for (int64_t l = 0; l < L; l++) {
+        const int64_t li = l % depth;
+        if (li < lo || li > hi) continue;
+        for (int64_t i = l * B * N; i < (l + 1) * B * N; i++) gy[i] += g_sum[i];
+    }
+}
+
 /* Oscillator + high-pass backward over every diagonal, last to first (as snnspin/fused.py's loop):
  * gx, gy [L, B, N] from dL/d(final x, y) to dL/d(x0, y0)'s state part; writes dsyn; accumulates
- * g_gain, g_a_sum, g_b_sum [L, B, N] and g_w [L, N, P + N]; back: an [L, B, P + N] buffer.
+ * g_gain, g_a_sum, g_b_sum [L, B, N] and g_w [L, N, P + N]; back: an [L, B, P + N] buffer;
+ * g_sum [L, B, N] (or NULL): dL/dy of every step, added before each step's backward.
  * Argument order: SEQUENCES["osc_backward_diag"]. */
 void JOIN(osc_backward_diag, SUFFIX)(int64_t D, int64_t L, int64_t B, int64_t N, int64_t P, int64_t depth,
                                      int64_t steps, void *gemm, const T *w, const T *z, T *back, T *gx, T *gy,
                                      const T *x0, const T *xs, const T *syn, const T *gain, const T *gamma,
                                      const T *bias_fixed, const T *sigma, const T *q, const T *e_hp, const T *k_hp,
                                      const T *x_min, const T *kick, const T *noise, double h, T *dsyn, T *g_gain,
-                                     T *g_a_sum, T *g_b_sum, T *g_w) {
+                                     T *g_a_sum, T *g_b_sum, T *g_w, const T *g_sum) {
     const int64_t size = L * B * N, wide = L * B * (P + N);
     for (int64_t d = D - 1; d >= 0; d--) {
         DIAGONAL_BOUNDS;
+        JOIN(add_to_active, SUFFIX)(L, B, N, depth, lo, hi, g_sum, gy);
         JOIN(osc_backward, SUFFIX)(L, B, N, P, depth, lo, hi, d == D - 1 ? NULL : back, gx, gy,
                                    d ? xs + (d - 1) * size : x0, syn + d * size, gain, gamma, bias_fixed, sigma, q,
                                    e_hp, k_hp, x_min, kick, noise ? noise + d * 2 * size : NULL, h, dsyn + d * size,
@@ -211,15 +225,16 @@ void JOIN(ctrnn_forward_diag, SUFFIX)(int64_t D, int64_t L, int64_t B, int64_t N
     }
 }
 
-/* CTRNN backward over every diagonal, last to first: gx, gy as in osc_backward_diag; writes g_state
- * and dsyn [D, L, B, N]; accumulates g_w. Argument order: SEQUENCES["ctrnn_backward_diag"]. */
+/* CTRNN backward over every diagonal, last to first: gx, gy, g_sum as in osc_backward_diag; writes
+ * g_state and dsyn [D, L, B, N]; accumulates g_w. Argument order: SEQUENCES["ctrnn_backward_diag"]. */
 void JOIN(ctrnn_backward_diag, SUFFIX)(int64_t D, int64_t L, int64_t B, int64_t N, int64_t P, int64_t depth,
                                        int64_t steps, void *gemm, const T *w, const T *z, T *back, T *gx, T *gy,
                                        const T *ys, const T *step_gain, const T *decay, T *g_state, T *dsyn,
-                                       T *g_w) {
+                                       T *g_w, const T *g_sum) {
     const int64_t size = L * B * N, wide = L * B * (P + N);
     for (int64_t d = D - 1; d >= 0; d--) {
         DIAGONAL_BOUNDS;
+        JOIN(add_to_active, SUFFIX)(L, B, N, depth, lo, hi, g_sum, gy);
         JOIN(ctrnn_backward, SUFFIX)(L, B, N, P, depth, lo, hi, d == D - 1 ? NULL : back, gx, gy, ys + d * size,
                                      step_gain, decay, g_state + d * size, dsyn + d * size);
         JOIN(diagonal_grads, SUFFIX)(gemm, L, B, N, P, w, z + d * wide, dsyn + d * size, g_w, d ? back : NULL);

@@ -134,7 +134,7 @@ def _pointer(kernel: str, name: str, kind: str, value, dtype, shapes: dict):
     return value.data_ptr()
 
 
-_OPTIONAL = ("noise", "g_above")
+_OPTIONAL = ("noise", "g_above", "g_sum")
 
 
 def _layer_sizes(arguments):
