@@ -545,10 +545,15 @@ def _mean_outputs(state, steps):
     return [(total[m] / steps, x[m, -1], x[m].detach()) for m in range(total.shape[0])]
 
 
-def _last_layer_sum(ys_all):
-    """Σ over the solver steps of the last layer's output, ``[B, N]``, from a layer-by-layer
-    Function's ``ys_all`` ``[L, steps + 1, 1, B, N]`` (index 0: the output before the first step)."""
-    return ys_all[-1, 1:, 0].sum(0)
+def _segment_state(out, layerwise, total):
+    """A fused Function's outputs ``out`` → the state passed to the next segment: the final (x, y),
+    and with a readout of the mean (``total``: the running sum ``[M, B, N]``, empty otherwise) the
+    sum grown by this segment's last-layer outputs (a layer-by-layer Function's ``ys_all``
+    ``[L, steps + 1, 1, B, N]``, index 0 the output before the first step; a diagonal one's sum)."""
+    if not total:
+        return out[:2]
+    step_sum = out[3][-1, 1:, 0].sum(0).unsqueeze(0) if layerwise else out[2]
+    return out[0], out[1], total[0] + step_sum
 
 
 def fused_oscillator_sequences(models, data):
@@ -590,15 +595,10 @@ def fused_oscillator_sequences(models, data):
     layerwise = count == 1 and n >= LAYERWISE_FROM  # wide layers: one layer at a time (snnspin.fused_layerwise)
 
     def segment(part, noise, x, y, *total):
-        if layerwise:
-            out = LayerwiseOscillator.apply(part[:, 0], x, y, gains, gammas, bias_fixed,
-                                            (*constants, noise, substeps, h), *weights)
-            step_sum = _last_layer_sum(out[3]).unsqueeze(0)
-        else:
-            out = _FusedOscillator.apply(part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h),
-                                         *weights)
-            step_sum = out[2]
-        return (out[0], out[1], total[0] + step_sum) if mean else out[:2]
+        out = (LayerwiseOscillator if layerwise else _FusedOscillator).apply(
+            part[:, 0] if layerwise else part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h),
+            *weights)
+        return _segment_state(out, layerwise, total)
 
     def draws(part):
         per_model = [_thermal_draws(model, part[:, m], part.shape[0] * substeps, by_step=layerwise)
@@ -636,13 +636,9 @@ def fused_ctrnn_sequences(models, data):
     layerwise = count == 1 and n >= LAYERWISE_FROM  # wide layers: one layer at a time
 
     def segment(part, _noise, x, _y, *total):  # y = tanh x: the state is x alone
-        if layerwise:
-            out = LayerwiseCTRNN.apply(part[:, 0], x, gains, gammas, options, *weights)
-            step_sum = _last_layer_sum(out[3]).unsqueeze(0)
-        else:
-            out = _FusedCTRNN.apply(part, x, gains, gammas, options, *weights)
-            step_sum = out[2]
-        return (out[0], out[1], total[0] + step_sum) if mean else out[:2]
+        out = (LayerwiseCTRNN if layerwise else _FusedCTRNN).apply(part[:, 0] if layerwise else part, x, gains, gammas,
+                                                                   options, *weights)
+        return _segment_state(out, layerwise, total)
 
     x0 = data.new_zeros(count * layers, data.shape[2], n)
     state = (x0, x0) + ((x0.new_zeros(count, data.shape[2], n),) if mean else ())
