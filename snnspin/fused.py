@@ -613,7 +613,8 @@ def fused_oscillator_sequences(models, data):
 
 def fused_oscillator_sequence(model, data):
     """Run one ``SpintronicNetwork``'s layers over ``data`` ``[T, B, F]``; return the last
-    layer's (y, x) ``[B, N]`` after the last step, differentiable w.r.t. every parameter, and
+    layer's (y, x) ``[B, N]`` after the last step (y averaged over every step with
+    ``readout_time="mean"``), differentiable w.r.t. every parameter, and
     every layer's x ``[L, B, N]`` after the last step (detached). ``fused_oscillator_sequences``
     with one network."""
     return fused_oscillator_sequences([model], data.unsqueeze(1))[0]

@@ -108,7 +108,7 @@ def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) 
     values = {name: trial.suggest_float(name, low, high, log=log) for name, (low, high, log) in space.items()}
     if searches_readout(base):
         values["readout"] = trial.suggest_categorical("readout", ["y", "x"])
-    else:
+    elif base.model in SPIKING:
         values["spike_readout"] = trial.suggest_categorical("spike_readout", list(SPIKE_READOUTS))
     for name, (low, high, log) in model_space(base.model).items():
         values[name] = trial.suggest_float(name, low, high, log=log)
@@ -342,7 +342,13 @@ def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int
     if saved is None:
         return
     now, defaults = base.to_dict(), TrainConfig().to_dict()
+    if "readout_time" not in saved and base.model not in SPIKING:
+        saved = {**saved, "readout_time": "last"}  # a study made before the option read the last step
+    if now["readout_time"] == "auto" and base.model not in SPIKING:
+        now["readout_time"] = "mean" if base.data else "last"  # what auto resolves to (snnspin.defaults)
     saved = {**defaults, **saved}  # a field added after the study was made held its default there
+    if saved["readout_time"] == "auto" and saved.get("model") not in SPIKING:
+        saved["readout_time"] = "mean" if saved.get("data") else "last"
     changed = [f"{k} {saved[k]!r} → {now[k]!r}" for k in sorted(now) if k not in MAY_DIFFER and saved[k] != now[k]]
     before = study.user_attrs.get("trial_seeds", trial_seeds)
     if before != trial_seeds:

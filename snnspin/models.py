@@ -125,7 +125,8 @@ class LayeredNetwork(nn.Module):
         return "no fused path for this model"
 
     def fused_sequence(self, data):
-        """(y, x) of the last layer after the last step, by the fused path."""
+        """(y, x) of the last layer after the last step, by the fused path (y averaged over every
+        step with ``readout_time="mean"``)."""
         raise NotImplementedError
 
     #: ``(models, data [T, M, B, F])`` → per network (y, x, final states): M networks in one fused call

@@ -25,7 +25,7 @@ CASES = [
     dict(mismatch=0.1, weight_bits=5),  # a chip: per-neuron τ (σ, Q) and quantised weights
     dict(width=64, layers=3, substeps=2, delta_t=2.0),  # layer by layer (fused_layerwise.LAYERWISE_FROM)
     dict(width=128, learn_tau=True, layers=2, readout="x"),
-    dict(readout_time="mean"),  # the readout of every step's y: layer by layer at any width
+    dict(readout_time="mean"),  # the readout of every step's y: the sums the diagonal Functions return
     dict(readout_time="mean", substeps=3, delta_t=2.0, learn_tau=True, tau=3.0, layers=2),
     dict(readout_time="mean", width=64, mismatch=0.1),
 ]

@@ -84,3 +84,41 @@ def test_a_run_saved_before_the_option_resumes_with_the_last_step_readout(tmp_pa
         train(config.replace(readout_time="auto", epochs=2), tmp_path / "run", resume=True, progress=False)
     train(config.replace(epochs=2), tmp_path / "run", resume=True, progress=False)
     check_resumable(TrainConfig(), TrainConfig(readout_time="last"))  # auto saved = last
+
+
+def test_tuning_on_a_data_file_draws_no_readout_and_no_spike_readout():
+    """A data file reads the mean (auto): tuning keeps readout y and draws nothing the model refuses."""
+    import optuna
+
+    from snnspin.hpo import SEARCH_SPACE, suggest
+
+    params = {name: low for name, (low, _, _) in SEARCH_SPACE.items()}
+    config = suggest(optuna.trial.FixedTrial(params), TrainConfig(data="mine.npz"))
+    assert config.readout == "y" and config.spike_readout == "last"
+    config = suggest(optuna.trial.FixedTrial({**params, "readout": "x"}), TrainConfig(readout_time="last"))
+    assert config.readout == "x"
+
+
+def test_a_study_made_before_the_option_is_not_resumed_under_the_mean_readout():
+    import optuna
+
+    from snnspin.hpo import check_same_settings
+
+    old = TrainConfig(data="mine.npz").to_dict()
+    del old["readout_time"]  # as a study made before the option saved its base
+    study = optuna.create_study()
+    study.set_user_attr("base_config", old)
+    study.set_user_attr("trial_seeds", 1)
+    with pytest.raises(ValueError, match=r"other settings \(readout_time 'last' → 'mean'\)"):
+        check_same_settings(study, TrainConfig(data="mine.npz"), 1)
+    check_same_settings(study, TrainConfig(data="mine.npz", readout_time="last"), 1)
+    study.set_user_attr("base_config", TrainConfig(data="mine.npz").to_dict())  # made now: auto
+    check_same_settings(study, TrainConfig(data="mine.npz", readout_time="mean"), 1)
+
+
+def test_a_sweep_switching_between_the_continuous_models_keeps_readout_time():
+    from snnspin.sweep import config_for
+
+    base = preset_config("spintronic", readout_time="last")
+    assert config_for({"model": "ctrnn"}, base).readout_time == "last"
+    assert config_for({"model": "lif"}, base).readout_time == "auto"
