@@ -545,15 +545,11 @@ def _mean_outputs(state, steps):
     return [(total[m] / steps, x[m, -1], x[m].detach()) for m in range(total.shape[0])]
 
 
-def _segment_state(out, layerwise, total):
+def _segment_state(out, total):
     """A fused Function's outputs ``out`` → the state passed to the next segment: the final (x, y),
     and with a readout of the mean (``total``: the running sum ``[M, B, N]``, empty otherwise) the
-    sum grown by this segment's last-layer outputs (a layer-by-layer Function's ``ys_all``
-    ``[L, steps + 1, 1, B, N]``, index 0 the output before the first step; a diagonal one's sum)."""
-    if not total:
-        return out[:2]
-    step_sum = out[3][-1, 1:, 0].sum(0).unsqueeze(0) if layerwise else out[2]
-    return out[0], out[1], total[0] + step_sum
+    sum grown by this segment's (the Function's third output)."""
+    return (out[0], out[1], total[0] + out[2]) if total else out[:2]
 
 
 def fused_oscillator_sequences(models, data):
@@ -598,7 +594,7 @@ def fused_oscillator_sequences(models, data):
         out = (LayerwiseOscillator if layerwise else _FusedOscillator).apply(
             part[:, 0] if layerwise else part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h),
             *weights)
-        return _segment_state(out, layerwise, total)
+        return _segment_state(out, total)
 
     def draws(part):
         per_model = [_thermal_draws(model, part[:, m], part.shape[0] * substeps, by_step=layerwise)
@@ -639,7 +635,7 @@ def fused_ctrnn_sequences(models, data):
     def segment(part, _noise, x, _y, *total):  # y = tanh x: the state is x alone
         out = (LayerwiseCTRNN if layerwise else _FusedCTRNN).apply(part[:, 0] if layerwise else part, x, gains, gammas,
                                                                    options, *weights)
-        return _segment_state(out, layerwise, total)
+        return _segment_state(out, total)
 
     x0 = data.new_zeros(count * layers, data.shape[2], n)
     state = (x0, x0) + ((x0.new_zeros(count, data.shape[2], n),) if mean else ())

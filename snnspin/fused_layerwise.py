@@ -22,9 +22,9 @@ Per layer l, solver step k (``ys[k]``: the output before step k):
               dL/d(its signal at step k-1)); then dW_int = Σ dsyn(k)ᵀ ys[k],
               dW_ext = Σ dsyn(k)ᵀ s(k) and dL/ds = dsyn W_ext, each one product over all steps.
 
-Every layer's outputs at every step ``ys_all`` are a differentiable output here (unlike in the
-diagonal scheme): a readout of the whole sequence (``readout_time="mean"``) reads them, and what
-comes back for them adds to the layer's dL/dys[k+1] exactly where the layer above's does.
+As in the diagonal scheme, each Function also returns the last layer's output summed over the
+steps ``[1, B, N]`` (differentiable) for a readout of the mean (``readout_time="mean"``): what
+comes back for it is the same dL/dy at every step, added where the layer above's would be.
 """
 
 from __future__ import annotations
@@ -82,13 +82,10 @@ def _drive_into(syns, signal, w_ext, bias):
     torch.addmm(bias, _rows(signal), w_ext.t(), out=syns.view(-1, syns.shape[-1]))
 
 
-def _outputs_grads(grad_ys, l, g_above):
-    """Layer l's dL/d(output after step k) ``[steps, B, N]`` from above and from a readout of every step
-    (``grad_ys``: what came back for ``ys_all``, or None), summed (None when neither)."""
-    if grad_ys is None:
-        return g_above
-    own = grad_ys[l, 1:, 0]
-    return own.contiguous() if g_above is None else g_above + own
+def _last_layer_grads(grad_sum, like):
+    """dL/d(the last layer's output after step k) ``[steps, B, N]`` from what came back for its sum
+    over the steps ``[1, B, N]`` (None: nothing came back): the same at every step."""
+    return None if grad_sum is None else grad_sum[0].expand(like.shape).contiguous()
 
 
 def _per_layer(values: dict, l: int) -> dict:
@@ -129,32 +126,31 @@ class LayerwiseOscillator(torch.autograd.Function):
                                     z_next=None, noise=draws, **per)
                 x = xs[k]
             signal = ys[1:, 0]
-        return xs_all[:, -1, 0].clone(), ys_all[:, -1, 0].clone(), xs_all, ys_all, syn_all
+        return xs_all[:, -1, 0].clone(), ys_all[:, -1, 0].clone(), ys_all[-1:, 1:, 0].sum(1), xs_all, ys_all, syn_all
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         data, x0, _, gains, gammas, bias_fixed, constants, *weights = inputs
         ctx.every, ctx.noise, ctx.substeps = oscillator_arguments(gains, gammas, bias_fixed, constants)
-        ctx.mark_non_differentiable(output[2], output[4])  # ys_all (output 3) is read by a readout of every step
+        ctx.mark_non_differentiable(*output[3:])
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(data, x0, *output[2:], *weights)
+        ctx.save_for_backward(data, x0, *output[3:], *weights)
         ctx.kernels = pointwise.for_tensor(data)
 
     @staticmethod
     @_first_order_only
-    def backward(ctx, grad_x, grad_y, _grad_xs, grad_ys, _grad_syn):
+    def backward(ctx, grad_x, grad_y, grad_sum, *_):
         data, x0, xs_all, ys_all, syn_all, *weights = ctx.saved_tensors
-        kernels, noise, every = _backward_kernels(ctx, grad_x, grad_y), ctx.noise, ctx.every
+        kernels, noise, every = _backward_kernels(ctx, grad_x, grad_y, grad_sum), ctx.noise, ctx.every
         layers, steps = xs_all.shape[:2]
         gxf, gyf = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
-        g_weights, g_above = [None] * (3 * layers), None
+        g_weights, g_above = [None] * (3 * layers), _last_layer_grads(grad_sum, syn_all[-1, :, 0])
         g_gain, g_a, g_b = (torch.zeros_like(x0[:, 0]) for _ in range(3))  # [L, N]
         signal0 = _signal0(data, ctx.substeps)
         for l in range(layers - 1, -1, -1):
             w_ext, _, w_int = weights[3 * l : 3 * l + 3]
             per = _per_layer(every, l)
             gx, gy = gxf[l : l + 1], gyf[l : l + 1]
-            g_above = _outputs_grads(grad_ys, l, g_above)
             if g_above is not None:
                 gy[0] += g_above[steps - 1]
             dsyn = torch.empty_like(syn_all[l])
@@ -180,8 +176,6 @@ class LayerwiseOscillator(torch.autograd.Function):
             g_ext, g_bias, g_int, g_above = _layer_grads(dsyn, signal, ys_all[l, :-1], w_ext, w_int, pass_down)
             g_weights[3 * l : 3 * l + 3] = [g_ext, g_bias, g_int]
             g_gain[l], g_a[l], g_b[l] = (s[0].sum(0) for s in sums)
-        if grad_ys is not None:
-            gyf += grad_ys[:, 0, 0]  # ys_all[:, 0] is y0
         return (_data_grad(g_above, data, ctx.substeps) if ctx.needs_input_grad[0] else None,
                 gxf if ctx.needs_input_grad[1] else None, gyf if ctx.needs_input_grad[2] else None,
                 *oscillator_constant_grads(ctx.needs_input_grad[3:6], g_gain, g_a, g_b, every), None, *g_weights)
@@ -218,31 +212,31 @@ class LayerwiseCTRNN(torch.autograd.Function):
                                       y_out=ys[k + 1], z_next=None)
                 x = xs[k]
             signal = ys[1:, 0]
-        return xs_all[:, -1, 0].clone(), ys_all[:, -1, 0].clone(), xs_all, ys_all, syn_all, step_gain, decay
+        return (xs_all[:, -1, 0].clone(), ys_all[:, -1, 0].clone(), ys_all[-1:, 1:, 0].sum(1), xs_all, ys_all, syn_all,
+                step_gain, decay)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         data, x0, gains, gammas, options, *weights = inputs
-        ctx.mark_non_differentiable(output[2], *output[4:])  # ys_all (output 3) is read by a readout of every step
+        ctx.mark_non_differentiable(*output[3:])
         ctx.set_materialize_grads(False)
         ctx.options, ctx.kernels = options, pointwise.for_tensor(data)
-        ctx.save_for_backward(data, x0, gains, gammas, *output[2:], *weights)
+        ctx.save_for_backward(data, x0, gains, gammas, *output[3:], *weights)
 
     @staticmethod
     @_first_order_only
-    def backward(ctx, grad_x, grad_y, _grad_xs, grad_ys, *_):
+    def backward(ctx, grad_x, grad_y, grad_sum, *_):
         substeps, h = ctx.options
         data, x0, gains, gammas, xs_all, ys_all, syn_all, step_gain, decay, *weights = ctx.saved_tensors
-        kernels = _backward_kernels(ctx, grad_x, grad_y)
+        kernels = _backward_kernels(ctx, grad_x, grad_y, grad_sum)
         layers, steps = xs_all.shape[:2]
         gxf, gyf = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
-        g_weights, g_above = [None] * (3 * layers), None
+        g_weights, g_above = [None] * (3 * layers), _last_layer_grads(grad_sum, syn_all[-1, :, 0])
         g_state_all = torch.empty_like(xs_all)
         signal0 = _signal0(data, substeps)
         for l in range(layers - 1, -1, -1):
             w_ext, _, w_int = weights[3 * l : 3 * l + 3]
             gx, gy = gxf[l : l + 1], gyf[l : l + 1]
-            g_above = _outputs_grads(grad_ys, l, g_above)
             if g_above is not None:
                 gy[0] += g_above[steps - 1]
             dsyn, g_state, ys = torch.empty_like(syn_all[l]), g_state_all[l], ys_all[l]
@@ -257,8 +251,6 @@ class LayerwiseCTRNN(torch.autograd.Function):
                     gy[0].addmm_(dsyn[k, 0], w_int)
                     if g_above is not None and k > 0:
                         gy[0] += g_above[k - 1]
-            if grad_ys is not None:
-                gy[0] += grad_ys[l, 0, 0]  # ys_all[l, 0] is y0
             gx[0] += gy[0] * (1.0 - torch.tanh(x0[l]) ** 2)  # y0 = tanh x0
             signal = signal0 if l == 0 else ys_all[l - 1, 1:, 0]
             pass_down = l > 0 or ctx.needs_input_grad[0]
