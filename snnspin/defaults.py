@@ -77,6 +77,19 @@ def _check_shapes(config: TrainConfig, x_train, y_train, x_eval, y_eval):
     return channels, config.n_classes or max(largest + 1, 2)
 
 
+def resolved_readout_time(model: str, readout_time: str, data: str) -> str:
+    """What ``readout_time`` means for a run of ``model`` on ``data`` (a file, or "" for the
+    digits): auto → last for the digits and mean for data files (spintronic and CTRNN); the
+    spiking twins keep auto (their ``spike_readout`` decides).
+
+    >>> resolved_readout_time("ctrnn", "auto", ""), resolved_readout_time("ctrnn", "auto", "mine.npz")
+    ('last', 'mean')
+    """
+    if readout_time != "auto" or model in SPIKING:
+        return readout_time
+    return "mean" if data else "last"
+
+
 def resolve_for_data(config: TrainConfig, data) -> TrainConfig:
     """``config`` with every data-dependent default made concrete (see the module doc).
 
@@ -107,8 +120,7 @@ def resolve_for_data(config: TrainConfig, data) -> TrainConfig:
                        lr_decay=config.lr_decay * ratio)
     if config.normalize == "auto":
         changes["normalize"] = "zscore" if config.data else "none"
-    if config.readout_time == "auto" and config.model not in SPIKING:
-        changes["readout_time"] = "mean" if config.data else "last"
+    changes["readout_time"] = resolved_readout_time(config.model, config.readout_time, config.data)
     return config.replace(**changes)
 
 

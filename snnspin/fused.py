@@ -530,19 +530,14 @@ def _stacked(values, n, name, like):
     return torch.cat([_per_neuron(v, n, name, like) for v in values])
 
 
-def _network_outputs(x, y, models):
-    """Per network: the last layer's (y, x) ``[B, N]`` and every layer's x ``[L, B, N]`` (detached)."""
+def _network_outputs(state, models, steps):
+    """Per network, from the state after the last segment: the last layer's (y, x) ``[B, N]`` and
+    every layer's x ``[L, B, N]`` (detached). With a readout of the mean the state carries the
+    running sum of the last layers' y ``[M, B, N]``, and y is that sum over the ``steps`` solver steps."""
+    x, y, *total = state
     depth = x.shape[0] // models
     x, y = _by_network(x, depth), _by_network(y, depth)
-    return [(y[m, -1], x[m, -1], x[m].detach()) for m in range(models)]
-
-
-def _mean_outputs(state, steps):
-    """(x, y, Σ_k y_last(k) ``[M, B, N]``) of M networks after their last segment → the outputs of
-    ``_network_outputs`` with each last layer's y averaged over the ``steps`` solver steps."""
-    x, _, total = state
-    x = _by_network(x, x.shape[0] // total.shape[0])
-    return [(total[m] / steps, x[m, -1], x[m].detach()) for m in range(total.shape[0])]
+    return [(total[0][m] / steps if total else y[m, -1], x[m, -1], x[m].detach()) for m in range(models)]
 
 
 def _segment_state(out, total):
@@ -604,7 +599,7 @@ def fused_oscillator_sequences(models, data):
     x0 = rest.unsqueeze(1).expand(count * layers, batch, n).contiguous()
     state = (x0, torch.zeros_like(x0)) + ((x0.new_zeros(count, batch, n),) if mean else ())
     state = _advance(segment, data, state, first.config.checkpoint_every, draws)
-    return _mean_outputs(state, data.shape[0] * substeps) if mean else _network_outputs(*state, count)
+    return _network_outputs(state, count, data.shape[0] * substeps)
 
 
 def fused_oscillator_sequence(model, data):
@@ -640,7 +635,7 @@ def fused_ctrnn_sequences(models, data):
     x0 = data.new_zeros(count * layers, data.shape[2], n)
     state = (x0, x0) + ((x0.new_zeros(count, data.shape[2], n),) if mean else ())
     state = _advance(segment, data, state, first.config.checkpoint_every, lambda part: None)
-    return _mean_outputs(state, data.shape[0] * options[0]) if mean else _network_outputs(*state, count)
+    return _network_outputs(state, count, data.shape[0] * options[0])
 
 
 def fused_ctrnn_sequence(model, data):

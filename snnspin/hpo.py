@@ -25,7 +25,7 @@ import optuna
 
 from .config import SPIKE_READOUTS, SPIKING, TrainConfig
 from .io import atomic_write_json
-from .defaults import resolve_for_data
+from .defaults import resolve_for_data, resolved_readout_time
 from .nn.alif import SURROGATES
 from .training import load_data, train_seeds
 
@@ -87,9 +87,7 @@ def searches_readout(base: TrainConfig) -> bool:
     >>> searches_readout(TrainConfig()), searches_readout(TrainConfig(data="mine.npz"))
     (True, False)
     """
-    if base.model in SPIKING:
-        return False
-    return base.readout_time == "last" or (base.readout_time == "auto" and not base.data)
+    return base.model not in SPIKING and resolved_readout_time(base.model, base.readout_time, base.data) == "last"
 
 
 def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) -> TrainConfig:
@@ -97,8 +95,9 @@ def suggest(trial: optuna.Trial, base: TrainConfig, space: dict = SEARCH_SPACE) 
 
     Each field is drawn in [low, high] of ``space`` (log-uniform where flagged; τ in ns,
     rates dimensionless); the readout from {"y", "x"} for the spintronic network and the
-    CTRNN when they read the last step (``searches_readout``); for the spiking twins ``spike_readout`` from {last, mean, max} and ``SPIKING_SPACE``
-    (surrogate slope, readout τ), and for ALIF also ``ALIF_SPACE`` (τ_a, b_a).
+    CTRNN when they read the last step (``searches_readout``); for the spiking twins
+    ``spike_readout`` from {last, mean, max} and ``SPIKING_SPACE`` (surrogate slope, readout τ),
+    and for ALIF also ``ALIF_SPACE`` (τ_a, b_a).
 
     >>> params = dict(tau=3.0, lr0=0.05, lr_decay=10.0, gain=0.4, input_scale=0.5, init_scale=1.0, readout="x")
     >>> config = suggest(optuna.trial.FixedTrial(params), TrainConfig(width=8))
@@ -344,11 +343,9 @@ def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int
     now, defaults = base.to_dict(), TrainConfig().to_dict()
     if "readout_time" not in saved and base.model not in SPIKING:
         saved = {**saved, "readout_time": "last"}  # a study made before the option read the last step
-    if now["readout_time"] == "auto" and base.model not in SPIKING:
-        now["readout_time"] = "mean" if base.data else "last"  # what auto resolves to (snnspin.defaults)
     saved = {**defaults, **saved}  # a field added after the study was made held its default there
-    if saved["readout_time"] == "auto" and saved.get("model") not in SPIKING:
-        saved["readout_time"] = "mean" if saved.get("data") else "last"
+    for fields in (saved, now):  # auto as it resolves (snnspin.defaults)
+        fields["readout_time"] = resolved_readout_time(fields["model"], fields["readout_time"], fields["data"])
     changed = [f"{k} {saved[k]!r} → {now[k]!r}" for k in sorted(now) if k not in MAY_DIFFER and saved[k] != now[k]]
     before = study.user_attrs.get("trial_seeds", trial_seeds)
     if before != trial_seeds:

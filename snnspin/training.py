@@ -2,8 +2,8 @@
 
 Protocol (Plouet et al. Sec. III): the whole sequence is unrolled (BPTT), the NLL loss is
 taken on the readout of the output after the last step (or, with ``readout_time="mean"``, the
-default for data files, of its average over every step), Adam with batch 120, each gradient element is
-clipped to ±1, and the learning rate follows lr = lr0 / (epoch / lr_decay + 1). Models
+default for data files, of its average over every step), Adam with batch 120, each gradient
+element is clipped to ±1, and the learning rate follows lr = lr0 / (epoch / lr_decay + 1). Models
 are evaluated on the held-out half (or on a validation part of the training half when
 ``val_fraction`` > 0, for tuning).
 
@@ -645,8 +645,9 @@ def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:
             and not (k in DATA_DEPENDENT and a[k] == defaults[k])]
     if diff:
         shown = ", ".join(f"{k}: saved {a[k]!r}, requested {b[k]!r}" for k in diff)
-        hint = ("; a run saved before readout_time existed read the last step: resume it with readout_time='last' "
-                "(--readout-time last)") if "readout_time" in diff and a["readout_time"] == "last" else ""
+        hint = ("; this run reads the last step (as every run saved before readout_time existed): resume it with "
+                "readout_time='last' (--readout-time last)") if "readout_time" in diff and a["readout_time"] == "last" \
+            else ""
         raise ValueError(f"cannot resume with a different configuration ({shown}){hint}")
 
 
