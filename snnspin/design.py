@@ -141,7 +141,8 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
 
 def rule_warnings(config, model=None) -> list[str]:
     """Plain-language warnings for broken design rules: τ ≤ Δt (ns), a cumulative drive
-    I·Δt outside ``DRIVE_WARN``, or no inputs from other neurons at all (N = 0).
+    I·Δt outside ``DRIVE_WARN`` (not judged from the config alone under ``init_drive``, which
+    sets it from the data), or no inputs from other neurons at all (N = 0).
 
     >>> from snnspin.config import TrainConfig
     >>> rule_warnings(TrainConfig(tau=0.5))[0]
@@ -156,7 +157,8 @@ def rule_warnings(config, model=None) -> list[str]:
         out.append(f"the hidden neurons have no inputs from other neurons (fan-in N = 0 with width "
                    f"{config.width}, d_inter = {config.d_inter:g}, d_intra = {config.d_intra:g}): the cumulative "
                    "drive is 0 and the rule I·Δt ≈ 1 (eq. 11) cannot hold")
-    elif config.model not in SPIKING and not DRIVE_WARN[0] <= r["cumulative_drive"] <= DRIVE_WARN[1]:
+    elif config.model not in SPIKING and not (model is None and config.init_drive) and \
+            not DRIVE_WARN[0] <= r["cumulative_drive"] <= DRIVE_WARN[1]:  # init_drive sets it from the data
         out.append(f"cumulative drive I·Δt = {r['cumulative_drive']:.3g} (S = {config.gain:g}, ⟨|W|⟩ = "
                    f"{r['mean_abs_weight']:.3g}, N = {r['fan_in']:.0f}, Δt = {config.delta_t:g} ns) is far "
                    "from 1 (rule I·Δt ≈ 1, eq. 11)")

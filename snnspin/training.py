@@ -192,12 +192,31 @@ def _batch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
     return torch.randperm(n, generator=generator).to(device)
 
 
-def prepare_model(model, config: TrainConfig, x_train: torch.Tensor) -> None:
+#: Training series ``drive_init`` measures the drive on (drawn by the seed; all of them when fewer).
+INIT_BATCH = 256
+
+
+def prepare_model(model, config: TrainConfig, x_train: torch.Tensor, seed: int = 0) -> list[dict] | None:
     """What a fresh model takes from its training data ``[T, N, F]`` before training: the input
-    normalisation ``config.normalize`` asks for (from the training series only)."""
+    normalisation ``config.normalize`` asks for (from the training series only), then, with
+    ``init_drive`` > 0, its biases and weights' scale (``snnspin.init.drive_init`` on
+    ``INIT_BATCH`` training series drawn by ``seed``; its report is returned)."""
     statistics = input_statistics(config, x_train)
     if statistics is not None:
         model.set_input_statistics(*statistics)
+    if not config.init_drive:
+        return None
+    from .init import DEAD_BOUND, drive_init
+
+    generator = torch.Generator().manual_seed(1_000_003 * seed + 999_983)
+    pick = torch.randperm(x_train.shape[1], generator=generator)[:INIT_BATCH].to(x_train.device)
+    report = drive_init(model, x_train[:, pick], target=config.init_drive)
+    for r in report:
+        if r["unhealthy"] > DEAD_BOUND:
+            warnings.warn(f"{config.model} seed {seed}: init_drive left {r['unhealthy']:.0%} of layer {r['layer']}'s "
+                          "neurons dead or saturated at the start even with its weights shrunk "
+                          f"{r['shrinks']} times (try a smaller init_drive or gain S)", RuntimeWarning, stacklevel=2)
+    return report
 
 
 class _SeedRun:
@@ -215,7 +234,7 @@ class _SeedRun:
         self.config, self.seed, self.device = config, seed, device
         self.folder = Path(folder) if folder is not None else None
         self.model = build_model(config, seed).to(device)
-        prepare_model(self.model, config, x_train)
+        self.init_report = prepare_model(self.model, config, x_train, seed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config.lr_decay))
         self.history: list[EpochRecord] = []
@@ -279,7 +298,8 @@ class _SeedRun:
         return True
 
     def save_checkpoint(self) -> None:
-        """Write ``checkpoint.pt`` and ``history.json`` atomically (nothing without a folder)."""
+        """Write ``checkpoint.pt``, ``history.json`` and (with ``init_drive``) ``init.json``, the
+        initialisation's report, atomically (nothing without a folder)."""
         if self.folder is None:
             return
         history = [asdict(r) for r in self.history]
@@ -289,6 +309,8 @@ class _SeedRun:
             self.checkpoint_path,
         )
         atomic_write_json(self.folder / "history.json", history)
+        if self.init_report is not None:
+            atomic_write_json(self.folder / "init.json", self.init_report)
 
     def save_weights(self) -> None:
         """Write the final ``weights.pt`` (nothing without a folder)."""
@@ -509,19 +531,21 @@ def health_warnings(record: EpochRecord, config: TrainConfig) -> list[str]:
 
     """
     lines = []
+    scale = (f"init_drive (now {config.init_drive:g})" if config.init_drive
+             else f"input_scale (now {config.input_scale:g})")  # what sets the input's drive
     for layer, fraction in enumerate(record.dead or []):
         if fraction > HEALTH_LIMIT:
             normalise = "; or normalize='zscore'" if config.data and config.normalize != "zscore" else ""
             why = (f"at the thermal floor x_th = {config.thermal_power:g}" if config.thermal_power
                    else "x = 0 absorbs")
             lines.append(f"{100 * fraction:.0f} % of layer {layer}'s neurons end the sequences dead (x < 1e-3; {why}): "
-                         f"the drive I = S·syn + b_fixed stays below γ = 1/τ; try a smaller input_scale "
-                         f"(now {config.input_scale:g}) or gain S (now {config.gain:g}), a smaller lr0 (now "
+                         f"the drive I = S·syn + b_fixed stays below γ = 1/τ; try a smaller {scale} or gain S "
+                         f"(now {config.gain:g}), a smaller lr0 (now "
                          f"{config.lr0:g}){normalise}")
     for layer, fraction in enumerate(record.saturated or []):
         if fraction > HEALTH_LIMIT:
             lines.append(f"{100 * fraction:.0f} % of layer {layer}'s neurons end the sequences saturated: the drive "
-                         f"is too strong; try a smaller input_scale (now {config.input_scale:g}) or gain S (now "
+                         f"is too strong; try a smaller {scale} or gain S (now "
                          f"{config.gain:g})")
     return lines
 

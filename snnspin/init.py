@@ -1,0 +1,128 @@
+"""Data-dependent initialisation from the paper's design rule, the cumulative drive I·Δt ≈ 1.
+
+The rule and its source. Plouet et al. (Sec. IV, eq. 9-11) find that a network of
+oscillators trains when the drive a neuron receives over one input point, I·Δt with
+I = S ⟨|W|⟩ √N, is of order 1: much less and the input barely moves the neurons, much more
+and they saturate or die (x = 0 absorbs: a drive held below γ = 1/τ sends x towards 0,
+where it stays). The paper states the rule for its raw-pixel inputs and its weights' scale;
+how large the drive really is depends on the data's units. ``drive_init`` therefore measures
+it on a batch of the training data and sets it there, layer after layer, in the spirit of
+LSUV (Mishkin & Matas, "All you need is a good init", ICLR 2016: rescale each layer's
+weights until its statistics on real data hit a target):
+
+1. scale: the layer's input weights W_ext (from the layer below, or from the data for the
+   first layer) are multiplied by the one factor k that makes the spread of their drive per
+   input point, S·(W_ext u)·Δt less each neuron's mean (its RMS over batch, steps and
+   neurons), equal to ``target``. That drive is linear in k (the layers below are already
+   set), so k comes from one run of the batch. The recurrent weights W_int keep their
+   initialisation (``init_scale``): scaling them with k would move each layer's own loop
+   gain, and on weak inputs push it past 1, where the layer drives itself;
+2. bias: each neuron's bias cancels the mean of its synaptic sum over the batch and the
+   sequence (repeated until it does to 1 %, since the layer's recurrence feeds the bias
+   back into the mean), so that its mean drive is b_fixed = 2γ
+   (spintronic; the rest point x = 0.5), or its state sits where tanh has its slope (CTRNN);
+3. liveness: while more than ``bound`` of the layer's neurons end the batch dead
+   (x < 1e-3, ``models.DEAD_BELOW``; CTRNN: saturated, |tanh x| > 0.999), W_ext and W_int
+   shrink by ``SHRINK`` (at most ``MAX_SHRINKS`` times; the bias re-centred): the drive
+   stays as near I·Δt = target as the data allow without neurons dead at the start, and a
+   loop gain past 1 (a CTRNN at the paper's τ = 14 ns saturates on its own) comes down.
+
+The first layer's W_ext carries the input's scale, so the rule sets the input scale too, and
+the config refuses an ``input_scale`` other than 1 beside it. The CTRNN has no drive window of
+its own; the same rule applies to its S·(W_ext u)·Δt. The LIF twins are not covered (their
+threshold sets their own scale).
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Most centring runs per layer (the layer's recurrence feeds its bias back into its mean).
+CENTRING_RUNS = 8
+#: A neuron counts as centred when its mean synaptic sum is below this fraction of the layer's spread of it.
+CENTRED = 0.01
+#: Factor by which a layer's weights shrink while too many of its neurons start dead.
+SHRINK = 0.7
+#: Most shrink steps per layer (0.7^12 ≈ 0.014).
+MAX_SHRINKS = 12
+#: Default bound on the fraction of a layer's neurons dead (or saturated) after the initialisation.
+DEAD_BOUND = 0.02
+
+
+def _input_drive_spread(model, data, layer: int) -> float:
+    """RMS over [T, B, N] of S·(W_ext u)·Δt less each neuron's mean, u the layer's input."""
+    if layer == 0:
+        inputs = model.prepare_input(data)
+    else:
+        _, traces = model(data, record=True)
+        inputs = traces["y"][layer - 1]
+    drive = torch.nn.functional.linear(inputs, model.w_ext[layer].effective_weight())
+    drive = (drive - drive.mean((0, 1))) * model.neurons[layer].gain * model.config.delta_t
+    return float(drive.pow(2).mean().sqrt())
+
+
+def _centre(model, data, layer: int) -> None:
+    """Shift the layer's bias by minus each neuron's mean synaptic sum over batch and steps, run
+    by run until every mean is below ``CENTRED`` of the sum's spread (or ``CENTRING_RUNS`` runs)."""
+    for _ in range(CENTRING_RUNS):
+        _, traces = model(data, record=True)
+        syn = traces["syn"][layer]
+        mean = syn.mean((0, 1))
+        if float(mean.abs().max()) <= CENTRED * float(syn.std()):
+            return
+        model.w_ext[layer].bias.sub_(mean)
+
+
+def _unhealthy(model, data, layer: int) -> float:
+    """Fraction of the layer's neurons dead (spintronic) or saturated (CTRNN) at the end of ``data``."""
+    model(data)
+    health = model.neuron_health()
+    values = health["dead"] if health["dead"] is not None else health["saturated"]
+    return float(values[layer])
+
+
+@torch.no_grad()
+def drive_init(model, data: torch.Tensor, target: float = 1.0, bound: float = DEAD_BOUND) -> list[dict]:
+    """Set each layer's input weights' scale and bias from ``data`` ``[T, B, F]`` (raw, as the
+    model reads it: its input normalisation applies), so that the drive per input point from
+    the layer below spreads ``target``, RMS(S·(W_ext u)·Δt less each neuron's mean) (the
+    paper's I·Δt ≈ 1), and at most ``bound`` of each layer's neurons end the batch dead
+    (x < 1e-3) or, for the CTRNN, saturated. The rule and its source are in the module doc.
+
+    Returns one dict per layer: ``factor`` (applied to its input weights; W_int takes only the
+    shrinks), ``spread``
+    reached, ``unhealthy`` (fraction dead or saturated) and ``shrinks`` (liveness steps taken).
+
+    >>> from snnspin.config import TrainConfig
+    >>> from snnspin.models import build_model
+    >>> net = build_model(TrainConfig(width=16), 0)
+    >>> report = drive_init(net, torch.randn(40, 64, 1) * 3.0 + 5.0)
+    >>> all(r["unhealthy"] <= 0.02 for r in report), [r["layer"] for r in report]
+    (True, [0, 1, 2])
+    """
+    if model.config.model not in ("spintronic", "ctrnn"):
+        raise ValueError(f"drive_init covers the spintronic network and the CTRNN, not the {model.config.model} "
+                         "model (a spiking neuron's threshold sets its own scale)")
+    if not (isinstance(target, (int, float)) and target > 0):
+        raise ValueError(f"target must be a positive number, got {target!r}")
+    if not 0.0 <= bound < 1.0:
+        raise ValueError(f"bound must be in [0, 1), got {bound!r}")
+    if data.dim() != 3 or data.shape[0] == 0 or data.shape[1] == 0:
+        raise ValueError(f"drive_init needs a batch [T, B, F] with T, B >= 1, got shape {tuple(data.shape)}")
+    report = []
+    for layer in range(model.config.layers):
+        ext = model.w_ext[layer]
+        spread = _input_drive_spread(model, data, layer)
+        factor = target / spread if spread > 0.0 else 1.0  # no signal reaches the layer: nothing to scale
+        ext.weight.mul_(factor)
+        _centre(model, data, layer)
+        shrinks = 0
+        while _unhealthy(model, data, layer) > bound and shrinks < MAX_SHRINKS:
+            ext.weight.mul_(SHRINK)
+            model.w_int[layer].weight.mul_(SHRINK)
+            factor *= SHRINK
+            shrinks += 1
+            _centre(model, data, layer)
+        report.append({"layer": layer, "factor": factor, "spread": _input_drive_spread(model, data, layer),
+                       "unhealthy": _unhealthy(model, data, layer), "shrinks": shrinks})
+    return report
