@@ -117,7 +117,7 @@ class TrainConfig:
                                 "bias) from a batch of training data so that the drive per input point from the "
                                 "layer below, S·W_ext·u·Δt, spreads this much (the paper's rule I·Δt ≈ 1), with at "
                                 "most 1 in 50 neurons starting dead (snnspin.init); init_scale then sets the "
-                                "recurrent weights only, and input_scale must be 1; 0: off")
+                                "recurrent weights only, and input_scale multiplies the first layer's spread; 0: off")
     epochs: int = _f(30, "training epochs")
     lr0: float = _f(0.149, "initial learning rate", paper=True)
     lr_decay: float = _f(8.077, "lr = lr0 / (epoch / lr_decay + 1)", paper=True)
@@ -244,9 +244,6 @@ class TrainConfig:
         if self.init_drive and self.model in SPIKING:
             raise ValueError(f"init_drive sets the spintronic and ctrnn models' drive; the {self.model} model's "
                              "threshold sets its own scale")
-        if self.init_drive and self.input_scale != 1.0:
-            raise ValueError(f"init_drive sets the first layer's drive from the data, so input_scale = "
-                             f"{self.input_scale:g} would have no effect: set input_scale to 1")
         if self.x_min and self.model != "spintronic":
             raise ValueError(f"x_min (a floor on the oscillators' power) does not apply to the {self.model} model")
         for name in ("d_inter", "d_intra"):

@@ -385,8 +385,7 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     protocol as in ``snnspin.sweep``); a slot whose worker's heartbeat (every ``heartbeat``
     s) stopped for 5 beats is taken over, its trial marked FAIL and its parameters tried
     again. A study made with other settings is refused (``check_same_settings``). ``space``:
-    the search ranges (``search_space``, e.g. τ limited to what a device can do); with
-    ``init_drive`` the input's scale comes from the data and ``input_scale`` is not searched.
+    the search ranges (``search_space``, e.g. τ limited to what a device can do).
 
     Writes ``best_config.json`` (a ``TrainConfig`` evaluating on the test half, ready for
     ``snnspin train --config``) and ``best.json`` (value, parameters, trial counts).
@@ -409,8 +408,6 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
         raise ValueError(f"{out} is a file, not a folder")
     name = study_name or f"snnspin-{base.model}"
     base = base.replace(val_fraction=base.val_fraction or 0.2, seeds=1)
-    if base.init_drive:  # the input's scale comes from the data: input_scale is not searched (it must stay 1)
-        space = {field: bounds for field, bounds in space.items() if field != "input_scale"}
     # no verdict before half of the first seed's epochs: a slower start is not a worse end
     data = load_data(base)
     warmup = warmup_epochs(resolve_for_data(base, data).epochs)  # the epochs a seed really runs

@@ -27,8 +27,9 @@ weights until its statistics on real data hit a target):
    stays as near I·Δt = target as the data allow without neurons dead at the start, and a
    loop gain past 1 (a CTRNN at the paper's τ = 14 ns saturates on its own) comes down.
 
-The first layer's W_ext carries the input's scale, so the rule sets the input scale too, and
-the config refuses an ``input_scale`` other than 1 beside it. The CTRNN has no drive window of
+The first layer's W_ext carries the input's scale, so the rule sets the input scale too;
+``input_scale`` then multiplies the data after it, so that the first layer's drive spreads
+``input_scale`` · target (1: the rule itself). The CTRNN has no drive window of
 its own; the same rule applies to its S·(W_ext u)·Δt. The LIF twins are not covered (their
 threshold sets their own scale).
 """
@@ -86,7 +87,7 @@ def drive_init(model, data: torch.Tensor, target: float = 1.0, bound: float = DE
     """Set each layer's input weights' scale and bias from ``data`` ``[T, B, F]`` (raw, as the
     model reads it: its input normalisation applies), so that the drive per input point from
     the layer below spreads ``target``, RMS(S·(W_ext u)·Δt less each neuron's mean) (the
-    paper's I·Δt ≈ 1), and at most ``bound`` of each layer's neurons end the batch dead
+    paper's I·Δt ≈ 1; the first layer ``input_scale`` · target), and at most ``bound`` of each layer's neurons end the batch dead
     (x < 1e-3) or, for the CTRNN, saturated. The rule and its source are in the module doc.
 
     Returns one dict per layer: ``factor`` (applied to its input weights; W_int takes only the
@@ -113,7 +114,8 @@ def drive_init(model, data: torch.Tensor, target: float = 1.0, bound: float = DE
     for layer in range(model.config.layers):
         ext = model.w_ext[layer]
         spread = _input_drive_spread(model, data, layer)
-        factor = target / spread if spread > 0.0 else 1.0  # no signal reaches the layer: nothing to scale
+        goal = target * (model.config.input_scale if layer == 0 else 1.0)  # input_scale: a factor on the rule
+        factor = goal / spread if spread > 0.0 else 1.0  # no signal reaches the layer: nothing to scale
         ext.weight.mul_(factor)
         _centre(model, data, layer)
         shrinks = 0

@@ -37,7 +37,7 @@ def test_few_neurons_start_dead_after_the_initialisation_on_raw_data(model, chan
     rng = np.random.default_rng(seed)
     x = 10.0 ** log_offset + 10.0 ** log_scale * _series(kind, rng, 32, 96, channels)
     x = torch.tensor(x, dtype=torch.float32)
-    net = build_model(preset_config(model, width=12, n_inputs=channels, input_scale=1.0, init_drive=1.0), seed)
+    net = build_model(preset_config(model, width=12, n_inputs=channels, init_drive=1.0), seed)
     report = drive_init(net, x[:, :48])
     assert [r["layer"] for r in report] == [0, 1, 2]
     with torch.no_grad():
@@ -49,17 +49,19 @@ def test_few_neurons_start_dead_after_the_initialisation_on_raw_data(model, chan
 
 def test_the_drive_spread_hits_its_target_where_no_neuron_dies():
     """Closed form: the input weights' drive is linear in their factor, so a target that kills
-    nothing is met exactly (to float32), layer by layer; the bias cancels each neuron's mean
-    synaptic sum; the recurrent weights keep their initialisation."""
+    nothing is met exactly (to float32), layer by layer, the first layer's times input_scale;
+    the bias cancels each neuron's mean synaptic sum; the recurrent weights keep their
+    initialisation."""
     x = torch.randn(40, 64, 2, generator=torch.Generator().manual_seed(0)) * 30.0 + 200.0
-    for model in ("spintronic", "ctrnn"):
-        net = build_model(preset_config(model, width=10, n_inputs=2, input_scale=1.0, init_drive=0.05), 0)
+    for model, input_scale in (("spintronic", 1.0), ("ctrnn", 1.0), ("spintronic", 0.4)):
+        net = build_model(preset_config(model, width=10, n_inputs=2, input_scale=input_scale, init_drive=0.05), 0)
         recurrent = [m.weight.clone() for m in net.w_int]
         report = drive_init(net, x, target=0.05)
+        expected = pytest.approx([0.05 * input_scale, 0.05, 0.05], rel=1e-4)
         assert [r["shrinks"] for r in report] == [0, 0, 0]
-        assert [r["spread"] for r in report] == pytest.approx([0.05] * 3, rel=1e-4)
+        assert [r["spread"] for r in report] == expected
         with torch.no_grad():
-            assert [_input_drive_spread(net, x, i) for i in range(3)] == pytest.approx([0.05] * 3, rel=1e-4)
+            assert [_input_drive_spread(net, x, i) for i in range(3)] == expected
             _, traces = net(x, record=True)
         for i in range(3):
             assert traces["syn"][i].mean((0, 1)).abs().max() <= 0.0101 * traces["syn"][i].std()
@@ -68,7 +70,7 @@ def test_the_drive_spread_hits_its_target_where_no_neuron_dies():
 
 def test_too_strong_a_target_is_shrunk_until_the_neurons_live():
     x = torch.randn(40, 64, 1, generator=torch.Generator().manual_seed(1)) * 4.0 + 8.0
-    net = build_model(preset_config("spintronic", width=16, input_scale=1.0, init_drive=5.0), 0)
+    net = build_model(preset_config("spintronic", width=16, init_drive=5.0), 0)
     report = drive_init(net, x, target=5.0)
     assert all(r["shrinks"] > 0 and r["spread"] < 5.0 and r["unhealthy"] <= DEAD_BOUND for r in report)
 
@@ -80,7 +82,7 @@ def test_training_with_init_drive_records_its_report_and_repeats(tmp_path):
     x[y == 1, :, 0] += 80.0
     path = tmp_path / "mine.npz"
     np.savez(path, x=x, y=y)
-    config = preset_config("spintronic", data=str(path), width=6, epochs=2, input_scale=1.0, init_drive=1.0)
+    config = preset_config("spintronic", data=str(path), width=6, epochs=2, init_drive=1.0)
     plain = build_model(config.replace(init_drive=0.0, n_inputs=2, n_classes=3), 3)
     model, _ = train_seed(config.replace(epochs=1), 3, folder=tmp_path / "a", progress=False)
     report = json.loads((tmp_path / "a" / "init.json").read_text())
@@ -105,7 +107,6 @@ def test_prepare_model_leaves_the_uniform_init_alone_without_init_drive():
 
 @pytest.mark.parametrize("changes, message", [
     (dict(model="lif", init_drive=1.0), "threshold sets its own scale"),
-    (dict(init_drive=1.0, input_scale=0.5), "input_scale = 0.5 would have no effect"),
     (dict(init_drive=-1.0), "init_drive must be >= 0"),
     (dict(init_drive=float("inf")), "init_drive must be"),
 ])
@@ -139,13 +140,11 @@ def test_health_warnings_under_init_drive_name_it_instead_of_input_scale():
     assert "a smaller init_drive (now 0.8)" in line and "input_scale" not in line
 
 
-def test_tuning_with_init_drive_does_not_search_the_input_scale_it_replaces(tmp_path):
-    from snnspin.hpo import open_study, tune
+def test_tuning_keeps_init_drive_in_every_trial(tmp_path):
+    from snnspin.hpo import tune
 
     base = TrainConfig(layers=1, width=4, epochs=1, batch_size=300, init_drive=0.5)
     result = tune(base, tmp_path, n_trials=1, progress=False)
-    assert "input_scale" not in result["best_params"] and "init_scale" in result["best_params"]
-    study = open_study("snnspin-spintronic", f"sqlite:///{tmp_path / 'study.db'}")
-    assert "input_scale" not in study.user_attrs["search_space"]
+    assert {"input_scale", "init_scale"} <= set(result["best_params"])
     best = TrainConfig.from_dict(json.loads((tmp_path / "best_config.json").read_text()))
-    assert best.init_drive == 0.5 and best.input_scale == 1.0
+    assert best.init_drive == 0.5 and best.input_scale == pytest.approx(result["best_params"]["input_scale"])
