@@ -497,6 +497,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as error:  # bad input, unreadable or unwritable file: one line, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:  # a training diverged: the others' results are saved
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished epochs are saved; rerun with --resume to continue", file=sys.stderr)
         return 130

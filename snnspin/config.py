@@ -113,11 +113,12 @@ class TrainConfig:
                            READOUT_TIMES)
     input_scale: float = _f(1.0, "factor on the raw pixels 0..16 (1 = raw, 1/16 = [0, 1])")
     init_scale: float = _f(1.0, "factor on the uniform ±1/sqrt(fan_in) weight initialisation")
-    init_drive: float = _f(0.0, "spintronic and ctrnn: if > 0, scale each layer's input weights (and centre its "
-                                "bias) from a batch of training data so that the drive per input point from the "
-                                "layer below, S·W_ext·u·Δt, spreads this much (the paper's rule I·Δt ≈ 1), with at "
-                                "most 1 in 50 neurons starting dead (snnspin.init); init_scale then sets the "
-                                "recurrent weights only, and input_scale multiplies the first layer's spread; 0: off")
+    init_drive: float = _f(-1.0, "spintronic and ctrnn: if > 0, scale each layer's input weights (and centre its "
+                                 "bias) from a batch of training data so that the drive per input point from the "
+                                 "layer below, S·W_ext·u·Δt, spreads this much (the paper's rule I·Δt ≈ 1), with "
+                                 "at most 1 in 50 neurons starting dead (snnspin.init); init_scale then sets the "
+                                 "recurrent weights only, and input_scale multiplies the first layer's spread; 0: "
+                                 "off; -1: auto, 1 for the ctrnn on a data file, off otherwise")
     epochs: int = _f(30, "training epochs")
     lr0: float = _f(0.149, "initial learning rate", paper=True)
     lr_decay: float = _f(8.077, "lr = lr0 / (epoch / lr_decay + 1)", paper=True)
@@ -239,9 +240,10 @@ class TrainConfig:
             raise ValueError(f"adapt_tau must be > 0, got {self.adapt_tau}")
         if self.adapt_strength < 0:
             raise ValueError(f"adapt_strength must be >= 0, got {self.adapt_strength}")
-        if not (math.isfinite(self.init_drive) and self.init_drive >= 0):
-            raise ValueError(f"init_drive must be >= 0 (0: off), got {self.init_drive}")
-        if self.init_drive and self.model in SPIKING:
+        if not (0 <= self.init_drive <= 100 or self.init_drive == -1):  # NaN fails too
+            raise ValueError(f"init_drive must be in [0, 100] (0: off; the paper's rule is 1) or -1 (auto), got "
+                             f"{self.init_drive}")
+        if self.init_drive > 0 and self.model in SPIKING:
             raise ValueError(f"init_drive sets the spintronic and ctrnn models' drive; the {self.model} model's "
                              "threshold sets its own scale")
         if self.x_min and self.model != "spintronic":

@@ -25,7 +25,7 @@ import optuna
 
 from .config import SPIKE_READOUTS, SPIKING, TrainConfig
 from .io import atomic_write_json
-from .defaults import resolve_for_data, resolved_readout_time
+from .defaults import resolve_for_data, resolved_init_drive, resolved_readout_time
 from .nn.alif import SURROGATES
 from .training import load_data, train_seeds
 
@@ -343,9 +343,12 @@ def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int
     now, defaults = base.to_dict(), TrainConfig().to_dict()
     if "readout_time" not in saved and base.model not in SPIKING:
         saved = {**saved, "readout_time": "last"}  # a study made before the option read the last step
+    if "init_drive" not in saved:
+        saved = {**saved, "init_drive": 0.0}  # a study made before the option started from the uniform init
     saved = {**defaults, **saved}  # a field added after the study was made held its default there
     for fields in (saved, now):  # auto as it resolves (snnspin.defaults)
         fields["readout_time"] = resolved_readout_time(fields["model"], fields["readout_time"], fields["data"])
+        fields["init_drive"] = resolved_init_drive(fields["model"], fields["init_drive"], fields["data"])
     changed = [f"{k} {saved[k]!r} → {now[k]!r}" for k in sorted(now) if k not in MAY_DIFFER and saved[k] != now[k]]
     before = study.user_attrs.get("trial_seeds", trial_seeds)
     if before != trial_seeds:

@@ -36,6 +36,8 @@ threshold sets their own scale).
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 #: Most centring runs per layer (the layer's recurrence feeds its bias back into its mean).
@@ -46,20 +48,31 @@ CENTRED = 0.01
 SHRINK = 0.7
 #: Most shrink steps per layer (0.7^12 ≈ 0.014).
 MAX_SHRINKS = 12
+#: Largest target accepted: a drive spread of 100 per input point is already 100 times the rule.
+MAX_TARGET = 100.0
+#: A layer's input carries no signal, and its weights are not scaled up, when its variation over
+#: batch and steps is below this fraction of its RMS (first layer: constant data; what is left is
+#: float rounding) or below this value (deeper layers, whose inputs are bounded by 1).
+NO_SIGNAL = 1e-5
 #: Default bound on the fraction of a layer's neurons dead (or saturated) after the initialisation.
 DEAD_BOUND = 0.02
 
 
-def _input_drive_spread(model, data, layer: int) -> float:
-    """RMS over [T, B, N] of S·(W_ext u)·Δt less each neuron's mean, u the layer's input."""
+def _input_drive_spread(model, data, layer: int) -> tuple[float, bool]:
+    """RMS over [T, B, N] of S·(W_ext u)·Δt less each neuron's mean, u the layer's input, and
+    whether u carries a signal (see ``NO_SIGNAL``)."""
     if layer == 0:
         inputs = model.prepare_input(data)
     else:
         _, traces = model(data, record=True)
         inputs = traces["y"][layer - 1]
-    drive = torch.nn.functional.linear(inputs, model.w_ext[layer].effective_weight())
-    drive = (drive - drive.mean((0, 1))) * model.neurons[layer].gain * model.config.delta_t
-    return float(drive.pow(2).mean().sqrt())
+    weight = model.w_ext[layer].effective_weight()
+    inputs = inputs.to(weight.dtype)
+    varying = float((inputs - inputs.mean((0, 1))).pow(2).mean().sqrt())
+    # the outputs below are bounded by 1: a variation under NO_SIGNAL is rounding, not signal
+    floor = NO_SIGNAL * (float(inputs.pow(2).mean().sqrt()) if layer == 0 else 1.0)
+    drive = torch.nn.functional.linear(inputs, weight) * model.neurons[layer].gain * model.config.delta_t
+    return float((drive - drive.mean((0, 1))).pow(2).mean().sqrt()), varying > floor
 
 
 def _centre(model, data, layer: int) -> None:
@@ -104,19 +117,25 @@ def drive_init(model, data: torch.Tensor, target: float = 1.0, bound: float = DE
     if model.config.model not in ("spintronic", "ctrnn"):
         raise ValueError(f"drive_init covers the spintronic network and the CTRNN, not the {model.config.model} "
                          "model (a spiking neuron's threshold sets its own scale)")
-    if not (isinstance(target, (int, float)) and target > 0):
-        raise ValueError(f"target must be a positive number, got {target!r}")
+    if isinstance(target, bool) or not isinstance(target, numbers.Real) or not 0 < target <= MAX_TARGET:
+        raise ValueError(f"target must be a number in (0, {MAX_TARGET:g}], got {target!r}")
+    target = float(target)
     if not 0.0 <= bound < 1.0:
         raise ValueError(f"bound must be in [0, 1), got {bound!r}")
     if data.dim() != 3 or data.shape[0] == 0 or data.shape[1] == 0:
         raise ValueError(f"drive_init needs a batch [T, B, F] with T, B >= 1, got shape {tuple(data.shape)}")
+    data = data.to(model.readout.weight.dtype)  # the batch as the model computes
     report = []
     for layer in range(model.config.layers):
         ext = model.w_ext[layer]
-        spread = _input_drive_spread(model, data, layer)
+        spread, signal = _input_drive_spread(model, data, layer)
         goal = target * (model.config.input_scale if layer == 0 else 1.0)  # input_scale: a factor on the rule
-        factor = goal / spread if spread > 0.0 else 1.0  # no signal reaches the layer: nothing to scale
+        signal = signal and spread > 0.0
+        factor = goal / spread if signal else 1.0  # no signal reaches the layer: nothing to scale
         ext.weight.mul_(factor)
+        if not torch.isfinite(ext.weight).all():
+            raise ValueError(f"drive_init: layer {layer}'s input weights are no longer finite after scaling them by "
+                             f"{factor:.3g} (drive spread {spread:.3g} to {goal:.3g}); lower init_drive")
         _centre(model, data, layer)
         shrinks = 0
         while _unhealthy(model, data, layer) > bound and shrinks < MAX_SHRINKS:
@@ -125,6 +144,6 @@ def drive_init(model, data: torch.Tensor, target: float = 1.0, bound: float = DE
             factor *= SHRINK
             shrinks += 1
             _centre(model, data, layer)
-        report.append({"layer": layer, "factor": factor, "spread": _input_drive_spread(model, data, layer),
+        report.append({"layer": layer, "factor": factor, "spread": _input_drive_spread(model, data, layer)[0],
                        "unhealthy": _unhealthy(model, data, layer), "shrinks": shrinks})
     return report

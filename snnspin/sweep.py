@@ -119,13 +119,13 @@ def config_for(point: dict, base: TrainConfig) -> TrainConfig:
         changes.update(d_inter=density, d_intra=density)
     model = changes.pop("model", base.model)
     if model != base.model:
-        kept = KEPT_ACROSS_MODELS + (() if model in SPIKING or base.model in SPIKING else ("readout_time",))
+        kept = KEPT_ACROSS_MODELS + (() if model in SPIKING or base.model in SPIKING else ("readout_time", "init_drive"))
         base = preset_config(model).replace(**{k: v for k, v in base.to_dict().items() if k in kept})
     return base.replace(**changes)
 
 
 #: What a grid point that switches ``model`` keeps of the base config (the rest is the model's preset);
-#: also ``readout_time`` between the spintronic network and the CTRNN.
+#: also ``readout_time`` and ``init_drive`` between the spintronic network and the CTRNN.
 KEPT_ACROSS_MODELS = ("epochs", "val_fraction", "device", "split_seed", "data", "n_inputs", "n_classes", "normalize",
                       "batch_size", "schedule", "order", "engine")
 

@@ -204,7 +204,9 @@ def prepare_model(model, config: TrainConfig, x_train: torch.Tensor, seed: int =
     statistics = input_statistics(config, x_train)
     if statistics is not None:
         model.set_input_statistics(*statistics)
-    if not config.init_drive:
+    if config.init_drive == -1:
+        raise ValueError("init_drive=-1 (auto) must be resolved against the data first (resolve_for_data)")
+    if not config.init_drive > 0:
         return None
     from .init import DEAD_BOUND, drive_init
 
@@ -531,7 +533,7 @@ def health_warnings(record: EpochRecord, config: TrainConfig) -> list[str]:
 
     """
     lines = []
-    scale = (f"init_drive (now {config.init_drive:g})" if config.init_drive
+    scale = (f"init_drive (now {config.init_drive:g})" if config.init_drive > 0
              else f"input_scale (now {config.input_scale:g})")  # what sets the input's drive
     for layer, fraction in enumerate(record.dead or []):
         if fraction > HEALTH_LIMIT:
@@ -663,6 +665,10 @@ def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:
             a["readout_time"] = "last"  # saved before the option: every such run read the last step
         if b["readout_time"] == "auto":
             b["readout_time"] = a["readout_time"]  # not resolved against the data yet
+    if a["init_drive"] == -1:
+        a["init_drive"] = 0.0  # saved before the option: every such run started from the uniform init
+    if b["init_drive"] == -1:
+        b["init_drive"] = a["init_drive"]  # not resolved against the data yet
     defaults = TrainConfig().to_dict()
     # a run saved before a data-dependent field existed holds its "from the data" default there
     diff = [k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES

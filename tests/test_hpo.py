@@ -150,7 +150,7 @@ def test_cli_tune_then_train_from_best_config(tmp_path, capsys):
     best = json.loads((out / "best_config.json").read_text())
     # the run records what the digits gave: widths, batch size, no normalisation, epochs as epochs
     assert saved == {**best, "n_inputs": 1, "n_classes": 10, "batch_size": 120, "normalize": "none",
-                     "schedule": "epochs", "readout_time": "last"}
+                     "schedule": "epochs", "readout_time": "last", "init_drive": 0.0}
 
 
 def _open(path):

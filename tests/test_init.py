@@ -61,7 +61,7 @@ def test_the_drive_spread_hits_its_target_where_no_neuron_dies():
         assert [r["shrinks"] for r in report] == [0, 0, 0]
         assert [r["spread"] for r in report] == expected
         with torch.no_grad():
-            assert [_input_drive_spread(net, x, i) for i in range(3)] == expected
+            assert [_input_drive_spread(net, x, i)[0] for i in range(3)] == expected
             _, traces = net(x, record=True)
         for i in range(3):
             assert traces["syn"][i].mean((0, 1)).abs().max() <= 0.0101 * traces["syn"][i].std()
@@ -98,16 +98,36 @@ def test_training_with_init_drive_records_its_report_and_repeats(tmp_path):
 
 
 def test_prepare_model_leaves_the_uniform_init_alone_without_init_drive():
-    config = TrainConfig(width=6, normalize="none")
+    config = TrainConfig(width=6, normalize="none", init_drive=0.0)
     net = build_model(config, 0)
     before = [p.clone() for p in net.parameters()]
     assert prepare_model(net, config, torch.rand(20, 30, 1)) is None
     assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    with pytest.raises(ValueError, match="must be resolved against the data first"):
+        prepare_model(net, config.replace(init_drive=-1.0), torch.rand(20, 30, 1))
+
+
+def test_auto_means_the_drive_rule_for_the_ctrnn_on_a_data_file_only(tmp_path):
+    from snnspin.defaults import resolve_for_data
+
+    x, y = torch.randn(20, 60, 2), torch.arange(60) % 3
+    data = ((x, y), (x, y))
+    for model, on_file, expected in (("ctrnn", True, 1.0), ("ctrnn", False, 0.0), ("spintronic", True, 0.0),
+                                     ("lif", True, 0.0)):
+        config = preset_config(model, data="mine.npz" if on_file else "", n_inputs=2 if on_file else 0)
+        assert config.init_drive == -1.0
+        if on_file:
+            assert resolve_for_data(config, data).init_drive == expected
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=np.random.default_rng(0).normal(size=(60, 20, 2)), y=np.arange(60) % 3)
+    train_seed(preset_config("ctrnn", data=str(path), width=4, epochs=1), 0, folder=tmp_path / "run", progress=False)
+    assert json.loads((tmp_path / "run" / "init.json").read_text())[0]["layer"] == 0
 
 
 @pytest.mark.parametrize("changes, message", [
     (dict(model="lif", init_drive=1.0), "threshold sets its own scale"),
-    (dict(init_drive=-1.0), "init_drive must be >= 0"),
+    (dict(init_drive=-2.0), "init_drive must be in \\[0, 100\\]"),
+    (dict(init_drive=1e300), "init_drive must be in"),
     (dict(init_drive=float("inf")), "init_drive must be"),
 ])
 def test_settings_init_drive_cannot_honour_are_refused(changes, message):
@@ -119,7 +139,7 @@ def test_drive_init_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="not the lif model"):
         drive_init(build_model(TrainConfig(model="lif", width=4), 0), torch.rand(5, 4, 1))
     net = build_model(TrainConfig(width=4), 0)
-    with pytest.raises(ValueError, match="target must be a positive number"):
+    with pytest.raises(ValueError, match="target must be a number in"):
         drive_init(net, torch.rand(5, 4, 1), target=0.0)
     with pytest.raises(ValueError, match="bound must be in"):
         drive_init(net, torch.rand(5, 4, 1), bound=1.0)
@@ -148,3 +168,19 @@ def test_tuning_keeps_init_drive_in_every_trial(tmp_path):
     assert {"input_scale", "init_scale"} <= set(result["best_params"])
     best = TrainConfig.from_dict(json.loads((tmp_path / "best_config.json").read_text()))
     assert best.init_drive == 0.5 and best.input_scale == pytest.approx(result["best_params"]["input_scale"])
+
+
+def test_constant_inputs_are_no_signal_to_scale_up():
+    """A constant series leaves only float rounding in the centred drive: no layer's weights are
+    blown up to amplify it (factor 1 where there is no signal)."""
+    for model in ("spintronic", "ctrnn"):
+        net = build_model(preset_config(model, width=8, n_inputs=2, init_drive=1.0), 0)
+        report = drive_init(net, torch.full((30, 16, 2), 3.0))
+        assert all(r["factor"] <= 1.0 for r in report), report
+        assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
+def test_float64_batches_initialise_a_float32_model():
+    net = build_model(preset_config("spintronic", width=8, init_drive=1.0), 0)
+    report = drive_init(net, torch.randn(20, 16, 1, dtype=torch.float64))
+    assert report[0]["spread"] == pytest.approx(net.config.input_scale, rel=1e-3)
