@@ -159,6 +159,34 @@ def open_sweep(name: str, storage: str) -> optuna.Study:
     return open_study(f"sweep-{name}", storage)
 
 
+def check_same_base(study, base: TrainConfig) -> None:
+    """Refuse to run a sweep on a store whose trainings started from another base config: a
+    (point, seed) finished there would count for this base too. One ``ValueError`` line. A
+    sweep stored before base configs were recorded takes this one; fields added to the config
+    since held their defaults there; ``device`` and ``engine`` may differ.
+
+    >>> import optuna
+    >>> study = optuna.create_study()
+    >>> study.set_user_attr("base_config", TrainConfig(width=8).to_dict())
+    >>> check_same_base(study, TrainConfig(width=8, device="cpu"))
+    >>> check_same_base(study, TrainConfig(width=16))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the sweep 'no-name-...' in this store was run from another base config (width 8 → 16): ...
+    """
+    from .hpo import MAY_DIFFER
+
+    saved = study.user_attrs.get("base_config")
+    if saved is None:
+        return
+    saved, now = {**TrainConfig().to_dict(), **saved}, base.to_dict()
+    changed = [f"{k} {saved[k]!r} → {now[k]!r}" for k in sorted(now) if k not in MAY_DIFFER and saved[k] != now[k]]
+    if changed:
+        raise ValueError(f"the sweep {study.study_name!r} in this store was run from another base config "
+                         f"({', '.join(changed)}): its finished trainings would count for this one; use another "
+                         "sweep name, --out or --storage, or the same settings")
+
+
 def existing_sweep(name: str, storage: str) -> optuna.Study:
     """The study of sweep ``name`` if the store holds it; a one-line ``ValueError`` otherwise
     (nothing is created: neither the store nor the study).
@@ -243,7 +271,8 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
     ``grid`` replaces the named sweep's grid (a custom sweep); ``base`` the starting config
     (default: the tuned spintronic preset, with the small preset's epochs when small).
     Accuracies in %, as in ``results``. Every point is checked (``check_grid``) and ``seeds``
-    must be >= 1 before the store is opened.
+    must be >= 1 before the store is opened; a store whose sweep ``name`` ran from another base
+    config is refused before anything is written to it (``check_same_base``).
 
     Any number of workers may run the same call on one store: each training is claimed
     atomically and runs exactly once; a worker stays until all are finished, and takes over
@@ -286,6 +315,8 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
     from .training import train_seeds
 
     study = open_sweep(name, storage)
+    check_same_base(study, base)
+    study.set_user_attr("base_config", base.to_dict())
     study.set_user_attr("grid", grid)
     study.set_user_attr("x", spec.x if spec else next(iter(grid)))
     study.set_user_attr("series", spec.series if spec else "")

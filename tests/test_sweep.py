@@ -158,6 +158,17 @@ def test_a_sweep_leaves_only_its_trainings_in_the_store(tmp_path):
     assert states == [optuna.trial.TrialState.COMPLETE] * 3  # no placeholder trial, nothing trained twice
 
 
+def test_a_store_run_from_another_base_config_is_refused_before_anything_is_written(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    run_sweep("custom", storage, seeds=1, base=BASE, grid={"delta_t": [0.5]})
+    before = len(open_sweep("custom", storage).trials)
+    for other in (BASE.replace(width=5), BASE.replace(init_drive=0.5)):
+        with pytest.raises(ValueError, match="run from another base config"):
+            run_sweep("custom", storage, seeds=1, base=other, grid={"delta_t": [0.5, 2.0]})
+    assert len(open_sweep("custom", storage).trials) == before
+    run_sweep("custom", storage, seeds=1, base=BASE.replace(device="cpu"), grid={"delta_t": [0.5]})  # may differ
+
+
 def test_a_failed_training_fails_the_command_and_is_retried_by_the_next_run(tmp_path, capsys, monkeypatch):
     import snnspin.training
 
