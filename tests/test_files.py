@@ -48,6 +48,14 @@ def test_own_test_set_and_one_channel(tmp_path):
     (dict(x=np.ones((4, 3)), y=[0, 1, 1, 2]), "class 0 has a single series"),
     (dict(x=np.ones((4, 3)), y=[0, 1, 0, 1], x_test=np.ones((2, 3))), "x_test and y_test go together"),
     (dict(x=np.ones((4, 3)), y=[0, 1, 0, 1], x_test=np.ones((2, 4)), y_test=[0, 1]), "x_test's series are"),
+    (dict(x=np.ones((4, 3)), y=[1, 2, 1, 2]), r"labels must be 0 \.\. C-1 .*no series of class 0\)"),
+    (dict(x=np.ones((4, 3)), y=[0, 2, 0, 2]), r"2 classes up to 2 \(no series of class 1\)"),
+    (dict(x=np.ones((4, 3)), y=[0, 2**40, 0, 2**40]), "no series of class 1, 2, 3, ..."),
+    (dict(x=np.ones((4, 3)), y=[0, 1, 0, 1], x_test=np.ones((2, 3)), y_test=[0, 5]), r"y_test holds label\(s\) \[5\]"),
+    (dict(x=np.ones((4, 3)), y=[0, 1, 0, 1], X_test=np.ones((2, 3)), Y_test=[0, 1]), "unknown array.s. X_test, Y_test"),
+    (dict(x=np.random.default_rng(0).normal(size=(4, 3)) * 1e-50, y=[0, 1, 0, 1]), "channel 0 varies by .*e-5.*cannot resolve"),
+    (dict(x=1e6 + np.random.default_rng(0).normal(size=(4, 3)) * 1e-3, y=[0, 1, 0, 1]), "subtract its offset"),
+    (dict(x=np.ones((4, 3)) * 1e50, y=[0, 1, 0, 1]), "beyond float32's range"),
 ])
 def test_bad_files_get_one_line_naming_the_file(tmp_path, arrays, match):
     path = _save(tmp_path, **arrays)

@@ -4,8 +4,9 @@ File format (``numpy.savez``):
 
 - ``x``: ``[N, T, F]`` floats, N series of T time points with F channels (``[N, T]`` is read
   as one channel); the points are Δt ns apart when presented to a network;
-- ``y``: ``[N]`` integer labels in 0 .. C-1 (whole-valued floats are accepted);
-- optionally ``x_test`` ``[M, T, F]`` and ``y_test`` ``[M]``: a test set of your own. Without
+- ``y``: ``[N]`` integer labels in 0 .. C-1, every class with series (whole-valued floats are
+  accepted);
+- optionally ``x_test`` ``[M, T, F]`` and ``y_test`` ``[M]`` (labels among y's): a test set of your own. Without
   them the series are split 50/50, stratified, by the split seed (as the digits are).
 
 Series of different lengths must be padded to one T before saving (zeros at the end, as
@@ -82,6 +83,23 @@ def _time_first(x: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(x).to(torch.get_default_dtype()).permute(1, 0, 2).contiguous()
 
 
+def _check_representable(path, name, values: np.ndarray) -> None:
+    """Refuse series that torch's default float type cannot hold: values past its range, or a
+    channel whose spread it loses (values below its smallest normal number, or an offset that
+    swamps the variation); normalising inside the model would then see zeros or rounding."""
+    dtype = np.dtype(str(torch.get_default_dtype()).replace("torch.", ""))
+    cast = values.astype(dtype)
+    if not np.isfinite(cast).all():
+        raise ValueError(f"{path}: {name} holds values beyond {dtype}'s range (largest |value| "
+                         f"{np.abs(values).max():.3g}); rescale the series before saving")
+    exact, kept = values.std(axis=(0, 1)), cast.astype(np.float64).std(axis=(0, 1))
+    lost = np.flatnonzero((exact > 0) & (np.abs(kept - exact) > 1e-2 * exact))
+    if lost.size:
+        k = int(lost[0])
+        raise ValueError(f"{path}: {name}'s channel {k} varies by {exact[k]:.3g} around {values[:, :, k].mean():.3g}, "
+                         f"which {dtype} cannot resolve; subtract its offset or rescale it before saving")
+
+
 def load_series(path, split_seed: int = 0, val_fraction: float = 0.0) -> SeriesSplit:
     """Read, check and split a ``.npz`` file of labelled series (format: module doc).
 
@@ -105,6 +123,10 @@ def load_series(path, split_seed: int = 0, val_fraction: float = 0.0) -> SeriesS
         raise ValueError(f"{path}: not a readable .npz file ({error})") from None
     with archive:
         keys = set(archive.files)
+        unknown = sorted(keys - {"x", "y", "x_test", "y_test"})
+        if unknown:
+            raise ValueError(f"{path}: unknown array(s) {', '.join(unknown)}; a file holds x, y and optionally "
+                             "x_test, y_test (names are case-sensitive)")
         for needed in ("x", "y"):
             if needed not in keys:
                 raise ValueError(f"{path}: missing array '{needed}' (has: {', '.join(sorted(keys)) or 'none'})")
@@ -126,8 +148,20 @@ def load_series(path, split_seed: int = 0, val_fraction: float = 0.0) -> SeriesS
             raise ValueError(f"{path}: x_test has {len(test[0])} series but y_test has {len(test[1])} labels")
         if test[0].shape[1:] != x.shape[1:]:
             raise ValueError(f"{path}: x_test's series are {test[0].shape[1:]} [T, F] but x's are {x.shape[1:]}")
-    if len(np.unique(y)) < 2:
-        raise ValueError(f"{path}: y holds one class only ({np.unique(y).tolist()}); a classifier needs two or more")
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"{path}: y holds one class only ({classes.tolist()}); a classifier needs two or more")
+    if classes[-1] != len(classes) - 1:  # labels 0 .. C-1, each with training series
+        missing = sorted(set(range(min(int(classes[-1]) + 1, 1000))) - set(classes.tolist()))[:3]
+        raise ValueError(f"{path}: y's labels must be 0 .. C-1 with every class present; it holds "
+                         f"{len(classes)} classes up to {int(classes[-1])} (no series of class "
+                         f"{', '.join(map(str, missing))}{', ...' if len(missing) == 3 else ''})")
+    if test is not None and not np.isin(test[1], classes).all():
+        strange = np.unique(test[1][~np.isin(test[1], classes)])[:3].tolist()
+        raise ValueError(f"{path}: y_test holds label(s) {strange} that no training series has (y's classes are "
+                         f"0 .. {len(classes) - 1})")
+    for name, values in (("x", x),) + ((("x_test", test[0]),) if test is not None else ()):
+        _check_representable(path, name, values)
     counts = np.bincount(y)
     if test is None or val_fraction > 0:
         if counts[counts > 0].min() < 2:
