@@ -126,7 +126,7 @@ def _train(args) -> int:
     resolve_device(config.device)
     data = load_data(config)
     config = resolve_for_data(config, data)  # what will run (and be compared with a saved run)
-    check_run_folder(config, out, args.resume)
+    check_run_folder(config, out, args.resume, data)
     from .design import rule_warnings
 
     for warning in rule_warnings(config):

@@ -16,6 +16,8 @@ and epoch, and the optimiser and schedule are restored).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -232,11 +234,13 @@ class _SeedRun:
     global RNG untouched.
     """
 
-    def __init__(self, config: TrainConfig, seed: int, folder, device, x_train: torch.Tensor):
+    def __init__(self, config: TrainConfig, seed: int, folder, device, x_train: torch.Tensor, resume: bool = False):
         self.config, self.seed, self.device = config, seed, device
         self.folder = Path(folder) if folder is not None else None
         self.model = build_model(config, seed).to(device)
-        self.init_report = prepare_model(self.model, config, x_train, seed)
+        restoring = resume and self.checkpoint_path is not None and self.checkpoint_path.exists()
+        # a run that restores its checkpoint takes its weights and statistics from there
+        self.init_report = None if restoring else prepare_model(self.model, config, x_train, seed)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config.lr_decay))
         self.history: list[EpochRecord] = []
@@ -311,7 +315,7 @@ class _SeedRun:
             self.checkpoint_path,
         )
         atomic_write_json(self.folder / "history.json", history)
-        if self.init_report is not None:
+        if self.init_report is not None and not (self.folder / "init.json").exists():
             atomic_write_json(self.folder / "init.json", self.init_report)
 
     def save_weights(self) -> None:
@@ -474,7 +478,7 @@ def train_seeds(config: TrainConfig, seeds, folders=None, resume: bool = False, 
     data = data if data is not None else load_data(config, device)
     config = resolve_for_data(config, data)
     (x_train, y_train), (x_eval, y_eval) = ((x.to(device), y.to(device)) for x, y in data)
-    runs = [_SeedRun(config, seed, folder, device, x_train) for seed, folder in zip(seeds, folders)]
+    runs = [_SeedRun(config, seed, folder, device, x_train, resume) for seed, folder in zip(seeds, folders)]
     for run in runs if resume else ():
         run.restore()
         if len(run.history) > config.epochs:
@@ -583,9 +587,10 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     data = data if data is not None else load_data(config, device)
     config = resolve_for_data(config, data)  # recorded in config.json: the widths the data gave
     if out is not None:
-        check_run_folder(config, out, resume)
+        check_run_folder(config, out, resume, data)
     if out is not None:  # every check passed: only now is the folder written
         atomic_write_json(out / "config.json", config.to_dict())
+        atomic_write_json(out / "data.json", {"sha256": data_fingerprint(data)})
     start = time.perf_counter()
     seeds = config.seed_list()
     folders = [out / f"seed_{seed}" if out is not None else None for seed in seeds]
@@ -614,12 +619,32 @@ RESUMABLE_CHANGES = ("epochs", "seeds", "device")
 DATA_DEPENDENT = ("n_inputs", "n_classes", "batch_size", "schedule", "normalize")
 
 
-def check_run_folder(config: TrainConfig, out_dir, resume: bool = False) -> None:
+def data_fingerprint(data) -> str:
+    """SHA-256 (first 16 hex digits) of the training and evaluation series and labels as a run
+    sees them (``((x_train, y_train), (x_eval, y_eval))``): a resumed run checks it against
+    the one its folder recorded in ``data.json``.
+
+    >>> x, y = torch.zeros(3, 4, 1), torch.zeros(4, dtype=torch.long)
+    >>> data_fingerprint(((x, y), (x, y))) == data_fingerprint(((x, y), (x + 1, y)))
+    False
+    """
+    digest = hashlib.sha256()
+    for part in data:
+        for tensor in part:
+            tensor = tensor.detach().cpu().contiguous()
+            digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+            digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def check_run_folder(config: TrainConfig, out_dir, resume: bool = False, data=None) -> None:
     """Every check ``train`` makes before it writes into ``out_dir``: the folder holds no run
-    (or ``resume``), the saved config differs only in epochs/seeds/device, every checkpoint
-    is one of this network, and the run would not shrink (fewer epochs than a checkpoint
-    holds, or a started seed left out). Each failure is one line (``ValueError``, or
-    ``FileExistsError`` for a folder that already holds a run and no ``resume``).
+    (or ``resume``), the saved config differs only in epochs/seeds/device, the data are those
+    the run started on (``data_fingerprint`` against ``data.json``, when ``data`` is given and
+    the run recorded one), every checkpoint is one of this network, and the run would not
+    shrink (fewer epochs than a checkpoint holds, or a started seed left out). Each failure is
+    one line (``ValueError``, or ``FileExistsError`` for a folder that already holds a run and
+    no ``resume``).
 
     >>> import tempfile
     >>> check_run_folder(TrainConfig(), tempfile.mkdtemp())  # an empty folder: nothing to refuse
@@ -634,6 +659,15 @@ def check_run_folder(config: TrainConfig, out_dir, resume: bool = False) -> None
         raise FileExistsError(f"{out} already holds a run; pass resume=True (--resume) or choose another folder")
     previous = TrainConfig.load(saved)
     check_resumable(previous, config)
+    recorded = out / "data.json"
+    if data is not None and recorded.exists():
+        try:
+            before = json.loads(recorded.read_text())["sha256"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ValueError(f"{recorded}: not a data record of this run (unreadable or damaged)") from None
+        if before != data_fingerprint(data):
+            raise ValueError(f"cannot resume: the data differ from those the run in {out} started on (fingerprint "
+                             f"{before} → {data_fingerprint(data)}; was {config.data or 'the digits'} changed?)")
     started = {seed: out / f"seed_{seed}" / "checkpoint.pt" for seed in previous.seed_list()}
     started = {seed: path for seed, path in started.items() if path.exists()}
     dropped = sorted(set(started) - set(config.seed_list()))

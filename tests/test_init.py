@@ -184,3 +184,19 @@ def test_float64_batches_initialise_a_float32_model():
     net = build_model(preset_config("spintronic", width=8, init_drive=1.0), 0)
     report = drive_init(net, torch.randn(20, 16, 1, dtype=torch.float64))
     assert report[0]["spread"] == pytest.approx(net.config.input_scale, rel=1e-3)
+
+
+def test_resuming_on_changed_data_is_refused_and_the_init_is_not_redone(tmp_path):
+    from snnspin.training import train
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=rng.normal(size=(40, 12, 2)), y=np.arange(40) % 2)
+    config = preset_config("ctrnn", data=str(path), width=4, layers=1, epochs=1)
+    train(config, tmp_path / "run", progress=False)
+    report = (tmp_path / "run" / "seed_0" / "init.json").read_text()
+    train(config.replace(epochs=2), tmp_path / "run", resume=True, progress=False)  # same data: fine
+    assert (tmp_path / "run" / "seed_0" / "init.json").read_text() == report
+    np.savez(path, x=rng.normal(size=(40, 12, 2)) * 3 + 2, y=np.arange(40) % 2)
+    with pytest.raises(ValueError, match="the data differ from those the run .* started on"):
+        train(config.replace(epochs=3), tmp_path / "run", resume=True, progress=False)

@@ -147,12 +147,13 @@ def test_train_writes_run_folder_and_refuses_to_overwrite(tmp_path):
     summary = train(config, tmp_path / "run", progress=False)
     assert set(summary["accuracy"]) == {"0", "1"}
     assert summary["counts"] == {"neurons": 6, "synapses": 3 + 18 + 60}
-    for name in ("config.json", "summary.json", "curves.png", "seed_0/weights.pt", "seed_1/history.json"):
+    for name in ("config.json", "data.json", "summary.json", "curves.png", "seed_0/weights.pt", "seed_1/history.json"):
         assert (tmp_path / "run" / name).exists(), name
     # the run records what the data gave (the digits: 1 channel, 10 classes, raw pixels, epochs as epochs,
     # the last step's readout)
     assert TrainConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text())) == \
-        config.replace(n_inputs=1, n_classes=10, normalize="none", schedule="epochs", readout_time="last")
+        config.replace(n_inputs=1, n_classes=10, normalize="none", schedule="epochs", readout_time="last",
+                       init_drive=0.0)
     with pytest.raises(FileExistsError, match="already holds a run"):
         train(config, tmp_path / "run", progress=False)
 
