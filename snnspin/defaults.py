@@ -38,8 +38,8 @@ run and recorded in ``config.json``:
   layer's input weights set from a batch of training data so that their drive per input point
   spreads 1, the paper's I·Δt ≈ 1), off (0) otherwise. On ``benchmarks/tasks.py``'s five tasks
   (test halves, 5 seeds) it took the CTRNN preset from 93.9 / 45.5 / 92.0 / 87.7 / 97.5 % (tone
-  / shapes / first / order / taps; 2 seeds at chance) to 90.6 / 79.2 / 92.0 / 98.5 / 93.4 %
-  (none). The spintronic preset gains nothing from it on validation (25 %, 2 seeds: off 95.3 /
+  / shapes / first / order / taps; 2 seeds at chance) to 90.7 / 79.2 / 91.6 / 98.8 / 93.5 %
+  (none; ``benchmarks/results/tasks.md``). The spintronic preset gains nothing from it on validation (25 %, 2 seeds: off 95.3 /
   78.5 / 96.5 / 98.7 / 88.0 %; 0.1: 96.7 / 82.0 / 97.0 / 100 / 84.0 %; 1: 86.0 / 64.5 / 97.0 /
   98.7 / 84.0 %), so it stays off there; the digits keep the paper's initialisation.
 
