@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from snnspin.functional import ctrnn_step, cutoff_rate, highpass_step, oscillator_step
-from snnspin.nn import CTRNN, HighPass, Oscillator, detach_hidden, reset
+from snnspin.nn import ALIF, CTRNN, HighPass, Oscillator, detach_hidden, reset
 
 f64 = torch.float64
 
@@ -357,3 +357,47 @@ def test_per_neuron_width_mismatch_names_the_parameter_and_both_sizes():
         Oscillator(tau=torch.full((3,), 2.0))(torch.ones(4, 5))
     with pytest.raises(ValueError, match="f_cut_mhz has 2 values"):
         HighPass(f_cut_mhz=torch.ones(2))(torch.ones(4, 5))
+
+
+@pytest.mark.parametrize("make, name, value, message", [
+    (lambda: Oscillator(bias_fixed=5.0), "tau", -1.0, "tau must be positive"),
+    (lambda: Oscillator(), "dt", 0, "dt must be positive"),
+    (lambda: Oscillator(method="euler"), "substeps", 0, "substeps must be an integer >= 1"),
+    (lambda: CTRNN(), "tau", -1.0, "tau must be positive"),
+    (lambda: CTRNN(), "dt", -1.0, "dt must be positive"),
+    (lambda: HighPass(), "f_cut_mhz", -1.0, "f_cut_mhz must be positive"),
+    (lambda: HighPass(x0=0.0), "dt", -1.0, "dt must be positive"),
+    (lambda: ALIF(), "rho", 5.0, r"rho must be a finite number \[0, 1\]"),
+    (lambda: ALIF(), "threshold", -1.0, "threshold must be a finite number > 0"),
+    (lambda: ALIF(), "adapt", float("nan"), "adapt must be a finite number >= 0"),
+])
+def test_a_constant_assigned_after_construction_is_checked_and_refused_whole(make, name, value, message):
+    """Assigning a constant goes through the constructor's checks; a refused value leaves the
+    layer as it was (an assigned τ = -1 once gave a power x = 1.18)."""
+    layer = make()
+    before = getattr(layer, name)
+    with pytest.raises(ValueError, match=message):
+        setattr(layer, name, value)
+    after = getattr(layer, name)
+    assert torch.equal(after, before) if isinstance(before, torch.Tensor) else after == before
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: ALIF(rho=float("nan")), "rho must be a finite number"),
+    (lambda: ALIF(threshold=float("inf")), "threshold must be a finite number"),
+    (lambda: ALIF(slope=float("nan")), "slope must be a finite number"),
+])
+def test_alif_refuses_constants_that_are_not_finite(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_an_explicit_state_the_neuron_cannot_be_in_is_refused():
+    with pytest.raises(ValueError, match=r"state 'x' is a power in \[0, 1\], got values from 5"):
+        Oscillator()(torch.zeros(2, 3), torch.full((2, 3), 5.0))
+    with pytest.raises(ValueError, match="state 'x' contains NaN"):
+        Oscillator()(torch.zeros(2, 3), torch.full((2, 3), float("nan")))
+    with pytest.raises(ValueError, match="state 'mem' contains NaN"):
+        ALIF()(torch.zeros(2, 3), (torch.full((2, 3), float("nan")), torch.zeros(2, 3), torch.zeros(2, 3)))
+    x, _ = Oscillator()(torch.zeros(2, 3), torch.full((2, 3), 0.3))  # a power in [0, 1] is fine
+    assert bool(((x > 0) & (x < 1)).all())

@@ -64,7 +64,7 @@ def test_alif_has_the_snntorch_surface():
     assert all(float(s.abs().sum()) == 0 for s in state)
     with pytest.raises(ValueError, match=r"beta must be in \[0, 1\]"):
         ALIF(beta=1.5)
-    with pytest.raises(ValueError, match=r"rho must be a number \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"rho must be a finite number \[0, 1\]"):
         ALIF(rho=2.0)
     with pytest.raises(ValueError, match="surrogate must be one of atan, fast_sigmoid, sigmoid"):
         ALIF(surrogate="relu")

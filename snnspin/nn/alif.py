@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -95,15 +96,25 @@ class ALIF(StatefulLayer):
                  output: bool = False, check: bool = True):
         super().__init__(init_hidden=init_hidden, output=output, check=check)
         self._register_constant("beta", beta, learn_beta)
-        for name, value, low, high in (("rho", rho, 0.0, 1.0), ("adapt", adapt, 0.0, None),
-                                       ("threshold", threshold, 0.0, None)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or \
-                    (high is not None and value > high) or (name == "threshold" and value == 0):
-                bound = f"[{low:g}, {high:g}]" if high is not None else ("> 0" if name == "threshold" else ">= 0")
-                raise ValueError(f"{name} must be a number {bound}, got {value!r}")
+        self.rho, self.adapt, self.threshold = rho, adapt, threshold
+        self.check_constants()
         self.rho, self.adapt, self.threshold = float(rho), float(adapt), float(threshold)
+        if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not 0 <= slope < math.inf:
+            raise ValueError(f"slope must be a finite number >= 0 (0: the surrogate's default), got {slope!r}")
         self.surrogate, self.slope = surrogate, float(slope)
         self.spike = spike_function(surrogate, slope)
+        self._constants_checked = True  # from here on an assigned constant is checked
+
+    checked_attributes = ("rho", "adapt", "threshold")
+
+    def check_constants(self):
+        """ρ in [0, 1], b_a >= 0 and the threshold > 0, each a finite number (NaN refused)."""
+        for name, low, high in (("rho", 0.0, 1.0), ("adapt", 0.0, math.inf), ("threshold", 0.0, math.inf)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high or \
+                    not math.isfinite(value) or (name == "threshold" and value == 0):
+                bound = f"[{low:g}, {high:g}]" if name == "rho" else ("> 0" if name == "threshold" else ">= 0")
+                raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
     def check_constant(self, name, value):
         if name == "beta" and not bool(((value >= 0) & (value <= 1)).all()):
@@ -135,8 +146,6 @@ def beta_from_tau(tau_ns: float, dt_ns: float) -> float:
     >>> round(beta_from_tau(10.0, 1.0), 4)
     0.9048
     """
-    import math
-
     check_positive("tau", tau_ns)
     check_positive("dt", dt_ns)
     return math.exp(-dt_ns / tau_ns)

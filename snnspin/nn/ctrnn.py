@@ -43,6 +43,7 @@ class CTRNN(RelaxingNeuron):
         check: bool = True,
     ):
         super().__init__(tau, dt, gain, method, substeps, learn_tau, learn_gain, init_hidden, output, check)
+        self._constants_checked = True  # from here on an assigned constant is checked
 
     def rest_state(self, input_):
         return (torch.zeros_like(input_),)

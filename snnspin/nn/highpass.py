@@ -43,6 +43,7 @@ class HighPass(StatefulLayer):
 
     state_names = ("y", "x_prev")
     per_neuron_names = ("f_cut_mhz", "x0")
+    checked_attributes = ("dt",)
 
     def __init__(
         self,
@@ -60,6 +61,14 @@ class HighPass(StatefulLayer):
         self._register_constant("f_cut_mhz", f_cut_mhz, learn_f_cut)
         self._register_constant("x0", x0)
         self.dt = float(dt)
+        self._constants_checked = True  # from here on an assigned constant is checked
+
+    def check_constant(self, name, value):
+        if name == "f_cut_mhz":
+            check_positive("f_cut_mhz", value)
+
+    def check_constants(self):
+        check_positive("dt", self.dt)
 
     @property
     def physics(self) -> HighPassParameters:

@@ -57,7 +57,7 @@ class Oscillator(RelaxingNeuron):
 
     state_names = ("x",)
     per_neuron_names = ("tau", "gain", "bias_fixed", "q", "sigma", "x0")
-    checked_attributes = ("x_min", "thermal_power")
+    checked_attributes = RelaxingNeuron.checked_attributes + ("x_min", "thermal_power")
     #: Buffers that files written before they existed lack: loading such a file keeps the constructor's values.
     added_buffers = ("q", "sigma")
 
@@ -92,6 +92,7 @@ class Oscillator(RelaxingNeuron):
         self._constants_checked = True
 
     def check_constants(self):
+        super().check_constants()
         if not (isinstance(self.x_min, (int, float)) and not isinstance(self.x_min, bool) and 0 <= self.x_min < 1):
             raise ValueError(f"x_min must be a number in [0, 1), got {self.x_min!r}")
         power = self.thermal_power
@@ -103,7 +104,14 @@ class Oscillator(RelaxingNeuron):
                 "never leaves; raise bias_fixed above γ/σ or pass x0 in (0, 1]"
             )
 
+    def check_state(self, state):
+        (x,) = state
+        if not bool(((x >= 0) & (x <= 1)).all()):
+            raise ValueError(f"Oscillator: state 'x' is a power in [0, 1], got values from {float(x.min()):.4g} to "
+                             f"{float(x.max()):.4g}")
+
     def check_constant(self, name, value):
+        super().check_constant(name, value)
         if name == "x0" and not bool(((value > 0) & (value <= 1)).all()):
             raise ValueError(f"x0 must be in (0, 1] (a power; x = 0 never moves), got {value.flatten()[:4].tolist()}")
         if name == "q" and not bool((value >= 0).all()):

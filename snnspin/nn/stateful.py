@@ -189,7 +189,15 @@ class StatefulLayer(nn.Module):
                     f"{type(self).__name__}: state '{name}' has shape {tuple(s.shape)}, "
                     f"expected {tuple(input_.shape)} (the input's shape)"
                 )
+            if self.check:
+                check_finite(f"{type(self).__name__}: state '{name}'", s)
+        if self.check:
+            self.check_state(state)
         return state
+
+    def check_state(self, state) -> None:
+        """Subclasses raise ``ValueError`` for an explicit state the neuron cannot be in (checked
+        with ``check``, after the shapes and a finite check)."""
 
     def _rest(self, input_):
         with torch.no_grad():
@@ -257,6 +265,7 @@ class RelaxingNeuron(StatefulLayer):
     checks and stores them (``learn_tau``/``learn_gain`` make them trainable)."""
 
     per_neuron_names = ("tau", "gain")
+    checked_attributes = ("dt", "method", "substeps")
 
     def __init__(self, tau, dt, gain, method, substeps, learn_tau, learn_gain, init_hidden, output, check):
         super().__init__(init_hidden=init_hidden, output=output, check=check)
@@ -266,6 +275,15 @@ class RelaxingNeuron(StatefulLayer):
         self._register_constant("tau", tau, learn_tau)
         self._register_constant("gain", gain, learn_gain)
         self.dt, self.method, self.substeps = float(dt), method, substeps
+
+    def check_constant(self, name, value):
+        if name == "tau":
+            check_positive("tau", value)
+
+    def check_constants(self):
+        """The stepper's settings, re-checked whenever one is assigned (τ as every constant)."""
+        check_positive("dt", self.dt)
+        check_method(self.method, self.substeps)
 
     @property
     def gamma(self) -> torch.Tensor:
