@@ -170,6 +170,11 @@ def _design(args) -> int:
         source = f"trained weights of {args.run}, seed {seed}"
     else:
         config, _ = _config_from_args(args)
+        if config.data:  # the widths (channels, classes) and data-dependent defaults of that file
+            from .defaults import resolve_for_data
+            from .training import load_data
+
+            config = resolve_for_data(config, load_data(config))
         model, source = None, "a freshly initialised network"
     f_range = tuple(args.f_range) if args.f_range else design.DEVICE_FREQUENCY_GHZ
     report = design.report(config, model, alpha=args.alpha, presentation_ns=args.presentation_ns, f_range=f_range)
@@ -443,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", nargs="+", metavar="FIELD=V1,V2", help="custom grid over config fields")
     sweep.add_argument("--config", help="base config JSON (default: the tuned spintronic preset); fields it does "
                                         "not set come from the tuned preset of its model")
+    sweep.add_argument("--data", help="a .npz file of your own series (x [N, T, F], y [N]) that every point trains on")
     sweep.add_argument("--out", default="runs/sweeps", help="folder of the default SQLite store")
     sweep.add_argument("--storage", help="Optuna/SQLAlchemy storage URL shared by workers")
     _add_worker_options(sweep)

@@ -89,7 +89,9 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
     are normalised per weight, the rule orders learning rates across Δt (Fig. 3b) rather
     than setting their size.
 
-    Without a model, ⟨|W|⟩ and N are those of a freshly initialised network. Keys end in
+    Without a model, ⟨|W|⟩ and N are those of a freshly initialised network, and
+    ``drive_from_data`` is the ``init_drive`` training will set the drive to from the data (0:
+    none; the uniform initialisation's ``cumulative_drive`` then applies). Keys end in
     their unit (``_ns``, ``_ghz``, ``_pj``); ``energy_pj`` is for ``presentation_ns`` and
     ``energy_pj_sequence`` for the 64 Δt of one sequence. ``recommended_lr`` is None when
     the hidden neurons have no inputs from other neurons (N = 0, e.g. width 1 or both
@@ -102,6 +104,7 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
     """
     from .models import build_model
 
+    fresh = model is None
     model = model if model is not None else build_model(config)
     counts = model.counts()
     n_inputs = model_fan_in(model)
@@ -126,6 +129,9 @@ def report(config, model=None, alpha: float = 0.01, presentation_ns: float = REF
         "fan_in": n_inputs,
         "mean_abs_weight": mean_abs,
         "cumulative_drive": drive,
+        # a config that starts from init_drive has its drive set from the data at training, not by ⟨|W|⟩
+        "drive_from_data": resolved_init_drive(config.model, config.init_drive, config.data) if fresh
+        and config.model not in SPIKING else 0.0,
         "drive_window": list(DRIVE_WINDOW),
         "drive_in_window": DRIVE_WINDOW[0] <= drive <= DRIVE_WINDOW[1],
         "recommended_lr": lr,
@@ -203,7 +209,10 @@ def format_report(r: dict) -> str:
         f"fan-in N                   {r['fan_in']:.1f}",
         f"mean |W|                   {r['mean_abs_weight']:.4g}",
         f"cumulative drive I·Δt      {r['cumulative_drive']:.3g}   (recommended {r['drive_window'][0]:.2g}-"
-        f"{r['drive_window'][1]:.2g}: {'in window' if r['drive_in_window'] else 'outside'})",
+        f"{r['drive_window'][1]:.2g}: {'in window' if r['drive_in_window'] else 'outside'})" if not
+        r.get("drive_from_data") else
+        f"cumulative drive I·Δt      set from the data at training (init_drive = {r['drive_from_data']:g}; the "
+        f"uniform initialisation alone would give {r['cumulative_drive']:.3g})",
         f"recommended learning rate  {lr}   (lr0 = {r['lr0']:g}{_lr_note(r)})",
         f"neurons                    {r['neurons']}",
         f"synapses                   {r['synapses']}",

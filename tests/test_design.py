@@ -174,3 +174,19 @@ def test_device_frequency_is_checked_against_what_oscillators_reach(capsys):
     assert "42× it at its design point" in capsys.readouterr().out
     assert main(["design", "--f-range", "40", "10"]) == 2
     assert "f_range must be two frequencies 0 < low < high" in capsys.readouterr().err
+
+
+def test_design_reads_the_data_file_and_says_when_init_drive_sets_the_drive(tmp_path, capsys):
+    import numpy as np
+
+    from snnspin.cli import main
+
+    path = tmp_path / "c3.npz"
+    np.savez(path, x=np.random.default_rng(0).normal(size=(60, 12, 2)), y=np.arange(60) % 3)
+    assert main(["design", "--data", str(path), "--width", "4", "--layers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "synapses                   24" in text  # the file's 2 channels and 3 classes (masked), not 1 and 10
+    assert main(["design", "--model", "ctrnn", "--data", str(path), "--width", "4", "--layers", "1"]) == 0
+    assert "set from the data at training (init_drive = 1;" in capsys.readouterr().out
+    assert main(["design", "--data", str(tmp_path / "none.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err

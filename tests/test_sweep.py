@@ -243,3 +243,18 @@ def test_a_group_maps_each_seed_to_its_trial_and_a_diverged_seed_fails_alone(tmp
     trials = open_sweep("custom", storage).trials
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     assert [t.user_attrs["error"] for t in failed] == ["FloatingPointError: seed 1: the loss became nan"]
+
+
+def test_cli_sweep_trains_every_point_on_a_data_file(tmp_path):
+    import json
+
+    import numpy as np
+
+    path = tmp_path / "c3.npz"
+    np.savez(path, x=np.random.default_rng(0).normal(size=(60, 12, 2)), y=np.arange(60) % 3)
+    config = tmp_path / "base.json"
+    config.write_text(json.dumps({"width": 4, "layers": 1, "epochs": 1}))
+    assert main(["sweep", "custom", "--data", str(path), "--grid", "tau=2", "--seeds", "1", "--config", str(config),
+                 "--out", str(tmp_path / "sw")]) == 0
+    [result] = results(open_sweep("custom", f"sqlite:///{(tmp_path / 'sw' / 'sweeps.db').resolve()}"))
+    assert result["config"]["data"] == str(path)
