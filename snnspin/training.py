@@ -199,10 +199,15 @@ INIT_BATCH = 256
 
 
 def prepare_model(model, config: TrainConfig, x_train: torch.Tensor, seed: int = 0) -> list[dict] | None:
-    """What a fresh model takes from its training data ``[T, N, F]`` before training: the input
+    """What a fresh model takes from its training data ``[T, N, F]`` before training (a model whose
+    first layer keeps no connection from the input is refused, one line): the input
     normalisation ``config.normalize`` asks for (from the training series only), then, with
     ``init_drive`` > 0, its biases and weights' scale (``snnspin.init.drive_init`` on
     ``INIT_BATCH`` training series drawn by ``seed``; its report is returned)."""
+    if model.w_ext[0].n_synapses == 0:
+        raise ValueError(f"with d_inter = {config.d_inter:g} the first layer keeps no connection from the input "
+                         f"({model.n_inputs} channel(s) × {config.width} neurons): the network could not see the data; "
+                         "raise d_inter")
     statistics = input_statistics(config, x_train)
     if statistics is not None:
         model.set_input_statistics(*statistics)
