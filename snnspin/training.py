@@ -198,16 +198,22 @@ def _batch_order(n: int, seed: int, epoch: int, device) -> torch.Tensor:
 INIT_BATCH = 256
 
 
+def check_sees_input(model) -> None:
+    """Refuse (one line) a network whose first layer keeps no connection from the input: its
+    masks (density ``d_inter``) dropped them all, so it could not learn from the data."""
+    if model.w_ext[0].n_synapses == 0:
+        raise ValueError(f"with d_inter = {model.config.d_inter:g} the first layer keeps no connection from the input "
+                         f"({model.n_inputs} channel(s) × {model.config.width} neurons): the network could not see "
+                         "the data; raise d_inter")
+
+
 def prepare_model(model, config: TrainConfig, x_train: torch.Tensor, seed: int = 0) -> list[dict] | None:
     """What a fresh model takes from its training data ``[T, N, F]`` before training (a model whose
     first layer keeps no connection from the input is refused, one line): the input
     normalisation ``config.normalize`` asks for (from the training series only), then, with
     ``init_drive`` > 0, its biases and weights' scale (``snnspin.init.drive_init`` on
     ``INIT_BATCH`` training series drawn by ``seed``; its report is returned)."""
-    if model.w_ext[0].n_synapses == 0:
-        raise ValueError(f"with d_inter = {config.d_inter:g} the first layer keeps no connection from the input "
-                         f"({model.n_inputs} channel(s) × {config.width} neurons): the network could not see the data; "
-                         "raise d_inter")
+    check_sees_input(model)
     statistics = input_statistics(config, x_train)
     if statistics is not None:
         model.set_input_statistics(*statistics)
@@ -591,6 +597,7 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     device = resolve_device(config.device)
     data = data if data is not None else load_data(config, device)
     config = resolve_for_data(config, data)  # recorded in config.json: the widths the data gave
+    check_sees_input(build_model(config, config.first_seed))  # (the masks keep as many inputs for every seed)
     if out is not None:
         check_run_folder(config, out, resume, data)
     if out is not None:  # every check passed: only now is the folder written

@@ -154,10 +154,16 @@ def test_out_that_is_a_file(tmp_path, capsys):
     ["design", "--width", "1"],
     ["design", "--d-inter", "0", "--d-intra", "0"],
 ])
-def test_no_connections_between_neurons_trains_and_reports(argv, tmp_path, capsys):
-    extra = ["--out", str(tmp_path / "run")] if argv[0] == "train" else []
-    assert main(argv + extra) == 0
-    assert "fan-in N = 0" in capsys.readouterr().err or argv[0] == "design"
+def test_no_connections_between_neurons_is_reported_and_no_input_refused(argv, tmp_path, capsys):
+    """design reports a network without connections; training one whose first layer keeps no
+    connection from the input (here its masks drop them all) is refused: it could not learn."""
+    if argv[0] == "design":
+        assert main(argv) == 0
+        return
+    assert main(argv + ["--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "fan-in N = 0" in err and "the first layer keeps no connection from the input" in err
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
 # --- preset < config file < flags -----------------------------------------------------------------

@@ -267,4 +267,4 @@ def test_resume_with_a_preset_and_of_a_run_saved_before_the_data_fields(tmp_path
 def test_a_network_that_cannot_see_its_input_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match="with d_inter = 0 the first layer keeps no connection from the input"):
         train(TrainConfig(layers=1, width=4, epochs=1, d_inter=0.0), tmp_path / "run", progress=False)
-    assert not (tmp_path / "run" / "seed_0" / "checkpoint.pt").exists()
+    assert not (tmp_path / "run").exists()  # refused before anything is written
