@@ -111,7 +111,7 @@ def _config_from_args(args) -> tuple[TrainConfig, dict]:
 
 def _train(args) -> int:
     from .defaults import resolve_for_data
-    from .training import check_run_folder, load_data, resolve_device, train
+    from .training import check_run_folder, keep_legacy_settings, load_data, resolve_device, saved_fields, train
 
     if args.resume:
         if not args.out:
@@ -125,6 +125,9 @@ def _train(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     resolve_device(config.device)
     data = load_data(config)
+    saved = saved_fields(out) if args.resume else None
+    if isinstance(saved, dict):  # a run saved before a field existed goes on as it ran
+        config = keep_legacy_settings(config, saved)
     config = resolve_for_data(config, data)  # what will run (and be compared with a saved run)
     check_run_folder(config, out, args.resume, data)
     from .design import rule_warnings
@@ -315,15 +318,14 @@ def _sweep(args) -> int:
         raise ValueError(f"unknown sweep {args.name!r}; choose one of: {', '.join(SWEEPS)} (or give --grid)")
     grid = _parse_grid(args.grid) if args.grid else None
     base = _preset_and_file(args.config) if args.config else None
-    if getattr(args, "data", None):  # your own series: the sweep's base (a --config file, else the tuned preset) reads them
-        base = (base or preset_config("spintronic")).replace(data=args.data)
+    data = args.data or ""  # your own series: every point of the sweep reads them
     if grid:  # every point is a valid config before any store is made
-        check_grid(grid, base or preset_config("spintronic"))
+        check_grid(grid, (base or preset_config("spintronic")).replace(**({"data": data} if data else {})))
     out = Path(args.out)
     if not args.storage:
         out.mkdir(parents=True, exist_ok=True)
     storage = args.storage or f"sqlite:///{(out / 'sweeps.db').resolve()}"
-    plan = run_sweep(args.name, storage, args.preset, args.seeds, base, grid, plan_only=True)  # checked first
+    plan = run_sweep(args.name, storage, args.preset, args.seeds, base, grid, plan_only=True, data=data)  # checked
     if args.workers > 1:
         open_sweep(args.name, storage)  # a bad store is one error here, not one per worker
         return _spawn_workers(args, storage)
@@ -342,7 +344,7 @@ def _sweep(args) -> int:
 
     print(f"{prefix}sweep {args.name} ({args.preset} preset) into {storage}")
     results = run_sweep(args.name, storage, args.preset, args.seeds, base, grid, progress, heartbeat=args.heartbeat,
-                        on_wait=on_wait)
+                        on_wait=on_wait, data=data)
     failed = failures(open_sweep(args.name, storage), plan)
     print(f"{prefix}{len(results)} trainings finished in the store; draw them with: snnspin figures --storage {storage}")
     if failed:

@@ -117,7 +117,8 @@ class TrainConfig:
                                  "bias) from a batch of training data so that the drive per input point from the "
                                  "layer below, S·W_ext·u·Δt, spreads this much (the paper's rule I·Δt ≈ 1), with "
                                  "at most 1 in 50 neurons starting dead (snnspin.init); init_scale then sets the "
-                                 "recurrent weights only, and input_scale multiplies the first layer's spread; 0: "
+                                 "recurrent weights (shrunk with the input weights while neurons start dead), and "
+                                 "input_scale multiplies the first layer's spread; 0: "
                                  "off; -1: auto, 1 for the ctrnn on a data file, off otherwise")
     epochs: int = _f(30, "training epochs")
     lr0: float = _f(0.149, "initial learning rate", paper=True)

@@ -211,8 +211,9 @@ def format_report(r: dict) -> str:
         f"cumulative drive I·Δt      {r['cumulative_drive']:.3g}   (recommended {r['drive_window'][0]:.2g}-"
         f"{r['drive_window'][1]:.2g}: {'in window' if r['drive_in_window'] else 'outside'})" if not
         r.get("drive_from_data") else
-        f"cumulative drive I·Δt      set from the data at training (init_drive = {r['drive_from_data']:g}; the "
-        f"uniform initialisation alone would give {r['cumulative_drive']:.3g})",
+        f"cumulative drive I·Δt      {r['cumulative_drive']:.3g} at the uniform initialisation; training first scales "
+        f"the input weights so that their drive per point on the data spreads {r['drive_from_data']:g} "
+        "(init_drive; snnspin.init)",
         f"recommended learning rate  {lr}   (lr0 = {r['lr0']:g}{_lr_note(r)})",
         f"neurons                    {r['neurons']}",
         f"synapses                   {r['synapses']}",

@@ -27,7 +27,7 @@ from .config import SPIKE_READOUTS, SPIKING, TrainConfig
 from .io import atomic_write_json
 from .defaults import resolve_for_data, resolved_init_drive, resolved_readout_time
 from .nn.alif import SURROGATES
-from .training import load_data, train_seeds
+from .training import keep_legacy_settings, load_data, train_seeds
 
 #: name → (low, high, log scale) for every model; readout only where the model has one.
 SEARCH_SPACE = {
@@ -325,6 +325,12 @@ def _recorded_space(space: dict, model: str) -> dict:
     return {k: list(v) for k, v in {**space, **model_space(model)}.items()}
 
 
+def _as_study_ran(study: optuna.Study, base: TrainConfig) -> TrainConfig:
+    """``base`` with the fields a study made before they existed ran without (``keep_legacy_settings``)."""
+    saved = study.user_attrs.get("base_config")
+    return keep_legacy_settings(base, saved) if isinstance(saved, dict) else base
+
+
 def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int, space: dict = SEARCH_SPACE) -> None:
     """Refuse to add trials to a study made with other settings (its trials would not be
     comparable, and ``best_config.json`` would mix the two); one ``ValueError`` line.
@@ -416,12 +422,14 @@ def tune(base: TrainConfig, out_dir, n_trials: int, storage: str | None = None, 
     warmup = warmup_epochs(resolve_for_data(base, data).epochs)  # the epochs a seed really runs
     if storage:  # a given store is opened first: a bad URL leaves no folder behind
         study = open_study(name, storage, warmup=warmup)
+        base = _as_study_ran(study, base)
         check_same_settings(study, base, trial_seeds, space)
         out.mkdir(parents=True, exist_ok=True)
     else:
         storage = f"sqlite:///{(out / 'study.db').resolve()}"
         if out.is_dir() and (out / "study.db").exists():
             study = open_study(name, storage, warmup=warmup)
+            base = _as_study_ran(study, base)
             check_same_settings(study, base, trial_seeds, space)
         else:
             out.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ threshold sets their own scale).
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import torch
 
@@ -50,10 +51,11 @@ SHRINK = 0.7
 MAX_SHRINKS = 12
 #: Largest target accepted: a drive spread of 100 per input point is already 100 times the rule.
 MAX_TARGET = 100.0
-#: A layer's input carries no signal, and its weights are not scaled up, when its variation over
-#: batch and steps is below this fraction of its RMS (first layer: constant data; what is left is
-#: float rounding) or below this value (deeper layers, whose inputs are bounded by 1).
-NO_SIGNAL = 1e-5
+#: A layer's input carries no signal, and its weights are not scaled up (with a warning), when
+#: its variation over batch and steps is below NO_SIGNAL units of float rounding of its RMS (the
+#: first layer: constant data) or below DEEP_FLOOR (deeper layers: their inputs, bounded by 1,
+#: then hold only the rounding of a layer at rest).
+NO_SIGNAL, DEEP_FLOOR = 16, 1e-5
 #: Default bound on the fraction of a layer's neurons dead (or saturated) after the initialisation.
 DEAD_BOUND = 0.02
 
@@ -69,8 +71,8 @@ def _input_drive_spread(model, data, layer: int) -> tuple[float, bool]:
     weight = model.w_ext[layer].effective_weight()
     inputs = inputs.to(weight.dtype)
     varying = float((inputs - inputs.mean((0, 1))).pow(2).mean().sqrt())
-    # the outputs below are bounded by 1: a variation under NO_SIGNAL is rounding, not signal
-    floor = NO_SIGNAL * (float(inputs.pow(2).mean().sqrt()) if layer == 0 else 1.0)
+    # the outputs below are bounded by 1: a variation of a few units of rounding is not signal
+    floor = NO_SIGNAL * torch.finfo(weight.dtype).eps * float(inputs.pow(2).mean().sqrt()) if layer == 0 else DEEP_FLOOR
     drive = torch.nn.functional.linear(inputs, weight) * model.neurons[layer].gain * model.config.delta_t
     return float((drive - drive.mean((0, 1))).pow(2).mean().sqrt()), varying > floor
 
@@ -124,13 +126,16 @@ def drive_init(model, data: torch.Tensor, target: float = 1.0, bound: float = DE
         raise ValueError(f"bound must be in [0, 1), got {bound!r}")
     if data.dim() != 3 or data.shape[0] == 0 or data.shape[1] == 0:
         raise ValueError(f"drive_init needs a batch [T, B, F] with T, B >= 1, got shape {tuple(data.shape)}")
-    data = data.to(model.readout.weight.dtype)  # the batch as the model computes
+    data = data.to(model.readout.weight)  # the batch as the model computes: its dtype and device
     report = []
     for layer in range(model.config.layers):
         ext = model.w_ext[layer]
         spread, signal = _input_drive_spread(model, data, layer)
         goal = target * (model.config.input_scale if layer == 0 else 1.0)  # input_scale: a factor on the rule
         signal = signal and spread > 0.0
+        if not signal:
+            warnings.warn(f"drive_init: no signal reaches layer {layer} on this batch (its input is constant up to "
+                          "rounding); its weights keep their scale", RuntimeWarning, stacklevel=2)
         factor = goal / spread if signal else 1.0  # no signal reaches the layer: nothing to scale
         ext.weight.mul_(factor)
         if not torch.isfinite(ext.weight).all():

@@ -264,12 +264,14 @@ def _frozen_history(history) -> list[dict]:
 
 def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None = None, base: TrainConfig | None = None,
               grid: dict | None = None, progress=None, callbacks=(), heartbeat: float = 10.0,
-              on_wait=None, plan_only: bool = False) -> list:
+              on_wait=None, plan_only: bool = False, data: str = "") -> list:
     """Run the (point, seed) trainings of sweep ``name`` that no worker has finished; return
     every finished result in the store (``results``).
 
     ``grid`` replaces the named sweep's grid (a custom sweep); ``base`` the starting config
-    (default: the tuned spintronic preset, with the small preset's epochs when small).
+    (default: the tuned spintronic preset, with the small preset's epochs when small);
+    ``data``: a ``.npz`` file of your own series that every point trains on (the base's own
+    ``data`` when empty).
     Accuracies in %, as in ``results``. Every point is checked (``check_grid``) and ``seeds``
     must be >= 1 before the store is opened; a store whose sweep ``name`` ran from another base
     config is refused before anything is written to it (``check_same_base``).
@@ -303,6 +305,8 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
             base = base.replace(epochs=spec.small_epochs)
     if spec is not None:
         base = base.replace(**spec.fixed)
+    if data:
+        base = base.replace(data=data)
     keys = [_key(point, seed) for point in check_grid(grid, base) for seed in range(n_seeds)]
     if plan_only:
         return keys

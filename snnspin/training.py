@@ -199,12 +199,14 @@ INIT_BATCH = 256
 
 
 def check_sees_input(model) -> None:
-    """Refuse (one line) a network whose first layer keeps no connection from the input: its
-    masks (density ``d_inter``) dropped them all, so it could not learn from the data."""
-    if model.w_ext[0].n_synapses == 0:
-        raise ValueError(f"with d_inter = {model.config.d_inter:g} the first layer keeps no connection from the input "
-                         f"({model.n_inputs} channel(s) × {model.config.width} neurons): the network could not see "
-                         "the data; raise d_inter")
+    """Refuse (one line) a network in which some layer keeps no connection from the layer below
+    (the first: from the input): its masks (density ``d_inter``) dropped them all, so nothing
+    of the data reaches the readout."""
+    for layer, linear in enumerate(model.w_ext):
+        if linear.n_synapses == 0:
+            below = f"the input ({model.n_inputs} channel(s))" if layer == 0 else f"layer {layer - 1}"
+            raise ValueError(f"with d_inter = {model.config.d_inter:g} layer {layer} keeps no connection from {below}: "
+                             "the network could not see the data; raise d_inter")
 
 
 def prepare_model(model, config: TrainConfig, x_train: torch.Tensor, seed: int = 0) -> list[dict] | None:
@@ -212,7 +214,18 @@ def prepare_model(model, config: TrainConfig, x_train: torch.Tensor, seed: int =
     first layer keeps no connection from the input is refused, one line): the input
     normalisation ``config.normalize`` asks for (from the training series only), then, with
     ``init_drive`` > 0, its biases and weights' scale (``snnspin.init.drive_init`` on
-    ``INIT_BATCH`` training series drawn by ``seed``; its report is returned)."""
+    ``INIT_BATCH`` training series drawn by ``seed``, at most a training batch; thermal noise
+    drawn from a generator seeded by ``seed``; its report is returned).
+
+    >>> from snnspin.models import build_model
+    >>> from snnspin.presets import preset_config
+    >>> config = preset_config("ctrnn", width=8, normalize="zscore", init_drive=1.0)
+    >>> model = build_model(config)
+    >>> x = torch.linspace(-1, 1, 30)[:, None, None] * torch.arange(1, 41.0)[None, :, None] + 3  # [T, N, F]
+    >>> report = prepare_model(model, config, x)
+    >>> [r["unhealthy"] <= 0.02 for r in report], round(float(model.input_shift), 1)
+    ([True, True, True], 3.0)
+    """
     check_sees_input(model)
     statistics = input_statistics(config, x_train)
     if statistics is not None:
@@ -223,9 +236,11 @@ def prepare_model(model, config: TrainConfig, x_train: torch.Tensor, seed: int =
         return None
     from .init import DEAD_BOUND, drive_init
 
-    generator = torch.Generator().manual_seed(1_000_003 * seed + 999_983)
-    pick = torch.randperm(x_train.shape[1], generator=generator)[:INIT_BATCH].to(x_train.device)
-    report = drive_init(model, x_train[:, pick], target=config.init_drive)
+    key = 1_000_003 * seed + 999_983
+    seed_noise(model, key)  # thermal noise during the initialisation: its own draw, not torch's global RNG
+    batch = min(INIT_BATCH, config.batch_size or INIT_BATCH)  # no more memory than a training batch needs
+    pick = torch.randperm(x_train.shape[1], generator=torch.Generator().manual_seed(key))[:batch]
+    report = drive_init(model, x_train[:, pick.to(x_train.device)], target=config.init_drive)
     for r in report:
         if r["unhealthy"] > DEAD_BOUND:
             warnings.warn(f"{config.model} seed {seed}: init_drive left {r['unhealthy']:.0%} of layer {r['layer']}'s "
@@ -319,6 +334,8 @@ class _SeedRun:
         initialisation's report, atomically (nothing without a folder)."""
         if self.folder is None:
             return
+        if self.init_report is not None and not (self.folder / "init.json").exists():  # before the checkpoint
+            atomic_write_json(self.folder / "init.json", self.init_report)
         history = [asdict(r) for r in self.history]
         atomic_torch_save(
             {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -326,8 +343,6 @@ class _SeedRun:
             self.checkpoint_path,
         )
         atomic_write_json(self.folder / "history.json", history)
-        if self.init_report is not None and not (self.folder / "init.json").exists():
-            atomic_write_json(self.folder / "init.json", self.init_report)
 
     def save_weights(self) -> None:
         """Write the final ``weights.pt`` (nothing without a folder)."""
@@ -596,6 +611,9 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     out = Path(out_dir) if out_dir is not None else None
     device = resolve_device(config.device)
     data = data if data is not None else load_data(config, device)
+    saved = saved_fields(out) if resume and out is not None else None
+    if isinstance(saved, dict):  # a run saved before a field existed goes on as it ran
+        config = keep_legacy_settings(config, saved)
     config = resolve_for_data(config, data)  # recorded in config.json: the widths the data gave
     check_sees_input(build_model(config, config.first_seed))  # (the masks keep as many inputs for every seed)
     if out is not None:
@@ -626,6 +644,36 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     return summary
 
 
+#: Fields whose default (auto) resolves from the data, and what runs and studies saved before the
+#: field existed ran with: resuming them keeps that unless the field is set explicitly.
+LEGACY_VALUES = {"init_drive": 0.0}
+
+
+def keep_legacy_settings(config: TrainConfig, saved: dict) -> TrainConfig:
+    """``config`` with every ``LEGACY_VALUES`` field it leaves at its default (auto) set to what
+    ``saved`` (a run's ``config.json`` or a study's base config, as a dict) holds, or, where
+    ``saved`` predates the field, to the value older runs used: resuming goes on as it ran.
+
+    >>> keep_legacy_settings(TrainConfig(model="ctrnn"), {"model": "ctrnn"}).init_drive
+    0.0
+    >>> keep_legacy_settings(TrainConfig(model="ctrnn"), {"init_drive": 1.0}).init_drive
+    1.0
+    >>> keep_legacy_settings(TrainConfig(model="ctrnn", init_drive=0.5), {}).init_drive  # set explicitly: kept
+    0.5
+    """
+    defaults = TrainConfig().to_dict()
+    changes = {k: saved.get(k, v) for k, v in LEGACY_VALUES.items() if getattr(config, k) == defaults[k]}
+    return config.replace(**changes) if changes else config
+
+
+def saved_fields(out_dir) -> dict | None:
+    """The fields a run folder's ``config.json`` holds (None: no run there, or not readable)."""
+    try:
+        return json.loads((Path(out_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 RESUMABLE_CHANGES = ("epochs", "seeds", "device")
 #: Fields ``resolve_for_data`` fills in; a saved run older than them holds their default.
 DATA_DEPENDENT = ("n_inputs", "n_classes", "batch_size", "schedule", "normalize")
@@ -645,7 +693,7 @@ def data_fingerprint(data) -> str:
         for tensor in part:
             tensor = tensor.detach().cpu().contiguous()
             digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-            digest.update(tensor.numpy().tobytes())
+            digest.update(memoryview(tensor.numpy()).cast("B"))
     return digest.hexdigest()[:16]
 
 
@@ -677,9 +725,10 @@ def check_run_folder(config: TrainConfig, out_dir, resume: bool = False, data=No
             before = json.loads(recorded.read_text())["sha256"]
         except (OSError, ValueError, KeyError, TypeError):
             raise ValueError(f"{recorded}: not a data record of this run (unreadable or damaged)") from None
-        if before != data_fingerprint(data):
+        now = data_fingerprint(data)
+        if before != now:
             raise ValueError(f"cannot resume: the data differ from those the run in {out} started on (fingerprint "
-                             f"{before} → {data_fingerprint(data)}; was {config.data or 'the digits'} changed?)")
+                             f"{before} → {now}; was {config.data or 'the digits'} changed?)")
     started = {seed: out / f"seed_{seed}" / "checkpoint.pt" for seed in previous.seed_list()}
     started = {seed: path for seed, path in started.items() if path.exists()}
     dropped = sorted(set(started) - set(config.seed_list()))

@@ -162,7 +162,7 @@ def test_no_connections_between_neurons_is_reported_and_no_input_refused(argv, t
         return
     assert main(argv + ["--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
-    assert "fan-in N = 0" in err and "the first layer keeps no connection from the input" in err
+    assert "fan-in N = 0" in err and "layer 0 keeps no connection from the input" in err
     assert not (tmp_path / "run").exists()  # refused before anything is written
 
 

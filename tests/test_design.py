@@ -187,6 +187,7 @@ def test_design_reads_the_data_file_and_says_when_init_drive_sets_the_drive(tmp_
     text = capsys.readouterr().out
     assert "synapses                   24" in text  # the file's 2 channels and 3 classes (masked), not 1 and 10
     assert main(["design", "--model", "ctrnn", "--data", str(path), "--width", "4", "--layers", "1"]) == 0
-    assert "set from the data at training (init_drive = 1;" in capsys.readouterr().out
+    assert "training first scales the input weights so that their drive per point on the data spreads 1" in \
+        capsys.readouterr().out
     assert main(["design", "--data", str(tmp_path / "none.npz")]) == 2
     assert "no such file" in capsys.readouterr().err

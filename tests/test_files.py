@@ -52,7 +52,8 @@ def test_own_test_set_and_one_channel(tmp_path):
     (dict(x=np.ones((4, 3)), y=[0, 2, 0, 2]), r"2 classes up to 2 \(no series of class 1\)"),
     (dict(x=np.ones((4, 3)), y=[0, 2**40, 0, 2**40]), "no series of class 1, 2, 3, ..."),
     (dict(x=np.ones((4, 3)), y=[0, 1, 0, 1], x_test=np.ones((2, 3)), y_test=[0, 5]), r"y_test holds label\(s\) \[5\]"),
-    (dict(x=np.ones((4, 3)), y=[0, 1, 0, 1], X_test=np.ones((2, 3)), Y_test=[0, 1]), "unknown array.s. X_test, Y_test"),
+    (dict(x=np.ones((4, 3)), y=[0, 1, 0, 1], X_test=np.ones((2, 3)), Y_test=[0, 1]), "X_test, Y_test would be ignored"),
+    (dict(x=np.ones((4, 3)), y=[0, 1, 0, 1], x_val=np.ones((2, 3))), "x_val would be ignored"),
     (dict(x=np.random.default_rng(0).normal(size=(4, 3)) * 1e-50, y=[0, 1, 0, 1]), "channel 0 varies by .*e-5.*cannot resolve"),
     (dict(x=1e6 + np.random.default_rng(0).normal(size=(4, 3)) * 1e-3, y=[0, 1, 0, 1]), "subtract its offset"),
     (dict(x=np.ones((4, 3)) * 1e50, y=[0, 1, 0, 1]), "beyond float32's range"),
@@ -99,3 +100,13 @@ def test_tonic_events_to_frames_to_a_network():
     batch = torch.as_tensor(np.stack([sequence, sequence]), dtype=torch.float32).permute(1, 0, 2)  # [T, B, F]
     net = SpintronicNetwork(TrainConfig(width=8), n_inputs=68, n_classes=3)
     assert net(batch).shape == (2, 3)
+
+
+def test_metadata_arrays_are_named_not_refused_and_constant_channels_pass(tmp_path):
+    t = np.linspace(0, 6, 30)
+    x = np.stack([np.sin(t[None] * (1 + np.arange(8)[:, None] % 2)), np.sin(t) ** 2 + np.cos(t) ** 2 + 0 * t[None]
+                  * np.ones((8, 1))], axis=-1)  # channel 1 is 1 up to float64 rounding
+    path = _save(tmp_path, x=x, y=[0, 1] * 4, class_names=np.array(["low", "high"]))
+    with pytest.warns(UserWarning, match="arrays class_names are not read"):
+        data = load_series(path)
+    assert data.n_inputs == 2 and float(data.x_train[:, :, 1].std()) < 1e-6

@@ -175,7 +175,8 @@ def test_constant_inputs_are_no_signal_to_scale_up():
     blown up to amplify it (factor 1 where there is no signal)."""
     for model in ("spintronic", "ctrnn"):
         net = build_model(preset_config(model, width=8, n_inputs=2, init_drive=1.0), 0)
-        report = drive_init(net, torch.full((30, 16, 2), 3.0))
+        with pytest.warns(RuntimeWarning, match="no signal reaches layer 0"):
+            report = drive_init(net, torch.full((30, 16, 2), 3.0))
         assert all(r["factor"] <= 1.0 for r in report), report
         assert all(torch.isfinite(p).all() for p in net.parameters())
 
@@ -186,7 +187,7 @@ def test_float64_batches_initialise_a_float32_model():
     assert report[0]["spread"] == pytest.approx(net.config.input_scale, rel=1e-3)
 
 
-def test_resuming_on_changed_data_is_refused_and_the_init_is_not_redone(tmp_path):
+def test_resuming_on_changed_data_is_refused_and_the_init_is_not_redone(tmp_path, monkeypatch):
     from snnspin.training import train
 
     rng = np.random.default_rng(0)
@@ -194,9 +195,33 @@ def test_resuming_on_changed_data_is_refused_and_the_init_is_not_redone(tmp_path
     np.savez(path, x=rng.normal(size=(40, 12, 2)), y=np.arange(40) % 2)
     config = preset_config("ctrnn", data=str(path), width=4, layers=1, epochs=1)
     train(config, tmp_path / "run", progress=False)
-    report = (tmp_path / "run" / "seed_0" / "init.json").read_text()
-    train(config.replace(epochs=2), tmp_path / "run", resume=True, progress=False)  # same data: fine
-    assert (tmp_path / "run" / "seed_0" / "init.json").read_text() == report
+    assert (tmp_path / "run" / "seed_0" / "init.json").exists()
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("drive_init ran again on resume")
+
+    monkeypatch.setattr("snnspin.init.drive_init", not_again)
+    train(config.replace(epochs=2), tmp_path / "run", resume=True, progress=False)  # same data: fine, no new init
     np.savez(path, x=rng.normal(size=(40, 12, 2)) * 3 + 2, y=np.arange(40) % 2)
     with pytest.raises(ValueError, match="the data differ from those the run .* started on"):
         train(config.replace(epochs=3), tmp_path / "run", resume=True, progress=False)
+
+
+def test_runs_and_studies_saved_before_init_drive_go_on_as_they_ran(tmp_path, capsys):
+    """A CTRNN run on a data file saved before the field existed started from the uniform init:
+    resuming it (CLI, Python) keeps that instead of refusing the auto default's 1."""
+    from snnspin.cli import main
+    from snnspin.training import train
+
+    path = tmp_path / "mine.npz"
+    np.savez(path, x=np.random.default_rng(0).normal(size=(40, 12, 2)), y=np.arange(40) % 2)
+    run = tmp_path / "old"
+    config = preset_config("ctrnn", data=str(path), width=4, layers=1, epochs=1, init_drive=0.0)
+    train(config, run, progress=False)
+    saved = json.loads((run / "config.json").read_text())
+    del saved["init_drive"]  # as written before the option
+    (run / "config.json").write_text(json.dumps(saved))
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "4", "--quiet"]) == 0, capsys.readouterr().err
+    assert json.loads((run / "config.json").read_text())["init_drive"] == 0.0
+    train(preset_config("ctrnn", data=str(path), width=4, layers=1, epochs=3), run, resume=True, progress=False)
+    assert json.loads((run / "config.json").read_text())["init_drive"] == 0.0

@@ -258,3 +258,21 @@ def test_cli_sweep_trains_every_point_on_a_data_file(tmp_path):
                  "--out", str(tmp_path / "sw")]) == 0
     [result] = results(open_sweep("custom", f"sqlite:///{(tmp_path / 'sw' / 'sweeps.db').resolve()}"))
     assert result["config"]["data"] == str(path)
+
+
+def test_a_named_sweep_on_a_data_file_keeps_its_small_preset_epochs(tmp_path, monkeypatch):
+    import numpy as np
+
+    import snnspin.training
+
+    path = tmp_path / "c3.npz"
+    np.savez(path, x=np.random.default_rng(0).normal(size=(60, 12, 2)), y=np.arange(60) % 3)
+    seen = []
+
+    def record(config, *args, **kwargs):  # what each training would run, then a quick failure
+        seen.append(config)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(snnspin.training, "train_seeds", record)
+    run_sweep("tau", f"sqlite:///{tmp_path / 's.db'}", seeds=1, data=str(path))
+    assert seen and all(c.epochs == SWEEPS["tau"].small_epochs and c.data == str(path) for c in seen)

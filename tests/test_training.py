@@ -9,7 +9,7 @@ import torch
 from snnspin.cli import main
 from snnspin.config import TrainConfig
 from snnspin.models import build_model
-from snnspin.training import check_resumable, evaluate, load_weights, lr_factor, train, train_seed, trained_models
+from snnspin.training import check_resumable, check_sees_input, evaluate, load_weights, lr_factor, train, train_seed, trained_models
 
 TINY = dict(layers=1, width=6, epochs=3, batch_size=300)
 
@@ -265,6 +265,9 @@ def test_resume_with_a_preset_and_of_a_run_saved_before_the_data_fields(tmp_path
 
 
 def test_a_network_that_cannot_see_its_input_is_refused_before_training(tmp_path):
-    with pytest.raises(ValueError, match="with d_inter = 0 the first layer keeps no connection from the input"):
+    with pytest.raises(ValueError, match="with d_inter = 0 layer 0 keeps no connection from the input"):
         train(TrainConfig(layers=1, width=4, epochs=1, d_inter=0.0), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()  # refused before anything is written
+    deep = TrainConfig(layers=3, width=4, epochs=1, d_inter=0.03, n_inputs=64)  # inputs kept, layers 1-2 cut off
+    with pytest.raises(ValueError, match="layer 1 keeps no connection from layer 0"):
+        check_sees_input(build_model(deep))

@@ -17,6 +17,8 @@ refused with one line naming the file and the problem.
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,6 +45,11 @@ class SeriesSplit(NamedTuple):
     def n_classes(self) -> int:
         """Classes C: one more than the largest label in either part."""
         return int(max(self.y_train.max(), self.y_eval.max())) + 1
+
+
+#: Array names that look like series or labels (X, x_val, Y_Test, x-train, ...): refused, not ignored.
+_LOOKS_LIKE_DATA = re.compile(r"(x|y|data|labels?|targets?)([_-]?(test|train|val|valid|validation|eval))?",
+                              re.IGNORECASE)
 
 
 def _labels(path, name, values) -> np.ndarray:
@@ -93,7 +100,9 @@ def _check_representable(path, name, values: np.ndarray) -> None:
         raise ValueError(f"{path}: {name} holds values beyond {dtype}'s range (largest |value| "
                          f"{np.abs(values).max():.3g}); rescale the series before saving")
     exact, kept = values.std(axis=(0, 1)), cast.astype(np.float64).std(axis=(0, 1))
-    lost = np.flatnonzero((exact > 0) & (np.abs(kept - exact) > 1e-2 * exact))
+    # a spread within float64's own rounding of the values (e.g. sin² + cos²) is a constant channel
+    varies = exact > 1e3 * np.finfo(np.float64).eps * np.abs(values).max(axis=(0, 1))
+    lost = np.flatnonzero(varies & (np.abs(kept - exact) > 1e-2 * exact))
     if lost.size:
         k = int(lost[0])
         raise ValueError(f"{path}: {name}'s channel {k} varies by {exact[k]:.3g} around {values[:, :, k].mean():.3g}, "
@@ -124,9 +133,13 @@ def load_series(path, split_seed: int = 0, val_fraction: float = 0.0) -> SeriesS
     with archive:
         keys = set(archive.files)
         unknown = sorted(keys - {"x", "y", "x_test", "y_test"})
+        misspelt = [k for k in unknown if _LOOKS_LIKE_DATA.fullmatch(k)]
+        if misspelt:  # series or labels under a name that would be ignored
+            raise ValueError(f"{path}: array(s) {', '.join(misspelt)} would be ignored; a file holds x, y and "
+                             "optionally x_test, y_test (names are case-sensitive)")
         if unknown:
-            raise ValueError(f"{path}: unknown array(s) {', '.join(unknown)}; a file holds x, y and optionally "
-                             "x_test, y_test (names are case-sensitive)")
+            warnings.warn(f"{path}: arrays {', '.join(unknown)} are not read (only x, y, x_test, y_test are)",
+                          UserWarning, stacklevel=2)
         for needed in ("x", "y"):
             if needed not in keys:
                 raise ValueError(f"{path}: missing array '{needed}' (has: {', '.join(sorted(keys)) or 'none'})")

@@ -107,8 +107,10 @@ class Oscillator(RelaxingNeuron):
     def check_state(self, state):
         (x,) = state
         if not bool(((x >= 0) & (x <= 1)).all()):
+            hint = (f"; method={self.method!r} with dt = {self.dt:g} ns can step out of it: use method='exact' or more "
+                    "substeps") if self.method != "exact" else ""
             raise ValueError(f"Oscillator: state 'x' is a power in [0, 1], got values from {float(x.min()):.4g} to "
-                             f"{float(x.max()):.4g}")
+                             f"{float(x.max()):.4g}{hint}")
 
     def check_constant(self, name, value):
         super().check_constant(name, value)
