@@ -225,3 +225,18 @@ def test_runs_and_studies_saved_before_init_drive_go_on_as_they_ran(tmp_path, ca
     assert json.loads((run / "config.json").read_text())["init_drive"] == 0.0
     train(preset_config("ctrnn", data=str(path), width=4, layers=1, epochs=3), run, resume=True, progress=False)
     assert json.loads((run / "config.json").read_text())["init_drive"] == 0.0
+
+
+def test_the_initialisation_with_thermal_noise_neither_draws_from_nor_depends_on_the_global_rng():
+    config = preset_config("spintronic", width=6, normalize="none", thermal_power=1e-3, init_drive=1.0,
+                           batch_size=32)
+    x = torch.rand(20, 40, 1, generator=torch.Generator().manual_seed(3)) * 16
+    weights = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        model = build_model(config, 0)
+        prepare_model(model, config, x, seed=0)
+        assert torch.equal(torch.get_rng_state(), state)
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
