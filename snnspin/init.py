@@ -72,7 +72,8 @@ def _input_drive_spread(model, data, layer: int) -> tuple[float, bool]:
     inputs = inputs.to(weight.dtype)
     varying = float((inputs - inputs.mean((0, 1))).pow(2).mean().sqrt())
     # the outputs below are bounded by 1: a variation of a few units of rounding is not signal
-    floor = NO_SIGNAL * torch.finfo(weight.dtype).eps * float(inputs.pow(2).mean().sqrt()) if layer == 0 else DEEP_FLOOR
+    rms = float(inputs.pow(2).mean().sqrt())
+    floor = NO_SIGNAL * torch.finfo(weight.dtype).eps * rms if layer == 0 else DEEP_FLOOR
     drive = torch.nn.functional.linear(inputs, weight) * model.neurons[layer].gain * model.config.delta_t
     return float((drive - drive.mean((0, 1))).pow(2).mean().sqrt()), varying > floor
 

@@ -119,7 +119,8 @@ def config_for(point: dict, base: TrainConfig) -> TrainConfig:
         changes.update(d_inter=density, d_intra=density)
     model = changes.pop("model", base.model)
     if model != base.model:
-        kept = KEPT_ACROSS_MODELS + (() if model in SPIKING or base.model in SPIKING else ("readout_time", "init_drive"))
+        spiking = model in SPIKING or base.model in SPIKING
+        kept = KEPT_ACROSS_MODELS + (() if spiking else ("readout_time", "init_drive"))
         base = preset_config(model).replace(**{k: v for k, v in base.to_dict().items() if k in kept})
     return base.replace(**changes)
 

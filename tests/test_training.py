@@ -9,7 +9,8 @@ import torch
 from snnspin.cli import main
 from snnspin.config import TrainConfig
 from snnspin.models import build_model
-from snnspin.training import check_resumable, check_sees_input, evaluate, load_weights, lr_factor, train, train_seed, trained_models
+from snnspin.training import (check_resumable, check_sees_input, evaluate, load_weights, lr_factor, train, train_seed,
+                              trained_models)
 
 TINY = dict(layers=1, width=6, epochs=3, batch_size=300)
 
