@@ -103,12 +103,13 @@ def drive_init(model, data: torch.Tensor, target: float = 1.0, bound: float = DE
     """Set each layer's input weights' scale and bias from ``data`` ``[T, B, F]`` (raw, as the
     model reads it: its input normalisation applies), so that the drive per input point from
     the layer below spreads ``target``, RMS(S·(W_ext u)·Δt less each neuron's mean) (the
-    paper's I·Δt ≈ 1; the first layer ``input_scale`` · target), and at most ``bound`` of each layer's neurons end the batch dead
-    (x < 1e-3) or, for the CTRNN, saturated. The rule and its source are in the module doc.
+    paper's I·Δt ≈ 1; the first layer ``input_scale`` · target, S in 1/ns, Δt in ns), and at
+    most ``bound`` of each layer's neurons end the batch dead (x < 1e-3) or, for the CTRNN,
+    saturated. The rule and its source are in the module doc.
 
     Returns one dict per layer: ``factor`` (applied to its input weights; W_int takes only the
-    shrinks), ``spread``
-    reached, ``unhealthy`` (fraction dead or saturated) and ``shrinks`` (liveness steps taken).
+    shrinks), ``spread`` reached, ``unhealthy`` (fraction dead or saturated) and ``shrinks``
+    (liveness steps taken).
 
     >>> from snnspin.config import TrainConfig
     >>> from snnspin.models import build_model
