@@ -369,8 +369,10 @@ def run_sweep(name: str, storage: str, preset: str = "small", seeds: int | None 
                     continue
                 model, history = runs[spec_["seed"]]
                 drive = report(config, model)["cumulative_drive"] if config.model not in SPIKING else float("nan")
-                for attr, value in (("point", spec_["point"]), ("seed", spec_["seed"]), ("config", config.to_dict()),
-                                    ("drive", drive), ("history", _frozen_history(history))):
+                # the config as it ran (resolved against the data: widths, batch, init_drive, readout_time)
+                ran = model.config.to_dict()
+                for attr, value in (("point", spec_["point"]), ("seed", spec_["seed"]), ("config", ran), ("drive", drive),
+                                    ("history", _frozen_history(history))):
                     trial.set_user_attr(attr, value)
                 # the result first, then the claim: a worker that dies in between is settled by its taker
                 frozen = tell_unless_taken(study, trial, history[-1].eval_acc)

@@ -45,8 +45,8 @@ def test_killed_sweep_resumes_to_exactly_four_results(tmp_path):
     # one stored result against a fresh training of its (point, seed): same accuracy, drive by hand
     stored = next(r for r in out if r["point"] == {"delta_t": 2.0} and r["seed"] == 1)
     config = config_for(stored["point"], BASE)
-    assert TrainConfig.from_dict(stored["config"]) == config and config.delta_t == 2.0
     model, history = train_seed(config, 1, progress=False)
+    assert TrainConfig.from_dict(stored["config"]) == model.config and model.config.delta_t == 2.0  # as it ran
     assert stored["accuracy"] == history[-1].eval_acc
     assert stored["drive"] == pytest.approx(drive_by_hand(config, model), rel=1e-6)
 
@@ -258,6 +258,7 @@ def test_cli_sweep_trains_every_point_on_a_data_file(tmp_path):
                  "--out", str(tmp_path / "sw")]) == 0
     [result] = results(open_sweep("custom", f"sqlite:///{(tmp_path / 'sw' / 'sweeps.db').resolve()}"))
     assert result["config"]["data"] == str(path)
+    assert result["config"]["n_inputs"] == 2 and result["config"]["init_drive"] == 0.0  # as it ran, resolved
 
 
 def test_a_named_sweep_on_a_data_file_keeps_its_small_preset_epochs(tmp_path, monkeypatch):
