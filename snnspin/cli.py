@@ -111,7 +111,7 @@ def _config_from_args(args) -> tuple[TrainConfig, dict]:
 
 def _train(args) -> int:
     from .defaults import resolve_for_data
-    from .training import check_run_folder, keep_legacy_settings, load_data, resolve_device, saved_fields, train
+    from .training import as_it_ran, check_run_folder, data_fingerprint, load_data, resolve_device, train
 
     if args.resume:
         if not args.out:
@@ -125,11 +125,10 @@ def _train(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
     resolve_device(config.device)
     data = load_data(config)
-    saved = saved_fields(out) if args.resume else None
-    if isinstance(saved, dict):  # a run saved before a field existed goes on as it ran
-        config = keep_legacy_settings(config, saved)
+    if args.resume:  # a run saved before a field existed goes on as it ran
+        config = as_it_ran(config, out)
     config = resolve_for_data(config, data)  # what will run (and be compared with a saved run)
-    check_run_folder(config, out, args.resume, data)
+    check_run_folder(config, out, args.resume, data_fingerprint(data))
     from .design import rule_warnings
 
     for warning in rule_warnings(config):
@@ -308,8 +307,7 @@ def _parse_grid(items) -> dict:
 
 
 def _sweep(args) -> int:
-    from .presets import preset_config
-    from .sweep import SWEEPS, check_grid, failures, open_sweep, run_sweep
+    from .sweep import SWEEPS, failures, open_sweep, run_sweep
 
     _check_workers(args)
     if args.seeds is not None and args.seeds < 1:
@@ -319,13 +317,12 @@ def _sweep(args) -> int:
     grid = _parse_grid(args.grid) if args.grid else None
     base = _preset_and_file(args.config) if args.config else None
     data = args.data or ""  # your own series: every point of the sweep reads them
-    if grid:  # every point is a valid config before any store is made
-        check_grid(grid, (base or preset_config("spintronic")).replace(**({"data": data} if data else {})))
     out = Path(args.out)
+    storage = args.storage or f"sqlite:///{(out / 'sweeps.db').resolve()}"
+    # every point checked, opening no store: nothing is made before the plan is valid
+    plan = run_sweep(args.name, storage, args.preset, args.seeds, base, grid, plan_only=True, data=data)
     if not args.storage:
         out.mkdir(parents=True, exist_ok=True)
-    storage = args.storage or f"sqlite:///{(out / 'sweeps.db').resolve()}"
-    plan = run_sweep(args.name, storage, args.preset, args.seeds, base, grid, plan_only=True, data=data)  # checked
     if args.workers > 1:
         open_sweep(args.name, storage)  # a bad store is one error here, not one per worker
         return _spawn_workers(args, storage)

@@ -164,8 +164,7 @@ def rule_warnings(config, model=None) -> list[str]:
         out.append(f"the hidden neurons have no inputs from other neurons (fan-in N = 0 with width "
                    f"{config.width}, d_inter = {config.d_inter:g}, d_intra = {config.d_intra:g}): the cumulative "
                    "drive is 0 and the rule I·Δt ≈ 1 (eq. 11) cannot hold")
-    elif config.model not in SPIKING and not (model is None and resolved_init_drive(config.model, config.init_drive,
-                                                                                  config.data) > 0) and \
+    elif config.model not in SPIKING and not r["drive_from_data"] and \
             not DRIVE_WARN[0] <= r["cumulative_drive"] <= DRIVE_WARN[1]:  # init_drive sets it from the data
         out.append(f"cumulative drive I·Δt = {r['cumulative_drive']:.3g} (S = {config.gain:g}, ⟨|W|⟩ = "
                    f"{r['mean_abs_weight']:.3g}, N = {r['fan_in']:.0f}, Δt = {config.delta_t:g} ns) is far "

@@ -27,7 +27,7 @@ from .config import SPIKE_READOUTS, SPIKING, TrainConfig
 from .io import atomic_write_json
 from .defaults import resolve_for_data, resolved_init_drive, resolved_readout_time
 from .nn.alif import SURROGATES
-from .training import keep_legacy_settings, load_data, train_seeds
+from .training import LEGACY_VALUES, keep_legacy_settings, load_data, train_seeds
 
 #: name → (low, high, log scale) for every model; readout only where the model has one.
 SEARCH_SPACE = {
@@ -325,6 +325,18 @@ def _recorded_space(space: dict, model: str) -> dict:
     return {k: list(v) for k, v in {**space, **model_space(model)}.items()}
 
 
+def changed_fields(saved: dict, now: dict) -> list[str]:
+    """``"name old → new"`` for every config field whose value in ``now`` differs from ``saved``
+    (a field ``saved`` lacks, added to the config since, held its default there), except those
+    that may differ between workers (``MAY_DIFFER``: device, engine).
+
+    >>> changed_fields({"tau": 2.0}, TrainConfig(tau=3.0, device="cpu").to_dict())
+    ['tau 2.0 → 3.0']
+    """
+    saved = {**TrainConfig().to_dict(), **saved}
+    return [f"{k} {saved[k]!r} → {now[k]!r}" for k in sorted(now) if k not in MAY_DIFFER and saved[k] != now[k]]
+
+
 def _as_study_ran(study: optuna.Study, base: TrainConfig) -> TrainConfig:
     """``base`` with the fields a study made before they existed ran without (``keep_legacy_settings``)."""
     saved = study.user_attrs.get("base_config")
@@ -349,13 +361,12 @@ def check_same_settings(study: optuna.Study, base: TrainConfig, trial_seeds: int
     now, defaults = base.to_dict(), TrainConfig().to_dict()
     if "readout_time" not in saved and base.model not in SPIKING:
         saved = {**saved, "readout_time": "last"}  # a study made before the option read the last step
-    if "init_drive" not in saved:
-        saved = {**saved, "init_drive": 0.0}  # a study made before the option started from the uniform init
+    saved = {**LEGACY_VALUES, **saved}  # a study made before such an option ran with its legacy value
     saved = {**defaults, **saved}  # a field added after the study was made held its default there
     for fields in (saved, now):  # auto as it resolves (snnspin.defaults)
         fields["readout_time"] = resolved_readout_time(fields["model"], fields["readout_time"], fields["data"])
         fields["init_drive"] = resolved_init_drive(fields["model"], fields["init_drive"], fields["data"])
-    changed = [f"{k} {saved[k]!r} → {now[k]!r}" for k in sorted(now) if k not in MAY_DIFFER and saved[k] != now[k]]
+    changed = changed_fields(saved, now)
     before = study.user_attrs.get("trial_seeds", trial_seeds)
     if before != trial_seeds:
         changed.append(f"trial_seeds {before} → {trial_seeds}")

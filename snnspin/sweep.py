@@ -175,13 +175,12 @@ def check_same_base(study, base: TrainConfig) -> None:
     ...
     ValueError: the sweep 'no-name-...' in this store was run from another base config (width 8 → 16): ...
     """
-    from .hpo import MAY_DIFFER
+    from .hpo import changed_fields
 
     saved = study.user_attrs.get("base_config")
     if saved is None:
         return
-    saved, now = {**TrainConfig().to_dict(), **saved}, base.to_dict()
-    changed = [f"{k} {saved[k]!r} → {now[k]!r}" for k in sorted(now) if k not in MAY_DIFFER and saved[k] != now[k]]
+    changed = changed_fields(saved, base.to_dict())
     if changed:
         raise ValueError(f"the sweep {study.study_name!r} in this store was run from another base config "
                          f"({', '.join(changed)}): its finished trainings would count for this one; use another "

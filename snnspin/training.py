@@ -611,16 +611,16 @@ def train(config: TrainConfig, out_dir=None, resume: bool = False, progress: boo
     out = Path(out_dir) if out_dir is not None else None
     device = resolve_device(config.device)
     data = data if data is not None else load_data(config, device)
-    saved = saved_fields(out) if resume and out is not None else None
-    if isinstance(saved, dict):  # a run saved before a field existed goes on as it ran
-        config = keep_legacy_settings(config, saved)
+    if resume and out is not None:  # a run saved before a field existed goes on as it ran
+        config = as_it_ran(config, out)
     config = resolve_for_data(config, data)  # recorded in config.json: the widths the data gave
     check_sees_input(build_model(config, config.first_seed))  # (the masks keep as many inputs for every seed)
     if out is not None:
-        check_run_folder(config, out, resume, data)
-    if out is not None:  # every check passed: only now is the folder written
+        fingerprint = data_fingerprint(data)
+        check_run_folder(config, out, resume, fingerprint)
+        # every check passed: only now is the folder written
         atomic_write_json(out / "config.json", config.to_dict())
-        atomic_write_json(out / "data.json", {"sha256": data_fingerprint(data)})
+        atomic_write_json(out / "data.json", {"sha256": fingerprint})
     start = time.perf_counter()
     seeds = config.seed_list()
     folders = [out / f"seed_{seed}" if out is not None else None for seed in seeds]
@@ -666,12 +666,14 @@ def keep_legacy_settings(config: TrainConfig, saved: dict) -> TrainConfig:
     return config.replace(**changes) if changes else config
 
 
-def saved_fields(out_dir) -> dict | None:
-    """The fields a run folder's ``config.json`` holds (None: no run there, or not readable)."""
+def as_it_ran(config: TrainConfig, out_dir) -> TrainConfig:
+    """``config`` for resuming the run in ``out_dir``: ``keep_legacy_settings`` against the fields
+    its ``config.json`` holds (``config`` itself when there is no readable run there)."""
     try:
-        return json.loads((Path(out_dir) / "config.json").read_text())
+        saved = json.loads((Path(out_dir) / "config.json").read_text())
     except (OSError, ValueError):
-        return None
+        return config
+    return keep_legacy_settings(config, saved) if isinstance(saved, dict) else config
 
 
 RESUMABLE_CHANGES = ("epochs", "seeds", "device")
@@ -697,11 +699,11 @@ def data_fingerprint(data) -> str:
     return digest.hexdigest()[:16]
 
 
-def check_run_folder(config: TrainConfig, out_dir, resume: bool = False, data=None) -> None:
+def check_run_folder(config: TrainConfig, out_dir, resume: bool = False, fingerprint: str | None = None) -> None:
     """Every check ``train`` makes before it writes into ``out_dir``: the folder holds no run
     (or ``resume``), the saved config differs only in epochs/seeds/device, the data are those
-    the run started on (``data_fingerprint`` against ``data.json``, when ``data`` is given and
-    the run recorded one), every checkpoint is one of this network, and the run would not
+    the run started on (``fingerprint``, the data's ``data_fingerprint``, against ``data.json``,
+    when given and the run recorded one), every checkpoint is one of this network, and the run would not
     shrink (fewer epochs than a checkpoint holds, or a started seed left out). Each failure is
     one line (``ValueError``, or ``FileExistsError`` for a folder that already holds a run and
     no ``resume``).
@@ -720,15 +722,14 @@ def check_run_folder(config: TrainConfig, out_dir, resume: bool = False, data=No
     previous = TrainConfig.load(saved)
     check_resumable(previous, config)
     recorded = out / "data.json"
-    if data is not None and recorded.exists():
+    if fingerprint is not None and recorded.exists():
         try:
             before = json.loads(recorded.read_text())["sha256"]
         except (OSError, ValueError, KeyError, TypeError):
             raise ValueError(f"{recorded}: not a data record of this run (unreadable or damaged)") from None
-        now = data_fingerprint(data)
-        if before != now:
+        if before != fingerprint:
             raise ValueError(f"cannot resume: the data differ from those the run in {out} started on (fingerprint "
-                             f"{before} → {now}; was {config.data or 'the digits'} changed?)")
+                             f"{before} → {fingerprint}; was {config.data or 'the digits'} changed?)")
     started = {seed: out / f"seed_{seed}" / "checkpoint.pt" for seed in previous.seed_list()}
     started = {seed: path for seed, path in started.items() if path.exists()}
     dropped = sorted(set(started) - set(config.seed_list()))
@@ -760,11 +761,12 @@ def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:
             a["readout_time"] = "last"  # saved before the option: every such run read the last step
         if b["readout_time"] == "auto":
             b["readout_time"] = a["readout_time"]  # not resolved against the data yet
-    if a["init_drive"] == -1:
-        a["init_drive"] = 0.0  # saved before the option: every such run started from the uniform init
-    if b["init_drive"] == -1:
-        b["init_drive"] = a["init_drive"]  # not resolved against the data yet
     defaults = TrainConfig().to_dict()
+    for name, legacy in LEGACY_VALUES.items():
+        if a[name] == defaults[name]:
+            a[name] = legacy  # saved before the option: such runs ran with the legacy value
+        if b[name] == defaults[name]:
+            b[name] = a[name]  # not resolved against the data yet
     # a run saved before a data-dependent field existed holds its "from the data" default there
     diff = [k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES
             and not (k in DATA_DEPENDENT and a[k] == defaults[k])]
