@@ -99,6 +99,9 @@ class TrainConfig:
                                     "the sequence), max (the integrator's largest value over the sequence)",
                             SPIKE_READOUTS)
     surrogate: str = _f("atan", "spiking twins: snnTorch's surrogate gradient of the spike", SURROGATES)
+    detach_reset: bool = _f(True, "spiking twins: stop the gradient at the reset (snnTorch's Leaky always does); "
+                                  "False lets the spike's surrogate gradient flow through the reset (and ALIF's "
+                                  "adaptation trace), as SpikingJelly's detach_reset=False and the LSNN's code")
     readout_tau: float = _f(0.0, "spiking twins: relaxation time in ns of the readout's leaky integrator (last and "
                                  "max readouts), its own memory of the last layer's spikes; 0: the neurons' τ")
     surrogate_slope: float = _f(0.0, "spiking twins: the surrogate's slope (0: snnTorch's default, atan 2, "
@@ -222,7 +225,7 @@ class TrainConfig:
             raise ValueError(f"weight_bits must be 0 (full precision) or in [2, 16], got {self.weight_bits}")
         defaults = {f.name: f.default for f in fields(self)}
         if self.model not in SPIKING:
-            for name in ("learn_beta", "spike_readout", "surrogate", "surrogate_slope", "readout_tau"):
+            for name in ("learn_beta", "spike_readout", "surrogate", "surrogate_slope", "readout_tau", "detach_reset"):
                 if getattr(self, name) != defaults[name]:
                     raise ValueError(f"{name} applies to the spiking twins ({', '.join(SPIKING)}), not the "
                                      f"{self.model} model")

@@ -27,7 +27,7 @@ from .config import TrainConfig
 from .connectivity import MaskedLinear
 from .fused import (ctrnn_fused_reason, fused_ctrnn_sequence, fused_ctrnn_sequences, fused_oscillator_sequence,
                     fused_oscillator_sequences, oscillator_fused_reason)
-from .nn import ALIF, CTRNN, HighPass, Oscillator, detach_hidden
+from .nn import ALIF, CTRNN, HighPass, Leaky, Oscillator, detach_hidden
 from .nn.alif import spike_function
 from .nn.stateful import as_float_input, keep_added_buffers
 from .spiking_loop import spiking_sequence
@@ -363,7 +363,8 @@ class LIFNetwork(LayeredNetwork):
     ``ALIF`` neurons (``model="alif"``, ``snnspin.nn.ALIF``) with the same topology.
 
     Each layer: mem⁺ = β mem + S syn, spike when mem > 1 (ALIF: 1 + b_a a), reset by
-    subtraction, β = e^{-dt/τ} (one per neuron and trained with ``learn_beta``); the outputs
+    subtraction (the reset's gradient stopped unless ``detach_reset`` is False; ``snnspin.nn.Leaky``),
+    β = e^{-dt/τ} (one per neuron and trained with ``learn_beta``); the outputs
     fed forward and back are spikes, with snnTorch's surrogate gradient ``surrogate``
     (slope ``surrogate_slope``). Logits (``spike_readout``): ``last``: the last layer's spikes
     drive non-spiking leaky integrators (β of ``readout_tau``, else the neurons' β), read after the last step, the spiking
@@ -395,10 +396,12 @@ class LIFNetwork(LayeredNetwork):
         if c.model == "alif":
             rho = math.exp(-c.dt / c.adapt_tau)
             self.neurons = nn.ModuleList(ALIF(beta(), rho, c.adapt_strength, learn_beta=c.learn_beta,
-                                              surrogate=c.surrogate, slope=c.surrogate_slope, check=False)
+                                              surrogate=c.surrogate, slope=c.surrogate_slope, check=False,
+                                              detach_reset=c.detach_reset)
                                          for _ in range(c.layers))
         else:
-            self.neurons = nn.ModuleList(snn.Leaky(beta=beta(), threshold=1.0, learn_beta=c.learn_beta, spike_grad=spike)
+            self.neurons = nn.ModuleList(Leaky(beta=beta(), threshold=1.0, learn_beta=c.learn_beta, spike_grad=spike,
+                                               detach_reset=c.detach_reset)
                                          for _ in range(c.layers))
         readout_decay = math.exp(-c.dt / c.readout_tau) if c.readout_tau else decay  # its own memory, or the neurons'
         integrator_beta = torch.full((n_classes,), readout_decay) if c.learn_beta else readout_decay

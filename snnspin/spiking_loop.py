@@ -10,10 +10,11 @@ float64, ``tests/test_spiking.py``). Per solver step and layer n (time in steps)
     u      = S (W_ext^n z^{n-1}_t + b^n + W_int^n z^n_{t-1})
     A      = θ + b_a a_{t-1}                         (LIF: b_a = 0, θ = 1)
     mem_t  = clamp(β, 0, 1) mem_{t-1} + u - sg(z_{t-1}) A
-    a_t    = ρ a_{t-1} + sg(z_{t-1})
+    a_t    = ρ a_{t-1} + (1 - ρ) sg(z_{t-1})
     z_t    = H(mem_t - θ - b_a a_t)                  (surrogate gradient backwards)
 
-with sg the stop-gradient (snnTorch's detached reset). The readout: the last layer's spikes
+with sg the stop-gradient (snnTorch's detached reset; the identity in a layer whose
+``detach_reset`` is False). The readout: the last layer's spikes
 through the readout weights into leaky integrators o_t = clamp(β_o, 0, 1) o_{t-1} + W_o z_t + b_o
 (``spike_readout`` last: o after the last step; max: its largest value; mean: the mean of
 W_o z_t + b_o over the steps).
@@ -52,6 +53,7 @@ def spiking_sequence(model, data: torch.Tensor):
     readout = (model.readout.effective_weight(), model.readout.bias)
     readout_beta = model.integrator.beta.clamp(0.0, 1.0)
     spikes_of = [n.spike if adaptive else n.spike_grad for n in model.neurons]  # each layer's own surrogate
+    detached = [getattr(n, "detach_reset", True) for n in model.neurons]  # snn.Leaky: always
     gain, mode = model.gain, c.spike_readout
 
     batch = data.shape[1]
@@ -65,7 +67,7 @@ def spiking_sequence(model, data: torch.Tensor):
             signal = data[t]
             for i in range(c.layers):
                 syn = F.linear(signal, *w_ext[i]) + F.linear(spikes[i], w_int[i])
-                fired = spikes[i].detach()
+                fired = spikes[i].detach() if detached[i] else spikes[i]
                 if adaptive:
                     mem[i], adapt[i], level = alif_update(mem[i], adapt[i], fired, gain * syn, betas[i], rho[i],
                                                           strength[i], threshold[i])

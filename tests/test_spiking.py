@@ -125,6 +125,7 @@ def test_readout_tau_gives_the_integrator_its_own_memory(model):
     ({"model": "lif", "adapt_strength": 1.0}, "adapt_strength applies to the alif model only"),
     ({"model": "alif", "adapt_tau": 0.0}, "adapt_tau must be > 0"),
     ({"model": "lif", "surrogate_slope": -1.0}, "surrogate_slope must be > 0"),
+    ({"model": "ctrnn", "detach_reset": False}, "detach_reset applies to the spiking twins"),
 ])
 def test_spiking_settings_are_refused_where_they_do_not_apply(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -133,11 +134,12 @@ def test_spiking_settings_are_refused_where_they_do_not_apply(changes, message):
 
 @pytest.mark.parametrize("model", ["lif", "alif"])
 @pytest.mark.parametrize("readout", ["last", "mean", "max"])
-@pytest.mark.parametrize("learn_beta", [False, True])
-def test_the_fast_loop_equals_the_snntorch_modules(model, readout, learn_beta):
+@pytest.mark.parametrize("learn_beta, detach_reset", [(False, True), (True, True), (False, False), (True, False)])
+def test_the_fast_loop_equals_the_snntorch_modules(model, readout, learn_beta, detach_reset):
     # engine auto / fused: snnspin.spiking_loop; reference: snnTorch's Leaky (or ALIF) step by step.
     # Log-probabilities, final membranes and every gradient agree in float64, with sub-steps,
-    # two input channels, 4-bit weights and a readout integrator of its own.
+    # two input channels, 4-bit weights and a readout integrator of its own; with the reset's
+    # gradient stopped (snnTorch's way) or not.
     data = torch.randn(20, 5, 2, dtype=torch.float64) * 2
     targets = torch.tensor([0, 3, 1, 9, 3])
     extra = {"adapt_strength": 0.3, "adapt_tau": 7.0} if model == "alif" else {}
@@ -145,7 +147,8 @@ def test_the_fast_loop_equals_the_snntorch_modules(model, readout, learn_beta):
     for engine in ("reference", "fused"):
         config = TrainConfig(model=model, learn_beta=learn_beta, spike_readout=readout, substeps=2, n_inputs=2,
                              width=7, tau=3.0, gain=1.5, init_scale=3.0, readout_tau=7.0, weight_bits=4,
-                             surrogate="fast_sigmoid", surrogate_slope=5.0, engine=engine, **extra)
+                             surrogate="fast_sigmoid", surrogate_slope=5.0, engine=engine, detach_reset=detach_reset,
+                             **extra)
         net = build_model(config, seed=1).double()
         log_probs = net(data)
         torch.nn.functional.nll_loss(log_probs, targets).backward()
@@ -160,8 +163,65 @@ def test_the_fast_loop_equals_the_snntorch_modules(model, readout, learn_beta):
     torch.testing.assert_close(lp, lp_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(mem, mem_ref, rtol=1e-12, atol=1e-12)
     assert sorted(g) == sorted(g_ref) and (not learn_beta or any("beta" in name for name in g))
+    # snnTorch's spikes are float32 whatever the membrane's dtype, so a gradient through a spike is
+    # rounded to float32 on its way into the surrogate. Through the reset (detach_reset=False) the
+    # modules round that path apart from the spike's other uses, the fast loop their sum: 1e-8 apart.
+    tolerance = 1e-12 if detach_reset else 1e-6
     for name in g_ref:
-        torch.testing.assert_close(g[name], g_ref[name], rtol=1e-12, atol=1e-12, msg=name)
+        torch.testing.assert_close(g[name], g_ref[name], rtol=tolerance, atol=tolerance, msg=name)
+
+
+def _by_hand(model, detach, steps, drive, k, beta, rho, strength):
+    """(membrane, d membrane / d drive) after ``steps`` constant drives of one LIF (ALIF) neuron, in
+    forward mode: reset term R(z) = z (sg(z) when ``detach``), fast_sigmoid's s'(x) = 1/(1 + k|x|)²."""
+    mem, dmem, a, da, z, dz = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    for _ in range(steps):
+        dzr = 0.0 if detach else dz
+        level, dlevel = 1.0 + strength * a, strength * da
+        mem, dmem = beta * mem + drive - z * level, beta * dmem + 1.0 - (dzr * level + z * dlevel)
+        if model == "alif":
+            a, da = rho * a + (1 - rho) * z, rho * da + (1 - rho) * dzr
+        level, dlevel = 1.0 + strength * a, strength * da
+        z, dz = float(mem > level), (dmem - dlevel) / (1 + k * abs(mem - level)) ** 2
+    return mem, dmem
+
+
+@pytest.mark.parametrize("model", ["lif", "alif"])
+def test_the_reset_passes_the_gradient_only_when_not_detached(model):
+    # One neuron with input weight w driven by ones: the membrane after the last step and its
+    # derivative in w, by hand, against snnspin.nn.Leaky / ALIF (which the reference engine runs;
+    # the fast loop equals them, test above) and the network's membrane under both engines.
+    steps, k, rho, w0 = 6, 2.0, math.exp(-1 / 2.0), 0.9
+    strength = 0.5 if model == "alif" else 0.0
+    extra = {"adapt_strength": strength, "adapt_tau": 2.0} if model == "alif" else {}
+    grads = {}
+    for detach in (True, False):
+        for engine in ("reference", "fused"):
+            config = TrainConfig(model=model, width=1, layers=1, d_inter=1.0, d_intra=0.0, tau=3.0, gain=1.0,
+                                 surrogate="fast_sigmoid", surrogate_slope=k, detach_reset=detach, engine=engine,
+                                 **extra)
+            net = build_model(config).double()
+            beta = float(net.neurons[0].beta)  # e^(-1/3), as the layer holds it (snnTorch: rounded to float32)
+            assert beta == pytest.approx(math.exp(-1 / 3.0), rel=1e-7)
+            mem, dmem = _by_hand(model, detach, steps, w0, k, beta, rho, strength)
+            with torch.no_grad():
+                net.w_ext[0].weight.fill_(w0)
+                net.w_ext[0].bias.zero_()
+            net(torch.ones(steps, 1, 1, dtype=torch.float64))
+            assert float(net.final_states[0, 0, 0]) == pytest.approx(mem, abs=1e-12)
+        neuron, w = net.neurons[0], net.w_ext[0].weight
+        membrane, state = torch.zeros(1, 1, dtype=torch.float64), None
+        for _ in range(steps):
+            current = torch.nn.functional.linear(torch.ones(1, 1, dtype=torch.float64), w)
+            if model == "alif":
+                _, state = neuron(current, state)
+                membrane = state.mem
+            else:
+                _, membrane = neuron(current, membrane)
+        (grad,) = torch.autograd.grad(membrane.sum(), w)
+        assert float(grad) == pytest.approx(dmem, rel=1e-10 if detach else 1e-7), detach  # float32 spikes
+        grads[detach] = dmem
+    assert abs(grads[True] - grads[False]) > 0.05  # the neuron fired: the reset's path carries gradient
 
 
 def test_auto_takes_the_fast_loop_and_reference_the_modules(monkeypatch):

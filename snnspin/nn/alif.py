@@ -34,8 +34,9 @@ def spike_function(name: str = "atan", slope: float = 0.0):
 
 def alif_update(mem, adapt, fired, drive, beta, rho: float, strength: float, threshold: float):
     """One ALIF step before the spike (the equations of ``ALIF``): returns (mem_t, a_t, A_t), where
-    the spike is z_t = H(mem_t - A_t). ``fired`` is z_{t-1} (detached), ``drive`` u_t; tensors
-    ``[..., N]``, β a float or ``[N]``. Shared by ``ALIF.step`` and ``snnspin.spiking_loop``.
+    the spike is z_t = H(mem_t - A_t). ``fired`` is z_{t-1} (detached unless the layer's
+    ``detach_reset`` is False), ``drive`` u_t; tensors ``[..., N]``, β a float or ``[N]``.
+    Shared by ``ALIF.step`` and ``snnspin.spiking_loop``.
 
     >>> mem, a, level = alif_update(torch.tensor(1.5), torch.tensor(0.5), torch.tensor(1.0), torch.tensor(0.6),
     ...                             0.9, 0.8, 1.8, 1.0)
@@ -71,7 +72,9 @@ class ALIF(StatefulLayer):
     Intelligence 2021): it is a running average of the spikes, in [0, 1], so b_a is the rise of
     the threshold of a neuron that fires at every step, whatever τ_a; both papers use
     b_a = 1.8. The spike's gradient is snnTorch's surrogate ``surrogate`` with ``slope``.
-    The reset term is detached, as snnTorch's ``Leaky`` does by default.
+    The reset term and the trace see the spike detached (sg(z_{t-1})), as snnTorch's ``Leaky``
+    does, unless ``detach_reset=False``: then the spike's surrogate gradient flows through both,
+    as in the LSNN's code (its ``stop_z_gradients`` off) and ``snnspin.nn.Leaky(detach_reset=False)``.
 
     Same surface as every snnspin layer (and snnTorch's): ``forward(input_, state=None)`` →
     ``(spikes, ALIFState)``; ``init_hidden``, ``reset_mem``, ``detach_hidden``.
@@ -93,8 +96,11 @@ class ALIF(StatefulLayer):
 
     def __init__(self, beta=0.9, rho: float = 0.95, adapt: float = 1.8, threshold: float = 1.0,
                  learn_beta: bool = False, surrogate: str = "atan", slope: float = 0.0, init_hidden: bool = False,
-                 output: bool = False, check: bool = True):
+                 output: bool = False, check: bool = True, detach_reset: bool = True):
         super().__init__(init_hidden=init_hidden, output=output, check=check)
+        if not isinstance(detach_reset, bool):
+            raise ValueError(f"detach_reset must be True or False, got {detach_reset!r}")
+        self.detach_reset = detach_reset
         self._register_constant("beta", beta, learn_beta)
         self.rho, self.adapt, self.threshold = rho, adapt, threshold
         self.check_constants()
@@ -129,7 +135,8 @@ class ALIF(StatefulLayer):
 
     def step(self, input_, state):
         mem, adapt, spk = state
-        mem, adapt, level = alif_update(mem, adapt, spk.detach(), input_, self.beta.clamp(0.0, 1.0), self.rho,
+        fired = spk.detach() if self.detach_reset else spk
+        mem, adapt, level = alif_update(mem, adapt, fired, input_, self.beta.clamp(0.0, 1.0), self.rho,
                                         self.adapt, self.threshold)
         spk = self.spike(mem - level).to(mem.dtype)
         return spk, (mem, adapt, spk)
@@ -137,7 +144,8 @@ class ALIF(StatefulLayer):
     def extra_repr(self) -> str:
         beta = f"{float(self.beta):.4g}" if self.beta.numel() == 1 else f"[{self.beta.numel()}]"
         return (f"beta={beta}, rho={self.rho:.4g}, adapt={self.adapt:g}, threshold={self.threshold:g}, "
-                f"surrogate={self.surrogate!r}, init_hidden={self.init_hidden}")
+                f"surrogate={self.surrogate!r}, init_hidden={self.init_hidden}"
+                + ("" if self.detach_reset else ", detach_reset=False"))
 
 
 def beta_from_tau(tau_ns: float, dt_ns: float) -> float:
