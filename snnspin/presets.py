@@ -55,7 +55,9 @@ TUNED_SOURCE = {
             "validation and 24.1 ± 3.9 % on the test half. With the normalised trace, at the LIF preset's values "
             "(2 validation seeds, 200 epochs): b_a = 0.2, τ_a = 50 ns 78.6 % (LIF on the same seeds 75.8 %); b_a "
             "= 1.0, τ_a = 100 ns 74.2 %; b_a = 1.8 at τ_a = 50 / 200 / 20 ns 55.3 / 56.7 / 22.8 %. "
-            "benchmarks/results/alif-config.json holds the first",
+            "benchmarks/results/alif-config.json holds the first, since December 2026 with the LIF preset's "
+            "detach_reset=False and 400 epochs (validation, seeds 0-5: 80.8 % at 200 epochs, 85.6 % at 400; "
+            "test half, 10 seeds: 88.62 ± 1.47 %)",
     "lif-learn-beta": "a 56-trial study with learn_beta (snnspin tune --model lif --learn-beta --epochs 40 "
                       "--enqueue-base) picked a trial at 60.8 % on one validation seed that gives 38.3 ± 10.3 % on "
                       "the test half (10 seeds): below the preset, so the preset stays. A second study ranking "
