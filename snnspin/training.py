@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from .config import SPIKING, TrainConfig
 from .data import SequentialDigits, as_tensors, load_series
-from .io import atomic_torch_save, atomic_write_json, load_torch_file, not_a_checkpoint
+from .io import atomic_torch_save, atomic_write_json, load_torch_file, not_a_checkpoint, read_json
 from .defaults import input_statistics, resolve_for_data
 from .device import apply_chip, draw_chip, seed_noise
 from .models import LayeredNetwork, build_model
@@ -284,6 +284,7 @@ class _SeedRun:
         """
         path = self.checkpoint_path
         if path is None or not path.exists():
+            self._restore_finished()
             return
         state = read_checkpoint(path, map_location=self.device)
         load_state(self.model, state["model"], path)
@@ -294,6 +295,17 @@ class _SeedRun:
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as error:
             raise not_a_checkpoint(path, f"its optimiser, schedule or history do not fit this run: "
                                          f"{str(error).splitlines()[0] if str(error) else type(error).__name__}")
+
+    def _restore_finished(self) -> None:
+        """A finished seed that kept only ``weights.pt`` and ``history.json`` (a committed run: checkpoints
+        are not committed) resumes as finished instead of training again from scratch over its files.
+        One that cannot go on (fewer epochs done than asked: no optimiser state to continue from) is
+        refused with one ``ValueError`` line."""
+        weights = self.folder / "weights.pt" if self.folder is not None else None
+        if weights is None or not weights.exists():
+            return
+        self.history = finished_history(self.folder, self.config.epochs)
+        load_weights(self.model, weights)
 
     def _devices_for_batch(self, epoch: int, batch: int) -> None:
         """The devices batch ``batch`` of ``epoch`` trains on: with ``chip_draw="batch"`` a fresh
@@ -704,7 +716,8 @@ def check_run_folder(config: TrainConfig, out_dir, resume: bool = False, fingerp
     (or ``resume``), the saved config differs only in epochs/seeds/device, the data are those
     the run started on (``fingerprint``, the data's ``data_fingerprint``, against ``data.json``,
     when given and the run recorded one), every checkpoint is one of this network, and the run would not
-    shrink (fewer epochs than a checkpoint holds, or a started seed left out). Each failure is
+    shrink (fewer epochs than a checkpoint holds, or a started seed left out) nor grow a seed that
+    finished without keeping its checkpoint (``finished_history``). Each failure is
     one line (``ValueError``, or ``FileExistsError`` for a folder that already holds a run and
     no ``resume``).
 
@@ -744,6 +757,25 @@ def check_run_folder(config: TrainConfig, out_dir, resume: bool = False, fingerp
         done = max(done, len(state["history"]))
     if config.epochs < done:
         raise ValueError(f"the run has {done} epochs done; --epochs {config.epochs} would shrink it")
+    for seed in previous.seed_list():  # finished, checkpoint not kept (a committed run): it cannot grow
+        folder = out / f"seed_{seed}"
+        if (folder / "weights.pt").exists() and not (folder / "checkpoint.pt").exists():
+            finished_history(folder, config.epochs)
+
+
+def finished_history(folder, epochs: int) -> list[EpochRecord]:
+    """The history of a seed folder that finished and kept no ``checkpoint.pt`` (a committed run),
+    refused in one ``ValueError`` line when it holds fewer than ``epochs`` epochs: without the
+    optimiser's state it cannot go on."""
+    history = Path(folder) / "history.json"
+    records = read_json(history) if history.exists() else []
+    if len(records) < epochs:
+        raise ValueError(f"{folder}: finished after {len(records)} epochs (weights.pt, no checkpoint.pt), so it "
+                         f"cannot go on to {epochs} (no optimiser state); train into a new folder")
+    try:
+        return [EpochRecord(**r) for r in records]
+    except TypeError as error:
+        raise ValueError(f"{history}: not a snnspin history ({error})") from None
 
 
 def check_resumable(saved: TrainConfig, requested: TrainConfig) -> None:

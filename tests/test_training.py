@@ -105,6 +105,24 @@ def test_resume_gives_the_uninterrupted_result(tmp_path, model):
         assert torch.equal(a, b), name
 
 
+def test_a_finished_run_without_checkpoints_resumes_as_finished(tmp_path):
+    # A committed run keeps weights.pt and history.json but not checkpoint.pt (.gitignore): resuming
+    # it must not train again over its files, and growing it (no optimiser state) is refused.
+    config = TrainConfig(model="ctrnn", seeds=2, **TINY)
+    first = train(config, tmp_path / "run", progress=False)
+    files = {p: p.read_bytes() for p in (tmp_path / "run").glob("seed_*/*") if p.name != "checkpoint.pt"}
+    for path in (tmp_path / "run").glob("seed_*/checkpoint.pt"):
+        path.unlink()
+    again = train(config, tmp_path / "run", resume=True, progress=False)
+    assert again["accuracy"] == first["accuracy"]
+    for path, content in files.items():
+        assert path.read_bytes() == content, path.name  # same weights, same history (its timings too)
+    before = (tmp_path / "run" / "config.json").read_text()
+    with pytest.raises(ValueError, match="finished after 3 epochs .*cannot go on to 4"):
+        train(config.replace(epochs=4), tmp_path / "run", resume=True, progress=False)
+    assert (tmp_path / "run" / "config.json").read_text() == before  # refused before anything is written
+
+
 def test_history_records_schedule_and_learning(tmp_path):
     config = TrainConfig(model="ctrnn", layers=1, width=16, epochs=4, tau=2.0, lr0=0.05)
     _, history = train_seed(config, 0, tmp_path, progress=False)
