@@ -46,16 +46,19 @@ the place of 1-2; only --epochs, --seeds (to grow the run) and --device may diff
 
 def _default_text(f) -> str:
     """The default of a config option as ``--help`` shows it: the tuned preset's value for
-    the default model where it differs from the paper preset's (the dataclass default)."""
+    the default model where it differs from the paper preset's (the dataclass default), then
+    the other models' tuned values where they differ from that."""
     from .presets import TUNED
 
     show = lambda v: ("on" if v else "off") if isinstance(v, bool) else v
     paper = f.default
     tuned = TUNED["spintronic"].get(f.name, paper)
+    models = [f"{m} {show(v[f.name])}" for m, v in TUNED.items() if m != "spintronic" and v.get(f.name, tuned) != tuned]
+    others = f"; tuned {', '.join(models)}" if models else ""
     other = f"paper: {show(paper)}" if f.metadata.get("paper") else f"--preset paper: {show(paper)}"
     if tuned != paper:
-        return f"default: tuned preset, {show(tuned)} for spintronic; {other}"
-    return f"default: {show(paper)}" + (", the paper's" if f.metadata.get("paper") else "")
+        return f"default: tuned preset, {show(tuned)} for spintronic; {other}{others}"
+    return f"default: {show(paper)}" + (", the paper's" if f.metadata.get("paper") else "") + others
 
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:

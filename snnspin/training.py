@@ -745,9 +745,10 @@ def check_run_folder(config: TrainConfig, out_dir, resume: bool = False, fingerp
                              f"{before} → {fingerprint}; was {config.data or 'the digits'} changed?)")
     started = {seed: out / f"seed_{seed}" / "checkpoint.pt" for seed in previous.seed_list()}
     started = {seed: path for seed, path in started.items() if path.exists()}
-    dropped = sorted(set(started) - set(config.seed_list()))
+    finished = {seed for seed in previous.seed_list() if (out / f"seed_{seed}" / "weights.pt").exists()}
+    dropped = sorted((set(started) | finished) - set(config.seed_list()))
     if dropped:
-        raise ValueError(f"the run has seeds {', '.join(map(str, sorted(started)))} started or done; "
+        raise ValueError(f"the run has seeds {', '.join(map(str, sorted(set(started) | finished)))} started or done; "
                          f"--seeds {config.seeds} would shrink it (drop seed(s) {', '.join(map(str, dropped))})")
     own = build_model(config).state_dict() if started else {}
     done = 0

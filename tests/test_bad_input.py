@@ -209,8 +209,10 @@ def test_help_shows_each_default_once_and_boolean_flags():
         if action.help:
             assert action.help.count("paper:") <= 1 and action.help.count("default:") <= 1, action.help
     text = " ".join(parser.format_help().split())
-    assert "(default: tuned preset, 1.974 for spintronic; paper: 14.12)" in text
-    assert f"(default: tuned preset, {TUNED['spintronic']['epochs']} for spintronic; --preset paper: 30)" in text
+    assert "(default: tuned preset, 1.974 for spintronic; paper: 14.12; tuned ctrnn 2.159, lif 5.0)" in text
+    assert (f"(default: tuned preset, {TUNED['spintronic']['epochs']} for spintronic; --preset paper: 30; "
+            f"tuned lif {TUNED['lif']['epochs']})") in text
+    assert "(default: on; tuned lif off)" in text  # detach_reset: the LIF preset keeps the reset's gradient
     assert "(default: 3, the paper's)" in text
     assert "--learn-tau, --no-learn-tau" in text and "LEARN_TAU" not in text
     parse = lambda *a: build_parser().parse_args(["train", *a])
