@@ -75,7 +75,9 @@ class TrainConfig:
     d_intra: float = _f(0.5, "intra-layer connection density", paper=True)
     tau: float = _f(14.12, "neuron relaxation time τ in ns", paper=True)
     delta_t: float = _f(1.0, "time between input points Δt in ns", paper=True)
-    substeps: int = _f(1, "network solver steps per input point (dt = Δt / substeps)")
+    substeps: int = _f(1, "network solver steps per input point (dt = Δt / substeps); the spiking twins take the "
+                          "whole input at every step (snnTorch's convention, no dt factor), so for them more steps "
+                          "make a faster-clocked network, not a finer solver of the same one")
     method: str = _f("exact", "neuron stepper", ("exact", "euler", "rk4"))
     learn_tau: bool = _f(False, "train each layer's relaxation time τ (one per neuron) with the weights")
     gain: float = _f(0.5, "amplification S between layers", paper=True)
