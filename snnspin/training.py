@@ -756,12 +756,10 @@ def check_run_folder(config: TrainConfig, out_dir, resume: bool = False, fingerp
         state = read_checkpoint(path)
         check_state(own, state["model"], path)
         done = max(done, len(state["history"]))
+    for seed in finished - set(started):  # finished, checkpoint not kept (a committed run): it cannot grow
+        done = max(done, len(finished_history(out / f"seed_{seed}", config.epochs)))
     if config.epochs < done:
         raise ValueError(f"the run has {done} epochs done; --epochs {config.epochs} would shrink it")
-    for seed in previous.seed_list():  # finished, checkpoint not kept (a committed run): it cannot grow
-        folder = out / f"seed_{seed}"
-        if (folder / "weights.pt").exists() and not (folder / "checkpoint.pt").exists():
-            finished_history(folder, config.epochs)
 
 
 def finished_history(folder, epochs: int) -> list[EpochRecord]:

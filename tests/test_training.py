@@ -121,6 +121,8 @@ def test_a_finished_run_without_checkpoints_resumes_as_finished(tmp_path):
     with pytest.raises(ValueError, match="finished after 3 epochs .*cannot go on to 4"):
         train(config.replace(epochs=4), tmp_path / "run", resume=True, progress=False)
     assert (tmp_path / "run" / "config.json").read_text() == before  # refused before anything is written
+    with pytest.raises(ValueError, match="has 3 epochs done; --epochs 2 would shrink it"):
+        train(config.replace(epochs=2), tmp_path / "run", resume=True, progress=False)
     with pytest.raises(ValueError, match="has seeds 0, 1 started or done; --seeds 1 would shrink it"):
         train(config.replace(seeds=1), tmp_path / "run", resume=True, progress=False)
 
