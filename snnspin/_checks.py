@@ -64,3 +64,15 @@ def check_positive_int(name: str, value) -> None:
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def check_flag(name: str, value) -> None:
+    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (not 0, 1 or a string).
+
+    >>> check_flag("detach_reset", "no")
+    Traceback (most recent call last):
+    ...
+    ValueError: detach_reset must be True or False, got 'no'
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")

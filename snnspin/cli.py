@@ -53,7 +53,8 @@ def _default_text(f) -> str:
     show = lambda v: ("on" if v else "off") if isinstance(v, bool) else v
     paper = f.default
     tuned = TUNED["spintronic"].get(f.name, paper)
-    models = [f"{m} {show(v[f.name])}" for m, v in TUNED.items() if m != "spintronic" and v.get(f.name, tuned) != tuned]
+    models = [f"{m} {show(v.get(f.name, paper))}" for m, v in TUNED.items()  # a field a preset leaves: the default
+              if m != "spintronic" and v.get(f.name, paper) != tuned]
     others = f"; tuned {', '.join(models)}" if models else ""
     other = f"paper: {show(paper)}" if f.metadata.get("paper") else f"--preset paper: {show(paper)}"
     if tuned != paper:

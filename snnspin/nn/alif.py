@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import torch
 
-from .._checks import check_positive
+from .._checks import check_flag, check_positive
 from .stateful import StatefulLayer
 
 #: Surrogate gradients by name: snnTorch's, each with its own default slope.
@@ -98,8 +98,7 @@ class ALIF(StatefulLayer):
                  learn_beta: bool = False, surrogate: str = "atan", slope: float = 0.0, init_hidden: bool = False,
                  output: bool = False, check: bool = True, detach_reset: bool = True):
         super().__init__(init_hidden=init_hidden, output=output, check=check)
-        if not isinstance(detach_reset, bool):
-            raise ValueError(f"detach_reset must be True or False, got {detach_reset!r}")
+        check_flag("detach_reset", detach_reset)
         self.detach_reset = detach_reset
         self._register_constant("beta", beta, learn_beta)
         self.rho, self.adapt, self.threshold = rho, adapt, threshold

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import snntorch as snn
 
+from .._checks import check_flag
+
 
 class Leaky(snn.Leaky):
     """snnTorch's ``Leaky`` neuron, with ``detach_reset`` (SpikingJelly's name for it).
@@ -43,8 +45,7 @@ class Leaky(snn.Leaky):
 
     def __init__(self, *args, detach_reset: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        if not isinstance(detach_reset, bool):
-            raise ValueError(f"detach_reset must be True or False, got {detach_reset!r}")
+        check_flag("detach_reset", detach_reset)
         self.detach_reset = detach_reset
 
     def mem_reset(self, mem):
