@@ -222,6 +222,35 @@ def _two_networks(value):
     return torch.cat([value, 0.5 * value + 0.25 * value.flip(-1)])
 
 
+def _widened(t, n):
+    """t [..., 4] repeated to n columns along the last axis, each copy rolled along the first axis."""
+    copies = -(-n // t.shape[-1])
+    return torch.cat([t.roll(i, dims=0) for i in range(copies)], dim=-1)[..., :n].contiguous()
+
+
+@pytest.mark.parametrize("width", [48, 80])  # forward blocks of 4 rows; backward blocks of 2 (48) and 1 (80)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("noisy", [False, True], ids=["quiet", "thermal"])
+def test_oscillator_kernels_match_torch_at_every_block_size(width, dtype, noisy):
+    """kernels.c updates 8, 4, 2 or 1 rows together by the layer's width (FORWARD_ROWS,
+    BACKWARD_ROWS); 13 rows leave a short last block at each size."""
+    batch = 13
+    constants = {k: _widened(v, width) if isinstance(v, torch.Tensor) else v for k, v in _osc_constants(dtype).items()}
+    syn, x, y = (_widened(t.repeat(1, 3, 1)[:, :batch], width) for t in _osc_state(dtype, _osc_constants(dtype)))
+    constants["noise"] = _random(dtype, 19, L, 2, batch, width, scale=3.0) if noisy else None
+    forward = dict(syn=syn, x=x, y=y, x_out=torch.zeros(L, batch, width, dtype=dtype),
+                   y_out=torch.zeros(L, batch, width, dtype=dtype), z_next=None, **constants)
+    _assert_same(_run(pointwise.NATIVE, "osc_forward", 0, 2, forward), _run(pointwise.TORCH, "osc_forward", 0, 2,
+                                                                             forward), dtype)
+    backward = dict(back=None, gx=_random(dtype, 6, L, batch, width), gy=_random(dtype, 7, L, batch, width), x_old=x,
+                    syn=syn, dsyn_out=torch.zeros(L, batch, width, dtype=dtype),
+                    **{name: _random(dtype, 8 + k, L, batch, width) for k, name in enumerate(("g_gain", "g_a_sum",
+                                                                                             "g_b_sum"))},
+                    **constants)
+    _assert_same(_run(pointwise.NATIVE, "osc_backward", 0, 2, backward),
+                 _run(pointwise.TORCH, "osc_backward", 0, 2, backward), dtype)
+
+
 @pytest.mark.parametrize("active", [(0, 2), (1, 2), (0, 0), (2, 2)])
 @pytest.mark.parametrize("noisy", [False, True], ids=["quiet", "thermal"])
 def test_kernels_of_two_networks_match_torch(active, noisy):

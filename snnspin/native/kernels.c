@@ -49,9 +49,15 @@ float tanhf(float);
 
 /* Rows of at least this many elements in all are split over threads. */
 #define PARALLEL_MIN 8192
-/* Rows of one layer updated together (see osc_forward_rows), and the blocks of them a layer of B rows has. */
-#define ROWS 8
-#define BLOCKS(B) (((B) + ROWS - 1) / ROWS)
+/* Rows of one layer updated together (see osc_forward_rows): enough independent dependency chains
+ * per SIMD lane to hide the latency of exp and the divisions, few enough that their values stay in
+ * registers (the backward keeps about twice as many values live per element). Measured on an AVX-512
+ * CPU (benchmarks/results/kernel-rows.md): forward 8 rows of <= 32 neurons (2 vectors a row), else 4;
+ * backward 2 rows up to 64 neurons, else 1 (8 rows spilled: 1.7-2x slower from 128 neurons on). */
+#define FORWARD_ROWS(N) ((N) <= 32 ? 8 : 4)
+#define BACKWARD_ROWS(N) ((N) <= 64 ? 2 : 1)
+/* The blocks of R rows a layer of B rows has (its last one may be short). */
+#define BLOCKS(B, R) (((B) + (R) - 1) / (R))
 
 /* The constants shared with the Python side come from it, as -D flags at build time
  * (snnspin/native/__init__.py: CONSTANTS), so that the two cannot drift apart; they are
@@ -83,6 +89,8 @@ const double DERIVATIVE_COEFFS[7] = {1.0 / 2, 2.0 / 6, 3.0 / 24, 4.0 / 120, 5.0 
 #define TANH tanh
 #define SQRT sqrt
 #define TINY 2.2250738585072014e-308
+#define RATIO_TERMS 15
+#define DERIVATIVE_TERMS 7
 #include "kernels_body.h"
 #include "sequence_body.h"
 #undef T
@@ -91,6 +99,8 @@ const double DERIVATIVE_COEFFS[7] = {1.0 / 2, 2.0 / 6, 3.0 / 24, 4.0 / 120, 5.0 
 #undef TANH
 #undef SQRT
 #undef TINY
+#undef RATIO_TERMS
+#undef DERIVATIVE_TERMS
 
 #define T float
 #define SUFFIX f32
@@ -98,5 +108,9 @@ const double DERIVATIVE_COEFFS[7] = {1.0 / 2, 2.0 / 6, 3.0 / 24, 4.0 / 120, 5.0 
 #define TANH tanhf
 #define SQRT sqrtf
 #define TINY 1.17549435e-38f
+/* float: shorter series, truncated below half an ulp (2^-24 relative): F by 8 terms for |w| < 0.5
+ * (next term 0.5^8/9! = 1.1e-8, F >= 0.79), F' by 5 for |w| < SERIES_BELOW = 0.05 (next 3.7e-10, F' >= 0.48) */
+#define RATIO_TERMS 8
+#define DERIVATIVE_TERMS 5
 #include "kernels_body.h"
 #include "sequence_body.h"

@@ -44,7 +44,7 @@ static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out
     /* divisions are the slowest vector operations here: one reciprocal each of w and D, shared
      * by the forward and the backward's quotients (each then off by an ulp at most) */
     const T inv_w = (T)1 / (w > -(T)SERIES_BELOW ? (T)1 : w); /* 1/w wherever either series does not apply */
-    const T f = near ? JOIN(horner, SUFFIX)(RATIO_COEFFS, 15, w) : (e - (T)1) * inv_w;
+    const T f = near ? JOIN(horner, SUFFIX)(RATIO_COEFFS, RATIO_TERMS, w) : (e - (T)1) * inv_w;
     const T hf = h * f, bb = a + c;
     /* (b h F) x rather than b (x h F): for a state at its floor x = tiny, x h F can be subnormal
      * (flushed here). On this branch b h F = (b/a)(1 - e) >= 1 - e, so where the term matters
@@ -119,22 +119,25 @@ void JOIN(osc_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64
                                const T *x, const T *y, const T *gain, const T *gamma, const T *bias_fixed,
                                const T *sigma, const T *q, const T *e_hp, const T *k_hp, const T *x_min,
                                const T *kick, const T *noise, double h, T *x_out, T *y_out, T *z_next) {
+    const int64_t rows = FORWARD_ROWS(N);
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
         ENTER_FTZ
 #pragma omp for schedule(static)
-        for (int64_t r = 0; r < L * BLOCKS(B); r++) {
-            const int64_t l = r / BLOCKS(B), b = (r % BLOCKS(B)) * ROWS, k = l * N, li = l % depth;
+        for (int64_t r = 0; r < L * BLOCKS(B, rows); r++) {
+            const int64_t l = r / BLOCKS(B, rows), b = (r % BLOCKS(B, rows)) * rows, k = l * N, li = l % depth;
             const int active = li >= lo && li <= hi, has_up = li + 1 < depth;
             /* noisy and the block's rows as constants: each call is its own inlined copy, vectorised
-             * without the kick's branch; a layer's last rows, fewer than ROWS, one at a time */
+             * without the kick's branch; a layer's last rows, fewer than a block, one at a time */
 #define OSC_FORWARD(NOISY, R, B0) JOIN(osc_forward_rows, SUFFIX)(NOISY, R, l, B0, has_up, B, N, P, active, syn, x, y, \
                 gain + k, gamma + k, bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k, kick + k, \
                 NOISY ? noise : NULL, (T)h, x_out, y_out, z_next)
-            if (b + ROWS <= B) {
-                if (noise) OSC_FORWARD(1, ROWS, b); else OSC_FORWARD(0, ROWS, b);
+            if (b + rows <= B && rows == 8) {
+                if (noise) OSC_FORWARD(1, 8, b); else OSC_FORWARD(0, 8, b);
+            } else if (b + rows <= B) {
+                if (noise) OSC_FORWARD(1, 4, b); else OSC_FORWARD(0, 4, b);
             } else
-                for (int64_t bb = b; bb < B; bb++) {
+                for (int64_t bb = b; bb < b + rows && bb < B; bb++) {
                     if (noise) OSC_FORWARD(1, 1, bb); else OSC_FORWARD(0, 1, bb);
                 }
 #undef OSC_FORWARD
@@ -179,7 +182,7 @@ static inline __attribute__((always_inline)) void JOIN(osc_backward_rows, SUFFIX
             const T de_da = e * s * h;
             const int small = w < (T)SERIES_BELOW && w > -(T)SERIES_BELOW;
             /* inv_w from exact_step is 1/w wherever this branch divides (w <= -SERIES_BELOW) */
-            const T dfw = small ? JOIN(horner, SUFFIX)(DERIVATIVE_COEFFS, 7, w) : (e - f) * inv_w;
+            const T dfw = small ? JOIN(horner, SUFFIX)(DERIVATIVE_COEFFS, DERIVATIVE_TERMS, w) : (e - f) * inv_w;
             const T dg_da = (h * h) * dfw * s;
             const T ratio = xn * inv_den;
             const T d_a = (xv * inv_den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
@@ -212,20 +215,21 @@ void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int6
                                 const T *bias_fixed, const T *sigma, const T *q, const T *e_hp, const T *k_hp,
                                 const T *x_min, const T *kick, const T *noise, double h, T *dsyn_out, T *g_gain,
                                 T *g_a_sum, T *g_b_sum) {
+    const int64_t rows = BACKWARD_ROWS(N);
 #pragma omp parallel if (L * B * N >= PARALLEL_MIN)
     {
         ENTER_FTZ
 #pragma omp for schedule(static)
-        for (int64_t r = 0; r < L * BLOCKS(B); r++) {
-            const int64_t l = r / BLOCKS(B), b = (r % BLOCKS(B)) * ROWS, k = l * N, li = l % depth;
+        for (int64_t r = 0; r < L * BLOCKS(B, rows); r++) {
+            const int64_t l = r / BLOCKS(B, rows), b = (r % BLOCKS(B, rows)) * rows, k = l * N, li = l % depth;
             const int active = li >= lo && li <= hi, has_up = li + 1 < depth;
 #define OSC_BACKWARD(NOISY, R, B0) JOIN(osc_backward_rows, SUFFIX)(NOISY, R, l, B0, has_up, B, N, P, active, back, gx, \
                 gy, x_old, syn, gain + k, gamma + k, bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k, \
                 kick + k, NOISY ? noise : NULL, (T)h, dsyn_out, g_gain, g_a_sum, g_b_sum)
-            if (b + ROWS <= B) {
-                if (noise) OSC_BACKWARD(1, ROWS, b); else OSC_BACKWARD(0, ROWS, b);
-            } else
-                for (int64_t bb = b; bb < B; bb++) {
+            if (b + rows <= B && rows == 2) {
+                if (noise) OSC_BACKWARD(1, 2, b); else OSC_BACKWARD(0, 2, b);
+            } else /* one row a block, or a layer's last rows */
+                for (int64_t bb = b; bb < b + rows && bb < B; bb++) {
                     if (noise) OSC_BACKWARD(1, 1, bb); else OSC_BACKWARD(0, 1, bb);
                 }
 #undef OSC_BACKWARD
