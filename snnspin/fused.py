@@ -74,8 +74,9 @@ import torch.utils.checkpoint
 
 from . import pointwise
 from .fused_layerwise import LAYERWISE_FROM, LayerwiseCTRNN, LayerwiseOscillator
-from .fused_support import (_backward_kernels, _first_order_only, _state_grads, ctrnn_constant_grads,
-                            ctrnn_step_constants, in_c, oscillator_arguments, oscillator_constant_grads)
+from .fused_support import (_backward_kernels, _first_order_only, _state_grads, backward_follows,
+                            ctrnn_constant_grads, ctrnn_step_constants, in_c, oscillator_arguments,
+                            oscillator_constant_grads)
 from .native import sequences
 from .functional.exponential import expm1_ratio
 from .functional.oscillator import kick_amplitude
@@ -587,7 +588,8 @@ def fused_oscillator_sequences(models, data):
 
     def segment(part, noise, x, y, *total):
         out = (LayerwiseOscillator if layerwise else _FusedOscillator).apply(
-            part[:, 0] if layerwise else part, x, y, gains, gammas, bias_fixed, (*constants, noise, substeps, h),
+            part[:, 0] if layerwise else part, x, y, gains, gammas, bias_fixed,
+            (*constants, noise, substeps, h, backward_follows()),
             *weights)
         return _segment_state(out, total)
 

@@ -88,6 +88,16 @@ def _last_layer_grads(grad_sum, like):
     return None if grad_sum is None else grad_sum[0].expand(like.shape).contiguous()
 
 
+def _keeps_derivatives(data, gains, gammas, bias_fixed, constants) -> bool:
+    """Whether the oscillator's C loops keep each step's derivatives (``osc_forward_keep_seq``) in
+    place of its states and synaptic sums: in C, autograd's backward to follow
+    (``backward_follows``), and S, γ, b_fixed without gradients (their gradients need the sums).
+    The backward is then a few multiply-adds per neuron and step instead of the step recomputed,
+    for the same memory: c = ∂x⁺/∂syn over the sums, d = ∂x⁺/∂x over the states."""
+    return constants[-1] and in_c(pointwise.for_tensor(data), data) and \
+        not any(t.requires_grad for t in (gains, gammas, bias_fixed))
+
+
 def _per_layer(values: dict, l: int) -> dict:
     """Layer l's rows ``[1, N]`` of the per-neuron constants (scalars as they are)."""
     return {k: v[l : l + 1].contiguous() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
@@ -105,11 +115,22 @@ class LayerwiseOscillator(torch.autograd.Function):
         steps, n = signal.shape[0], x0.shape[-1]
         xs_all, ys_all, syn_all = _buffers(data, layers, steps, n)
         in_one_call = in_c(kernels, data)
+        kept = _keeps_derivatives(data, gains, gammas, bias_fixed, constants)
+        x_last = []  # kept: each layer's last state (xs_all holds d = ∂x⁺/∂x instead)
         for l in range(layers):
             w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
             per = _per_layer(every, l)
             xs, ys, syns, w_int_t = xs_all[l], ys_all[l], syn_all[l], w_int.t()
             ys[0, 0] = y0[l]
+            if kept:
+                _drive_into(syns[:, 0], signal, w_ext, bias)
+                pair = data.new_empty(2, *x0.shape[1:])
+                sequences.run("osc_forward_keep_seq", w_int=w_int.contiguous(), syn=syns[:, 0], x0=x0[l].contiguous(),
+                              ys=ys[:, 0], ds=xs[:, 0], x_pair=pair,
+                              noise=noise[:, l : l + 1] if noise is not None else None, **per)
+                x_last.append(pair[(steps - 1) % 2])
+                signal = ys[1:, 0]
+                continue
             if in_one_call:
                 _drive_into(syns[:, 0], signal, w_ext, bias)
                 sequences.run("osc_forward_seq", w_int=w_int.contiguous(), syn=syns[:, 0], x0=x0[l].contiguous(),
@@ -126,12 +147,14 @@ class LayerwiseOscillator(torch.autograd.Function):
                                     z_next=None, noise=draws, **per)
                 x = xs[k]
             signal = ys[1:, 0]
-        return xs_all[:, -1, 0].clone(), ys_all[:, -1, 0].clone(), ys_all[-1:, 1:, 0].sum(1), xs_all, ys_all, syn_all
+        final_x = torch.stack(x_last) if kept else xs_all[:, -1, 0].clone()
+        return final_x, ys_all[:, -1, 0].clone(), ys_all[-1:, 1:, 0].sum(1), xs_all, ys_all, syn_all
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         data, x0, _, gains, gammas, bias_fixed, constants, *weights = inputs
         ctx.every, ctx.noise, ctx.substeps = oscillator_arguments(gains, gammas, bias_fixed, constants)
+        ctx.kept = _keeps_derivatives(data, gains, gammas, bias_fixed, constants)
         ctx.mark_non_differentiable(*output[3:])
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(data, x0, *output[3:], *weights)
@@ -142,6 +165,8 @@ class LayerwiseOscillator(torch.autograd.Function):
     def backward(ctx, grad_x, grad_y, grad_sum, *_):
         data, x0, xs_all, ys_all, syn_all, *weights = ctx.saved_tensors
         kernels, noise, every = _backward_kernels(ctx, grad_x, grad_y, grad_sum), ctx.noise, ctx.every
+        if ctx.kept and kernels is not ctx.kernels:  # backward_follows() ruled torch.func out
+            raise RuntimeError("the fused forward kept derivatives for a native backward, not a torch.func one")
         layers, steps = xs_all.shape[:2]
         gxf, gyf = _state_grads(grad_x, x0), _state_grads(grad_y, x0)
         g_weights, g_above = [None] * (3 * layers), _last_layer_grads(grad_sum, syn_all[-1, :, 0])
@@ -156,7 +181,10 @@ class LayerwiseOscillator(torch.autograd.Function):
             dsyn = torch.empty_like(syn_all[l])
             sums = [torch.zeros_like(gx) for _ in range(3)]
             xs, syns = xs_all[l], syn_all[l]
-            if in_c(kernels, data):
+            if ctx.kept:  # xs holds d = ∂x⁺/∂x, syns c = ∂x⁺/∂syn (_keeps_derivatives)
+                sequences.run("osc_backward_kept_seq", w_int=w_int.contiguous(), gx=gx[0], gy=gy[0], cs=syns[:, 0],
+                              ds=xs[:, 0], e_hp=per["e_hp"], k_hp=per["k_hp"], dsyn=dsyn[:, 0], g_above=g_above)
+            elif in_c(kernels, data):
                 sequences.run("osc_backward_seq", w_int=w_int.contiguous(), gx=gx[0], gy=gy[0], x0=x0[l].contiguous(),
                               xs=xs[:, 0], syn=syns[:, 0], noise=noise[:, l : l + 1] if noise is not None else None,
                               dsyn=dsyn[:, 0], g_gain=sums[0][0], g_a_sum=sums[1][0], g_b_sum=sums[2][0],

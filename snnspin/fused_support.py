@@ -53,11 +53,19 @@ def _backward_kernels(ctx, *grads):
 def oscillator_arguments(gains, gammas, bias_fixed, constants):
     """The per-neuron arguments of the oscillator kernels (contiguous ``[L, N]``, and h) from a
     fused oscillator Function's inputs, with the thermal draws and sub-steps that come with them.
-    ``constants`` = (σ, Q, E, K, x_min, kick amplitude, draws or None, sub-steps, h)."""
-    sigma, q, e_hp, k_hp, x_min, kick, noise, substeps, h = constants
+    ``constants`` = (σ, Q, E, K, x_min, kick amplitude, draws or None, sub-steps, h, and whether
+    autograd's own backward will run, ``backward_follows()``, read by ``snnspin.fused_layerwise``)."""
+    sigma, q, e_hp, k_hp, x_min, kick, noise, substeps, h, _ = constants
     arguments = dict(gain=gains.contiguous(), gamma=gammas.contiguous(), bias_fixed=bias_fixed.contiguous(),
                      sigma=sigma, q=q, e_hp=e_hp, k_hp=k_hp, x_min=x_min, kick=kick, h=h)
     return arguments, noise, substeps
+
+
+def backward_follows() -> bool:
+    """Whether a fused pass run now may be differentiated by autograd's own backward: grad mode on
+    and no ``torch.func`` transform around it (whose backward gets wrapped tensors and takes the
+    torch kernels, which recompute each step from the states)."""
+    return torch.is_grad_enabled() and torch._C._functorch.maybe_current_level() is None
 
 
 def oscillator_constant_grads(needs, g_gain, g_a, g_b, arguments):

@@ -121,14 +121,17 @@ def test_vmap_over_parameter_sets_equals_a_loop():
 
 
 @pytest.mark.parametrize("model", ["spintronic", "ctrnn"])
-def test_torch_func_grad_runs_through_the_fused_functions(model):
-    """The fused Functions take torch.func's form: grad through them equals autograd; nesting is refused."""
+@pytest.mark.parametrize("width, learn_tau", [(4, True), (48, True), (48, False)])
+def test_torch_func_grad_runs_through_the_fused_functions(model, width, learn_tau):
+    """The fused Functions take torch.func's form: grad through them equals autograd; nesting is refused.
+    At width 48 without learn_tau autograd's oscillator backward reads the derivatives its C forward
+    kept (osc_forward_keep_seq), torch.func's recomputes each step: the two agree."""
     from snnspin.fused import fused_ctrnn_sequence, fused_oscillator_sequence
 
     run = fused_oscillator_sequence if model == "spintronic" else fused_ctrnn_sequence
     torch.set_default_dtype(f64)
     try:
-        net = build_model(TrainConfig(model=model, width=4, layers=2, learn_tau=True), 0)
+        net = build_model(TrainConfig(model=model, width=width, layers=2, learn_tau=learn_tau), 0)
     finally:
         torch.set_default_dtype(torch.float32)
     data = torch.rand(6, 3, 1, dtype=f64) * 4

@@ -16,6 +16,7 @@ CASES = [
     dict(model="spintronic"),
     dict(model="spintronic", mismatch=0.1, x_min=0.01, weight_bits=6, substeps=2, delta_t=2.0),
     dict(model="spintronic", thermal_power=0.002, learn_tau=True),
+    dict(model="spintronic", thermal_power=0.002, x_min=0.3),  # the floor holds some neurons: d = c = 0 there
     dict(model="ctrnn"),
     dict(model="ctrnn", mismatch=0.1, weight_bits=6),
     dict(model="ctrnn", learn_tau=True, substeps=2, delta_t=2.0),
@@ -43,7 +44,11 @@ def test_c_loops_match_python_loops_float64(changes, width, monkeypatch):
     out_c, grads_c = _run(copy.deepcopy(net), data, True, monkeypatch, in_c)
     out_py, grads_py = _run(copy.deepcopy(net), data, False, monkeypatch, in_python)
     prefix = "osc" if changes["model"] == "spintronic" else "ctrnn"
-    loops = [f"{prefix}_forward_seq"] * 3 + [f"{prefix}_backward_seq"] * 3 if width == 64 else \
+    # layer by layer, the oscillator's C loops keep each step's derivatives unless τ is trained
+    # (its gradient needs the synaptic sums): the Python loop they are held to recomputes the step
+    kept = prefix == "osc" and not changes.get("learn_tau")
+    loops = [f"{prefix}_forward{'_keep' if kept else ''}_seq"] * 3 + \
+        [f"{prefix}_backward{'_kept' if kept else ''}_seq"] * 3 if width == 64 else \
         [f"{prefix}_forward_diag", f"{prefix}_backward_diag"]
     assert in_c == loops and in_python == []
     assert torch.allclose(out_c, out_py, rtol=1e-12, atol=0)
@@ -163,3 +168,26 @@ def test_pointer_refuses_a_non_tensor_with_a_value_error():
     arguments = _forward_arguments()
     with pytest.raises(ValueError, match="x0 must be a contiguous CPU"):
         sequences.run("osc_forward_seq", **{**arguments, "x0": [[0.5] * 4]})
+
+
+def test_derivatives_are_kept_only_where_autograd_will_need_them(monkeypatch):
+    """Layer by layer, the oscillator's forward keeps each step's derivatives (osc_forward_keep_seq)
+    only when autograd's backward follows: not under no_grad, nor when τ (whose gradient needs
+    the synaptic sums) is trained; the outputs are the same either way."""
+    data = torch.rand(10, 4, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 16
+    calls = []
+    run = sequences.run
+    monkeypatch.setattr(sequences, "run", lambda kernel, **a: (calls.append(kernel), run(kernel, **a))[1])
+    net = build_model(TrainConfig(width=48, layers=2, engine="fused"), 2).double()
+    with torch.no_grad():
+        plain = net(data)
+    assert calls == ["osc_forward_seq"] * 2
+    calls.clear()
+    kept = net(data)
+    assert calls == ["osc_forward_keep_seq"] * 2
+    assert torch.equal(plain, kept.detach())
+    kept.sum().backward()
+    assert calls[2:] == ["osc_backward_kept_seq"] * 2
+    calls.clear()
+    build_model(TrainConfig(width=48, layers=2, engine="fused", learn_tau=True), 2).double()(data).sum().backward()
+    assert calls == ["osc_forward_seq"] * 2 + ["osc_backward_seq"] * 2

@@ -86,12 +86,13 @@ KERNELS = {
 }
 # Whole-sequence loops (sequence_body.h; run by ``snnspin.native.sequences``). Of one layer (*_seq),
 # argument kinds after (steps, B, N, gemm): STEPS [steps, B, N] and OUTPUTS [steps + 1, B, N] arrays,
-# STATE [B, N], SQUARE [N, N] weights, LAYER [1, N] per-neuron constants, DRAWS [steps, 1, 2, B, N]
-# draws (or None) followed by their step stride, an INDEX; SCALAR a double. Of every layer along
+# STATE [B, N] and PAIR [2, B, N] states, SQUARE [N, N] weights, LAYER [1, N] per-neuron constants,
+# DRAWS [steps, 1, 2, B, N] draws (or None) followed by their step stride, an INDEX; SCALAR a double. Of every layer along
 # the diagonals (*_diag), after (D, L, B, N, P, depth, steps, gemm): GRID [D, L, B, N], INPUTS
 # [D, L, B, P + N], ROWS [L, B, N], WIDE [L, B, P + N], WEIGHTS [L, N, P + N], NEURON [L, N],
 # GRID_DRAWS [D, L, 2, B, N] (or None).
 STEPS, OUTPUTS, STATE, SQUARE, LAYER, DRAWS, INDEX = "steps", "outputs", "state", "square", "layer", "draws", "index"
+PAIR = "pair"  # [2, B, N]: two states used in turn (osc_forward_keep_seq)
 GRID, INPUTS, WEIGHTS, GRID_DRAWS = "grid", "inputs", "weights", "grid_draws"
 _OSC_NEURONS = (("gain", NEURON), ("gamma", NEURON), ("bias_fixed", NEURON), ("sigma", NEURON), ("q", NEURON),
                 ("e_hp", NEURON), ("k_hp", NEURON), ("x_min", NEURON), ("kick", NEURON), ("noise", GRID_DRAWS),
@@ -105,6 +106,10 @@ SEQUENCES = {
     "osc_backward_seq": (("w_int", SQUARE), ("gx", STATE), ("gy", STATE), ("x0", STATE), ("xs", STEPS),
                          ("syn", STEPS), *_OSC_CONSTANTS, ("dsyn", STEPS), ("g_gain", STATE), ("g_a_sum", STATE),
                          ("g_b_sum", STATE), ("g_above", STEPS)),
+    "osc_forward_keep_seq": (("w_int", SQUARE), ("syn", STEPS), ("x0", STATE), ("ys", OUTPUTS), ("ds", STEPS),
+                             ("x_pair", PAIR), *_OSC_CONSTANTS),
+    "osc_backward_kept_seq": (("w_int", SQUARE), ("gx", STATE), ("gy", STATE), ("cs", STEPS), ("ds", STEPS),
+                              ("e_hp", LAYER), ("k_hp", LAYER), ("dsyn", STEPS), ("g_above", STEPS)),
     "ctrnn_forward_seq": (("w_int", SQUARE), ("syn", STEPS), ("x0", STATE), ("ys", OUTPUTS), ("xs", STEPS),
                           ("step_gain", LAYER), ("decay", LAYER)),
     "ctrnn_backward_seq": (("w_int", SQUARE), ("gx", STATE), ("gy", STATE), ("ys", OUTPUTS), ("step_gain", LAYER),
@@ -126,7 +131,7 @@ _INDEX = ctypes.c_int64
 _CTYPE = {ROWS: ctypes.c_void_p, WIDE: ctypes.c_void_p, NOISE: ctypes.c_void_p, NEURON: ctypes.c_void_p,
           SCALAR: ctypes.c_double, INDEX: _INDEX}
 _CTYPE.update({kind: ctypes.c_void_p for kind in (STEPS, OUTPUTS, STATE, SQUARE, LAYER, DRAWS, GRID, INPUTS, WEIGHTS,
-                                                  GRID_DRAWS)})
+                                                  GRID_DRAWS, PAIR)})
 _state: dict = {}
 _lock = threading.RLock()
 

@@ -61,6 +61,25 @@ static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out
     return xn < tiny ? tiny : xn;
 }
 
+/* ∂x⁺/∂a, ∂x⁺/∂b and ∂x⁺/∂x of the exact step (exact_derivatives in functional/oscillator.py), from
+ * exact_step's by-products; xn: its (clamped) result. */
+static inline void JOIN(step_derivatives, SUFFIX)(T xv, T a, T c, T h, T xn, T e, T f, T inv_w, T inv_den, T *d_a,
+                                                  T *d_b, T *d_x) {
+    const T bb = a + c;
+    const int grow = a >= 0;
+    const T w = (grow ? -a : a) * h;
+    const T s = grow ? (T)-1 : (T)1;
+    const T de_da = e * s * h;
+    const int small = w < (T)SERIES_BELOW && w > -(T)SERIES_BELOW;
+    /* inv_w from exact_step is 1/w wherever this branch divides (w <= -SERIES_BELOW) */
+    const T dfw = small ? JOIN(horner, SUFFIX)(DERIVATIVE_COEFFS, DERIVATIVE_TERMS, w) : (e - f) * inv_w;
+    const T dg_da = (h * h) * dfw * s;
+    const T ratio = xn * inv_den;
+    *d_a = (xv * inv_den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
+    *d_b = -ratio * xv * (h * f);
+    *d_x = (e * inv_den) * inv_den;
+}
+
 /* The thermal kick (kicked_power in functional/oscillator.py): min((√x_d + a ξ₁)² + (a ξ₂)², 1). */
 static inline T JOIN(kicked_power, SUFFIX)(T xd, T a, T xi1, T xi2) {
     const T r = SQRT(xd < (T)0 ? (T)0 : xd) + a * xi1, s = a * xi2;
@@ -173,21 +192,9 @@ static inline __attribute__((always_inline)) void JOIN(osc_backward_rows, SUFFIX
             const int64_t i = o + k * N + j;
             const T xv = x_old[i], gyv = gy[i], sv = syn[i];
             const T a = sg * (gn * sv + bf) - g;
-            T e, f, den, inv_w, inv_den;
+            T e, f, den, inv_w, inv_den, d_a, d_b, d_x;
             const T xn = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den, &inv_w, &inv_den);
-            const T bb = a + c;
-            const int grow = a >= 0;
-            const T w = (grow ? -a : a) * h;
-            const T s = grow ? (T)-1 : (T)1;
-            const T de_da = e * s * h;
-            const int small = w < (T)SERIES_BELOW && w > -(T)SERIES_BELOW;
-            /* inv_w from exact_step is 1/w wherever this branch divides (w <= -SERIES_BELOW) */
-            const T dfw = small ? JOIN(horner, SUFFIX)(DERIVATIVE_COEFFS, DERIVATIVE_TERMS, w) : (e - f) * inv_w;
-            const T dg_da = (h * h) * dfw * s;
-            const T ratio = xn * inv_den;
-            const T d_a = (xv * inv_den) * (grow ? (T)0 : de_da) - ratio * ((grow ? de_da : (T)0) + bb * xv * dg_da);
-            const T d_b = -ratio * xv * (h * f);
-            const T d_x = (e * inv_den) * inv_den;
+            JOIN(step_derivatives, SUFFIX)(xv, a, c, h, xn, e, f, inv_w, inv_den, &d_a, &d_b, &d_x);
             /* the kick passes the gradient straight through; the floor passes none where it holds x */
             const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(xn, kick[j], xi1[k * N + j], xi2[k * N + j]) : xn;
             const T passed = kicked >= floor_ ? (T)1 : (T)0;
@@ -233,6 +240,98 @@ void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int6
                     if (noise) OSC_BACKWARD(1, 1, bb); else OSC_BACKWARD(0, 1, bb);
                 }
 #undef OSC_BACKWARD
+        }
+        LEAVE_FTZ
+    }
+}
+
+/* ---- One layer's step that keeps its derivatives (the *_keep_seq / *_kept_seq loops of sequence_body.h). ----
+ * Where nothing upstream of the drive but the weights needs a gradient (S, γ and b_fixed fixed), the
+ * backward of a step needs only two numbers per neuron and sample: c = ∂x⁺/∂syn = S σ (∂x⁺/∂a +
+ * ∂x⁺/∂b) and d = ∂x⁺/∂x, both 0 where the floor holds x. The forward computes them beside the
+ * step, which it has just done anyway, and the backward is then a few multiply-adds instead of the
+ * step recomputed. c is written over syn (read just before), d where the states would go. */
+
+/* Rows b .. b + R - 1 of one layer ([B, N], R a constant as in osc_forward_rows). */
+static inline __attribute__((always_inline)) void JOIN(osc_forward_keep_rows, SUFFIX)(
+                                                 int noisy, int R, int64_t b, int64_t B, int64_t N, T *syn, const T *x,
+                                                 const T *y, const T *gain, const T *gam, const T *bfix,
+                                                 const T *sigma, const T *q, const T *e_hp, const T *k_hp,
+                                                 const T *xmin, const T *kick, const T *noise, T h, T *x_out,
+                                                 T *y_out, T *d_out) {
+    const T tiny = TINY;
+    const int64_t o = b * N;
+    const T *xi1 = noise ? noise + b * N : NULL, *xi2 = noise ? xi1 + B * N : NULL;
+#pragma omp simd
+    for (int64_t j = 0; j < N; j++) {
+        const T g = gam[j], c = g * ((T)1 + q[j]), sg = sigma[j], gn = gain[j], bf = bfix[j];
+        const T floor_ = xmin[j], eh = e_hp[j], kh = k_hp[j];
+#pragma GCC unroll 8
+        for (int k = 0; k < R; k++) {
+            const int64_t i = o + k * N + j;
+            const T xv = x[i];
+            const T a = sg * (gn * syn[i] + bf) - g;
+            T e, f, den, inv_w, inv_den, d_a, d_b, d_x;
+            const T raw = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den, &inv_w, &inv_den);
+            JOIN(step_derivatives, SUFFIX)(xv, a, c, h, raw, e, f, inv_w, inv_den, &d_a, &d_b, &d_x);
+            const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(raw, kick[j], xi1[k * N + j], xi2[k * N + j]) : raw;
+            const T passed = kicked >= floor_ ? (T)1 : (T)0;
+            const T xn = kicked < floor_ ? floor_ : kicked;
+            x_out[i] = xn;
+            y_out[i] = FLUSH(eh * y[i] + kh * (xn - xv), tiny);
+            syn[i] = (gn * sg) * (d_a + d_b) * passed;
+            d_out[i] = d_x * passed;
+        }
+    }
+}
+
+/* One step of one layer [B, N]: x⁺, y⁺ as osc_forward (one layer, always active), and c over syn, d into d_out. */
+static void JOIN(osc_forward_keep, SUFFIX)(int64_t B, int64_t N, T *syn, const T *x, const T *y, const T *gain,
+                                           const T *gamma, const T *bias_fixed, const T *sigma, const T *q,
+                                           const T *e_hp, const T *k_hp, const T *x_min, const T *kick,
+                                           const T *noise, T h, T *x_out, T *y_out, T *d_out) {
+    const int64_t rows = FORWARD_ROWS(N);
+#pragma omp parallel if (B * N >= PARALLEL_MIN)
+    {
+        ENTER_FTZ
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < BLOCKS(B, rows); r++) {
+            const int64_t b = r * rows;
+#define OSC_KEEP(NOISY, R, B0) JOIN(osc_forward_keep_rows, SUFFIX)(NOISY, R, B0, B, N, syn, x, y, gain, gamma, \
+                bias_fixed, sigma, q, e_hp, k_hp, x_min, kick, NOISY ? noise : NULL, h, x_out, y_out, d_out)
+            if (b + rows <= B && rows == 8) {
+                if (noise) OSC_KEEP(1, 8, b); else OSC_KEEP(0, 8, b);
+            } else if (b + rows <= B) {
+                if (noise) OSC_KEEP(1, 4, b); else OSC_KEEP(0, 4, b);
+            } else
+                for (int64_t bb = b; bb < B; bb++) {
+                    if (noise) OSC_KEEP(1, 1, bb); else OSC_KEEP(0, 1, bb);
+                }
+#undef OSC_KEEP
+        }
+        LEAVE_FTZ
+    }
+}
+
+/* The backward of one such step: with g = dL/dx⁺ + K dL/dy⁺, dL/dsyn = c g, dL/dx = d g - K dL/dy⁺,
+ * dL/dy = E dL/dy⁺ (osc_backward's result, the step not recomputed). */
+static void JOIN(osc_backward_kept, SUFFIX)(int64_t B, int64_t N, const T *c, const T *d, const T *e_hp, const T *k_hp,
+                                            T *gx, T *gy, T *dsyn) {
+#pragma omp parallel if (B * N >= PARALLEL_MIN)
+    {
+        ENTER_FTZ
+        const T tiny = TINY;
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            const int64_t o = b * N;
+#pragma omp simd
+            for (int64_t j = 0; j < N; j++) {
+                const T gyv = gy[o + j], kh = k_hp[j];
+                const T g = gx[o + j] + kh * gyv;
+                dsyn[o + j] = FLUSH(c[o + j] * g, tiny);
+                gx[o + j] = FLUSH(d[o + j] * g - kh * gyv, tiny);
+                gy[o + j] = FLUSH(e_hp[j] * gyv, tiny);
+            }
         }
         LEAVE_FTZ
     }

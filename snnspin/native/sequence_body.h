@@ -82,6 +82,39 @@ void JOIN(osc_backward_seq, SUFFIX)(int64_t steps, int64_t B, int64_t N, void *g
     }
 }
 
+/* Oscillator + high-pass forward over every step of one layer that keeps each step's derivatives
+ * (osc_forward_keep in kernels_body.h): syn as in osc_forward_seq on entry, c = ∂x⁺/∂syn on return;
+ * ds [steps, B, N] gets d = ∂x⁺/∂x; the states alternate in x_pair [2, B, N] (the last one in
+ * x_pair[(steps - 1) % 2]), so that no state is kept per step. Argument order:
+ * SEQUENCES["osc_forward_keep_seq"]. */
+void JOIN(osc_forward_keep_seq, SUFFIX)(int64_t steps, int64_t B, int64_t N, void *gemm, const T *w_int, T *syn,
+                                        const T *x0, T *ys, T *ds, T *x_pair, const T *gain, const T *gamma,
+                                        const T *bias_fixed, const T *sigma, const T *q, const T *e_hp,
+                                        const T *k_hp, const T *x_min, const T *kick, const T *noise,
+                                        int64_t noise_stride, double h) {
+    const int64_t size = B * N;
+    for (int64_t k = 0; k < steps; k++) {
+        JOIN(gemm_rows, SUFFIX)(gemm, 1, B, N, w_int, ys + k * size, syn + k * size);
+        JOIN(osc_forward_keep, SUFFIX)(B, N, syn + k * size, k ? x_pair + ((k - 1) % 2) * size : x0, ys + k * size,
+                                       gain, gamma, bias_fixed, sigma, q, e_hp, k_hp, x_min, kick,
+                                       noise ? noise + k * noise_stride : NULL, (T)h, x_pair + (k % 2) * size,
+                                       ys + (k + 1) * size, ds + k * size);
+    }
+}
+
+/* Its backward, from the last step to the first (gx, gy, dsyn, g_above as in osc_backward_seq; cs, ds:
+ * what osc_forward_keep_seq left in syn and ds). Argument order: SEQUENCES["osc_backward_kept_seq"]. */
+void JOIN(osc_backward_kept_seq, SUFFIX)(int64_t steps, int64_t B, int64_t N, void *gemm, const T *w_int, T *gx,
+                                         T *gy, const T *cs, const T *ds, const T *e_hp, const T *k_hp, T *dsyn,
+                                         const T *g_above) {
+    const int64_t size = B * N;
+    for (int64_t k = steps - 1; k >= 0; k--) {
+        JOIN(osc_backward_kept, SUFFIX)(B, N, cs + k * size, ds + k * size, e_hp, k_hp, gx, gy, dsyn + k * size);
+        JOIN(gemm_rows, SUFFIX)(gemm, 0, B, N, w_int, dsyn + k * size, gy);
+        JOIN(add_above, SUFFIX)(gy, g_above, k, size);
+    }
+}
+
 /* CTRNN forward over every step of one layer (syn, ys and xs as in osc_forward_seq; ys[0] = tanh x0).
  * Argument order: SEQUENCES["ctrnn_forward_seq"]. */
 void JOIN(ctrnn_forward_seq, SUFFIX)(int64_t steps, int64_t B, int64_t N, void *gemm, const T *w_int, T *syn,

@@ -37,8 +37,8 @@ from pathlib import Path
 
 import torch
 
-from . import (DRAWS, GRID, GRID_DRAWS, INDEX, INPUTS, LAYER, NEURON, OUTPUTS, ROWS, SCALAR, SEQUENCES, SQUARE, STATE,
-               STEPS, WEIGHTS, WIDE, _DTYPES, _load, _lock, _state, supports)
+from . import (DRAWS, GRID, GRID_DRAWS, INDEX, INPUTS, LAYER, NEURON, OUTPUTS, PAIR, ROWS, SCALAR, SEQUENCES, SQUARE,
+               STATE, STEPS, WEIGHTS, WIDE, _DTYPES, _load, _lock, _state, supports)
 
 #: False: both fused schemes keep their Python loops (the tests compare the two).
 ENABLED = True
@@ -144,7 +144,8 @@ def _layer_sizes(arguments):
     if "noise" in arguments:  # each step's draws are contiguous, a step stride apart
         noise = arguments["noise"]
         arguments["noise_stride"] = noise.stride(0) if noise is not None else 0
-    shapes = {STEPS: (steps, batch, n), OUTPUTS: (steps + 1, batch, n), STATE: (batch, n), SQUARE: (n, n),
+    shapes = {STEPS: (steps, batch, n), OUTPUTS: (steps + 1, batch, n), STATE: (batch, n), PAIR: (2, batch, n),
+              SQUARE: (n, n),
               LAYER: (1, n), DRAWS: (steps, 1, 2, batch, n)}
     return (steps, batch, n), shapes, state.dtype
 
