@@ -91,13 +91,15 @@ static inline T JOIN(kicked_power, SUFFIX)(T xd, T a, T xi1, T xi2) {
  * filter (eq. 5). Per-neuron constants of layer l: gain S, γ, b_fixed, σ, Q, and the filter's
  * E = e^{-ω_c h'}, K = F(-ω_c h'). R rows of one layer at a time (R a constant): their R
  * independent dependency chains per SIMD lane hide the latency of exp, the series and the
- * divisions, which one row of N = 32 neurons (two vectors) leaves exposed. */
+ * divisions, which one row of N = 32 neurons (two vectors) leaves exposed. keep (a constant too):
+ * also write the step's derivatives c into c_out and d into d_out (osc_forward_keep, below). */
 static inline __attribute__((always_inline)) void JOIN(osc_forward_rows, SUFFIX)(
-                                                 int noisy, int R, int64_t l, int64_t b, int has_up, int64_t B, int64_t N,
-                                                 int64_t P, int active, const T *syn, const T *x, const T *y, const T *gain,
-                                                 const T *gam, const T *bfix, const T *sigma, const T *q,
+                                                 int noisy, int keep, int R, int64_t l, int64_t b, int has_up, int64_t B,
+                                                 int64_t N, int64_t P, int active, const T *syn, const T *x, const T *y,
+                                                 const T *gain, const T *gam, const T *bfix, const T *sigma, const T *q,
                                                  const T *e_hp, const T *k_hp, const T *xmin, const T *kick,
-                                                 const T *noise, T h, T *x_out, T *y_out, T *z_next) {
+                                                 const T *noise, T h, T *x_out, T *y_out, T *z_next, T *c_out,
+                                                 T *d_out) {
     const T tiny = TINY;
     const int64_t o = (l * B + b) * N;
     const T *xi1 = noise ? noise + (2 * l * B + b) * N : NULL, *xi2 = noise ? xi1 + B * N : NULL;
@@ -114,6 +116,13 @@ static inline __attribute__((always_inline)) void JOIN(osc_forward_rows, SUFFIX)
             const T raw = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den, &inv_w, &inv_den);
             const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(raw, kick[j], xi1[k * N + j], xi2[k * N + j]) : raw;
             const T xn = kicked < floor_ ? floor_ : kicked; /* the floor x_min (0: none) */
+            if (keep) { /* c (over syn, read above) and d; 0 where the floor holds x (osc_forward_keep) */
+                T d_a, d_b, d_x;
+                JOIN(step_derivatives, SUFFIX)(xv, a, c, h, raw, e, f, inv_w, inv_den, &d_a, &d_b, &d_x);
+                const T passed = kicked >= floor_ ? (T)1 : (T)0;
+                c_out[i] = (gn * sg) * (d_a + d_b) * passed;
+                d_out[i] = d_x * passed;
+            }
             x_out[i] = xn;
             y_out[i] = FLUSH(eh * y[i] + kh * (xn - xv), tiny);
         }
@@ -148,9 +157,9 @@ void JOIN(osc_forward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int64
             const int active = li >= lo && li <= hi, has_up = li + 1 < depth;
             /* noisy and the block's rows as constants: each call is its own inlined copy, vectorised
              * without the kick's branch; a layer's last rows, fewer than a block, one at a time */
-#define OSC_FORWARD(NOISY, R, B0) JOIN(osc_forward_rows, SUFFIX)(NOISY, R, l, B0, has_up, B, N, P, active, syn, x, y, \
-                gain + k, gamma + k, bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k, kick + k, \
-                NOISY ? noise : NULL, (T)h, x_out, y_out, z_next)
+#define OSC_FORWARD(NOISY, R, B0) JOIN(osc_forward_rows, SUFFIX)(NOISY, 0, R, l, B0, has_up, B, N, P, active, syn, x, \
+                y, gain + k, gamma + k, bias_fixed + k, sigma + k, q + k, e_hp + k, k_hp + k, x_min + k, kick + k, \
+                NOISY ? noise : NULL, (T)h, x_out, y_out, z_next, NULL, NULL)
             if (b + rows <= B && rows == 8) {
                 if (noise) OSC_FORWARD(1, 8, b); else OSC_FORWARD(0, 8, b);
             } else if (b + rows <= B) {
@@ -252,39 +261,6 @@ void JOIN(osc_backward, SUFFIX)(int64_t L, int64_t B, int64_t N, int64_t P, int6
  * step, which it has just done anyway, and the backward is then a few multiply-adds instead of the
  * step recomputed. c is written over syn (read just before), d where the states would go. */
 
-/* Rows b .. b + R - 1 of one layer ([B, N], R a constant as in osc_forward_rows). */
-static inline __attribute__((always_inline)) void JOIN(osc_forward_keep_rows, SUFFIX)(
-                                                 int noisy, int R, int64_t b, int64_t B, int64_t N, T *syn, const T *x,
-                                                 const T *y, const T *gain, const T *gam, const T *bfix,
-                                                 const T *sigma, const T *q, const T *e_hp, const T *k_hp,
-                                                 const T *xmin, const T *kick, const T *noise, T h, T *x_out,
-                                                 T *y_out, T *d_out) {
-    const T tiny = TINY;
-    const int64_t o = b * N;
-    const T *xi1 = noise ? noise + b * N : NULL, *xi2 = noise ? xi1 + B * N : NULL;
-#pragma omp simd
-    for (int64_t j = 0; j < N; j++) {
-        const T g = gam[j], c = g * ((T)1 + q[j]), sg = sigma[j], gn = gain[j], bf = bfix[j];
-        const T floor_ = xmin[j], eh = e_hp[j], kh = k_hp[j];
-#pragma GCC unroll 8
-        for (int k = 0; k < R; k++) {
-            const int64_t i = o + k * N + j;
-            const T xv = x[i];
-            const T a = sg * (gn * syn[i] + bf) - g;
-            T e, f, den, inv_w, inv_den, d_a, d_b, d_x;
-            const T raw = JOIN(exact_step, SUFFIX)(xv, a, c, h, &e, &f, &den, &inv_w, &inv_den);
-            JOIN(step_derivatives, SUFFIX)(xv, a, c, h, raw, e, f, inv_w, inv_den, &d_a, &d_b, &d_x);
-            const T kicked = noisy ? JOIN(kicked_power, SUFFIX)(raw, kick[j], xi1[k * N + j], xi2[k * N + j]) : raw;
-            const T passed = kicked >= floor_ ? (T)1 : (T)0;
-            const T xn = kicked < floor_ ? floor_ : kicked;
-            x_out[i] = xn;
-            y_out[i] = FLUSH(eh * y[i] + kh * (xn - xv), tiny);
-            syn[i] = (gn * sg) * (d_a + d_b) * passed;
-            d_out[i] = d_x * passed;
-        }
-    }
-}
-
 /* One step of one layer [B, N]: x⁺, y⁺ as osc_forward (one layer, always active), and c over syn, d into d_out. */
 static void JOIN(osc_forward_keep, SUFFIX)(int64_t B, int64_t N, T *syn, const T *x, const T *y, const T *gain,
                                            const T *gamma, const T *bias_fixed, const T *sigma, const T *q,
@@ -297,8 +273,9 @@ static void JOIN(osc_forward_keep, SUFFIX)(int64_t B, int64_t N, T *syn, const T
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < BLOCKS(B, rows); r++) {
             const int64_t b = r * rows;
-#define OSC_KEEP(NOISY, R, B0) JOIN(osc_forward_keep_rows, SUFFIX)(NOISY, R, B0, B, N, syn, x, y, gain, gamma, \
-                bias_fixed, sigma, q, e_hp, k_hp, x_min, kick, NOISY ? noise : NULL, h, x_out, y_out, d_out)
+#define OSC_KEEP(NOISY, R, B0) JOIN(osc_forward_rows, SUFFIX)(NOISY, 1, R, 0, B0, 0, B, N, N, 1, syn, x, y, gain, \
+                gamma, bias_fixed, sigma, q, e_hp, k_hp, x_min, kick, NOISY ? noise : NULL, h, x_out, y_out, NULL, syn, \
+                d_out)
             if (b + rows <= B && rows == 8) {
                 if (noise) OSC_KEEP(1, 8, b); else OSC_KEEP(0, 8, b);
             } else if (b + rows <= B) {
