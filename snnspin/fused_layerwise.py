@@ -22,6 +22,12 @@ Per layer l, solver step k (``ys[k]``: the output before step k):
               dL/d(its signal at step k-1)); then dW_int = Σ dsyn(k)ᵀ ys[k],
               dW_ext = Σ dsyn(k)ᵀ s(k) and dL/ds = dsyn W_ext, each one product over all steps.
 
+Where only the weights learn (S, τ and b_fixed fixed, the default) and autograd's backward will
+run, the oscillator's C forward keeps each step's two derivatives, c = ∂x⁺/∂syn and d = ∂x⁺/∂x,
+in the buffers of the synaptic sums and the states (``_keeps_derivatives``), and the backward
+reads them instead of recomputing the step: dL/dsyn(k) = c g, dL/dx = d g - K dL/dy⁺ with
+g = dL/dx⁺ + K dL/dy⁺ (K the filter's gain). Same memory, the same gradients to rounding.
+
 As in the diagonal scheme, each Function also returns the last layer's output summed over the
 steps ``[1, B, N]`` (differentiable) for a readout of the mean (``readout_time="mean"``): what
 comes back for it is the same dL/dy at every step, added where the layer above's would be.
