@@ -235,7 +235,7 @@ class _FusedOscillator(torch.autograd.Function):
     by network); per-neuron gain, γ and
     b_fixed ``[L, N]`` (all differentiable); constants (σ, Q, E, K, the floor x_min, the thermal
     kick's amplitude ``[L, N]``, the kick's normal draws ``[D, L, 2, B, N]`` or None, sub-steps,
-    h); the weights. Outputs: every layer's x and y after the last step ``[L, B, N]`` and each
+    h, ``backward_follows()``, which this scheme does not read); the weights. Outputs: every layer's x and y after the last step ``[L, B, N]`` and each
     network's last-layer y summed over the solver steps ``[M, B, N]`` (for a readout of the mean;
     all three differentiable), then what the backward needs."""
 

@@ -94,13 +94,15 @@ def _last_layer_grads(grad_sum, like):
     return None if grad_sum is None else grad_sum[0].expand(like.shape).contiguous()
 
 
-def _keeps_derivatives(data, gains, gammas, bias_fixed, constants) -> bool:
+def _keeps_derivatives(data, x0, y0, gains, gammas, bias_fixed, constants, weights) -> bool:
     """Whether the oscillator's C loops keep each step's derivatives (``osc_forward_keep_seq``) in
     place of its states and synaptic sums: in C, autograd's backward to follow
-    (``backward_follows``), and S, γ, b_fixed without gradients (their gradients need the sums).
-    The backward is then a few multiply-adds per neuron and step instead of the step recomputed,
-    for the same memory: c = ∂x⁺/∂syn over the sums, d = ∂x⁺/∂x over the states."""
+    (``backward_follows``) for something (the weights, the data or the initial state), and S, γ,
+    b_fixed without gradients (their gradients need the sums). The backward is then a few
+    multiply-adds per neuron and step instead of the step recomputed, for the same memory:
+    c = ∂x⁺/∂syn over the sums, d = ∂x⁺/∂x over the states."""
     return constants[-1] and in_c(pointwise.for_tensor(data), data) and \
+        any(t.requires_grad for t in (data, x0, y0, *weights)) and \
         not any(t.requires_grad for t in (gains, gammas, bias_fixed))
 
 
@@ -111,7 +113,9 @@ def _per_layer(values: dict, l: int) -> dict:
 
 class LayerwiseOscillator(torch.autograd.Function):
     """``snnspin.fused._FusedOscillator``, layer by layer: same inputs and outputs, except that the
-    thermal draws come per solver step, ``[steps, L, 2, B, N]`` (or None)."""
+    thermal draws come per solver step, ``[steps, L, 2, B, N]`` (or None), and that with kept
+    derivatives (``_keeps_derivatives``) the buffers returned for the backward hold d and c in
+    place of the states and the synaptic sums."""
 
     @staticmethod
     def forward(data, x0, y0, gains, gammas, bias_fixed, constants, *weights):
@@ -121,7 +125,7 @@ class LayerwiseOscillator(torch.autograd.Function):
         steps, n = signal.shape[0], x0.shape[-1]
         xs_all, ys_all, syn_all = _buffers(data, layers, steps, n)
         in_one_call = in_c(kernels, data)
-        kept = _keeps_derivatives(data, gains, gammas, bias_fixed, constants)
+        kept = _keeps_derivatives(data, x0, y0, gains, gammas, bias_fixed, constants, weights)
         x_last = []  # kept: each layer's last state (xs_all holds d = ∂x⁺/∂x instead)
         for l in range(layers):
             w_ext, bias, w_int = weights[3 * l : 3 * l + 3]
@@ -158,9 +162,9 @@ class LayerwiseOscillator(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        data, x0, _, gains, gammas, bias_fixed, constants, *weights = inputs
+        data, x0, y0, gains, gammas, bias_fixed, constants, *weights = inputs
         ctx.every, ctx.noise, ctx.substeps = oscillator_arguments(gains, gammas, bias_fixed, constants)
-        ctx.kept = _keeps_derivatives(data, gains, gammas, bias_fixed, constants)
+        ctx.kept = _keeps_derivatives(data, x0, y0, gains, gammas, bias_fixed, constants, weights)
         ctx.mark_non_differentiable(*output[3:])
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(data, x0, *output[3:], *weights)

@@ -228,15 +228,18 @@ def _widened(t, n):
     return torch.cat([t.roll(i, dims=0) for i in range(copies)], dim=-1)[..., :n].contiguous()
 
 
-@pytest.mark.parametrize("width", [48, 80])  # forward blocks of 4 rows; backward blocks of 2 (48) and 1 (80)
+# forward blocks of 8 rows up to 32 neurons, then 4; backward blocks of 2 up to 64, then 1
+@pytest.mark.parametrize("width", [32, 33, 64, 65])
+@pytest.mark.parametrize("batch", [13, 61])  # 3 × 61 × 32 ≥ PARALLEL_MIN: blocks split over threads (OpenMP)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("noisy", [False, True], ids=["quiet", "thermal"])
-def test_oscillator_kernels_match_torch_at_every_block_size(width, dtype, noisy):
+def test_oscillator_kernels_match_torch_at_every_block_size(width, batch, dtype, noisy):
     """kernels.c updates 8, 4, 2 or 1 rows together by the layer's width (FORWARD_ROWS,
-    BACKWARD_ROWS); 13 rows leave a short last block at each size."""
-    batch = 13
+    BACKWARD_ROWS), at the widths on either side of each change; 13 and 61 rows leave a short
+    last block at each size."""
     constants = {k: _widened(v, width) if isinstance(v, torch.Tensor) else v for k, v in _osc_constants(dtype).items()}
-    syn, x, y = (_widened(t.repeat(1, 3, 1)[:, :batch], width) for t in _osc_state(dtype, _osc_constants(dtype)))
+    syn, x, y = (_widened(t.repeat(1, -(-batch // B), 1)[:, :batch], width)
+                 for t in _osc_state(dtype, _osc_constants(dtype)))
     constants["noise"] = _random(dtype, 19, L, 2, batch, width, scale=3.0) if noisy else None
     forward = dict(syn=syn, x=x, y=y, x_out=torch.zeros(L, batch, width, dtype=dtype),
                    y_out=torch.zeros(L, batch, width, dtype=dtype), z_next=None, **constants)

@@ -172,8 +172,9 @@ def test_pointer_refuses_a_non_tensor_with_a_value_error():
 
 def test_derivatives_are_kept_only_where_autograd_will_need_them(monkeypatch):
     """Layer by layer, the oscillator's forward keeps each step's derivatives (osc_forward_keep_seq)
-    only when autograd's backward follows: not under no_grad, nor when τ (whose gradient needs
-    the synaptic sums) is trained; the outputs are the same either way."""
+    only when autograd's backward follows: not under no_grad, nor with nothing to differentiate,
+    nor when τ (whose gradient needs the synaptic sums) is trained; the outputs are the same
+    either way."""
     data = torch.rand(10, 4, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 16
     calls = []
     run = sequences.run
@@ -185,9 +186,14 @@ def test_derivatives_are_kept_only_where_autograd_will_need_them(monkeypatch):
     calls.clear()
     kept = net(data)
     assert calls == ["osc_forward_keep_seq"] * 2
-    assert torch.equal(plain, kept.detach())
+    assert torch.allclose(plain, kept.detach(), rtol=1e-14, atol=0)  # two inlined copies of one step
     kept.sum().backward()
     assert calls[2:] == ["osc_backward_kept_seq"] * 2
+    calls.clear()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    net(data)  # grad mode on, but nothing to differentiate
+    assert calls == ["osc_forward_seq"] * 2
     calls.clear()
     build_model(TrainConfig(width=48, layers=2, engine="fused", learn_tau=True), 2).double()(data).sum().backward()
     assert calls == ["osc_forward_seq"] * 2 + ["osc_backward_seq"] * 2

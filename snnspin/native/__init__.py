@@ -50,7 +50,7 @@ SOURCES = (SOURCE, Path(__file__).with_name("kernels_body.h"), Path(__file__).wi
 CONSTANTS = {
     "MIN_EXPONENT": _MIN_EXPONENT,  # exponent clamp of the exact step (functional/oscillator.py)
     "SERIES_BELOW": _SERIES_BELOW,  # F'(w) by its series below |w| (functional/exponential.py)
-    "RATIO_SERIES_BELOW": 0.5,  # F(w) by its 15-term series below |w| (C only: Python uses expm1)
+    "RATIO_SERIES_BELOW": 0.5,  # F(w) by its series (15 terms, 8 in float32) below |w| (C only: Python uses expm1)
 }
 # kernels_body.h divides by w only where w <= -SERIES_BELOW, and takes 1/w once wherever either series
 # does not apply: that reciprocal covers the ratio's range only while its series reaches further.

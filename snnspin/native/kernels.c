@@ -70,7 +70,8 @@ float tanhf(float);
 /* In CONSTANTS' order: read back by the tests to check that the build used the Python values. */
 const double snnspin_constants[3] = {MIN_EXPONENT, SERIES_BELOW, RATIO_SERIES_BELOW};
 
-/* F(w) = sum_k w^k / (k+1)!, k = 0..14: truncation < 5e-17 for |w| < 0.5. Above, F is
+/* F(w) = sum_k w^k / (k+1)!, k = 0..14 (float; k = 0..7, RATIO_TERMS below): truncation < 5e-17
+ * for |w| < 0.5. Above, F is
  * (e^w - 1)/w, with e^w <= 0.61 so that e^w - 1 does not cancel (<= 2 ulp). */
 static const double RATIO_COEFFS[15] = {
     1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320, 1.0 / 362880,

@@ -33,7 +33,8 @@ static inline void JOIN(add_back, SUFFIX)(T *gy_row, const T *back, int64_t l, i
 
 /* The exact step of one oscillator (_exact_parts in functional/oscillator.py): growth rate a,
  * c = γ(1 + Q); returns x⁺ and sets e = e^w, F(w), D. Shared by the forward and the backward,
- * which recomputes it rather than storing three more arrays per diagonal. */
+ * which recomputes it rather than storing three more arrays per diagonal (layer by layer, the
+ * forward may keep the step's derivatives instead: osc_forward_keep). */
 static inline T JOIN(exact_step, SUFFIX)(T xv, T a, T c, T h, T *e_out, T *f_out, T *den_out, T *inv_w_out,
                                          T *inv_den_out) {
     const T tiny = TINY, min_w = (T)MIN_EXPONENT;
