@@ -235,9 +235,10 @@ class _FusedOscillator(torch.autograd.Function):
     by network); per-neuron gain, γ and
     b_fixed ``[L, N]`` (all differentiable); constants (σ, Q, E, K, the floor x_min, the thermal
     kick's amplitude ``[L, N]``, the kick's normal draws ``[D, L, 2, B, N]`` or None, sub-steps,
-    h, ``backward_follows()``, which this scheme does not read); the weights. Outputs: every layer's x and y after the last step ``[L, B, N]`` and each
-    network's last-layer y summed over the solver steps ``[M, B, N]`` (for a readout of the mean;
-    all three differentiable), then what the backward needs."""
+    h, ``backward_follows()``, which this scheme does not read); the weights. Outputs: every
+    layer's x and y after the last step ``[L, B, N]`` and each network's last-layer y summed over
+    the solver steps ``[M, B, N]`` (for a readout of the mean; all three differentiable), then
+    what the backward needs."""
 
     @staticmethod
     def forward(data, x0, y0, gains, gammas, bias_fixed, constants, *weights):

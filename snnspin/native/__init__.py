@@ -50,7 +50,8 @@ SOURCES = (SOURCE, Path(__file__).with_name("kernels_body.h"), Path(__file__).wi
 CONSTANTS = {
     "MIN_EXPONENT": _MIN_EXPONENT,  # exponent clamp of the exact step (functional/oscillator.py)
     "SERIES_BELOW": _SERIES_BELOW,  # F'(w) by its series below |w| (functional/exponential.py)
-    "RATIO_SERIES_BELOW": 0.5,  # F(w) by its series (15 terms, 8 in float32) below |w| (C only: Python uses expm1)
+    # F(w) by its series (15 terms, 8 in float32) below |w| (C only: Python uses expm1)
+    "RATIO_SERIES_BELOW": 0.5,
 }
 # kernels_body.h divides by w only where w <= -SERIES_BELOW, and takes 1/w once wherever either series
 # does not apply: that reciprocal covers the ratio's range only while its series reaches further.
@@ -87,8 +88,8 @@ KERNELS = {
 # Whole-sequence loops (sequence_body.h; run by ``snnspin.native.sequences``). Of one layer (*_seq),
 # argument kinds after (steps, B, N, gemm): STEPS [steps, B, N] and OUTPUTS [steps + 1, B, N] arrays,
 # STATE [B, N] and PAIR [2, B, N] states, SQUARE [N, N] weights, LAYER [1, N] per-neuron constants,
-# DRAWS [steps, 1, 2, B, N] draws (or None) followed by their step stride, an INDEX; SCALAR a double. Of every layer along
-# the diagonals (*_diag), after (D, L, B, N, P, depth, steps, gemm): GRID [D, L, B, N], INPUTS
+# DRAWS [steps, 1, 2, B, N] draws (or None) followed by their step stride, an INDEX; SCALAR a double.
+# Of every layer along the diagonals (*_diag), after (D, L, B, N, P, depth, steps, gemm): GRID [D, L, B, N], INPUTS
 # [D, L, B, P + N], ROWS [L, B, N], WIDE [L, B, P + N], WEIGHTS [L, N, P + N], NEURON [L, N],
 # GRID_DRAWS [D, L, 2, B, N] (or None).
 STEPS, OUTPUTS, STATE, SQUARE, LAYER, DRAWS, INDEX = "steps", "outputs", "state", "square", "layer", "draws", "index"
