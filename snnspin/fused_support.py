@@ -44,8 +44,21 @@ def _first_order_only(backward):
     return wrapped
 
 
+def _batched(tensor) -> bool:
+    """Whether ``tensor`` is a batched (vmapped) one: torch.func's, or the legacy kind that
+    ``is_grads_batched=True`` hands a backward."""
+    functorch = torch._C._functorch
+    legacy = getattr(functorch, "is_legacy_batchedtensor", lambda _: False)
+    return functorch.is_batchedtensor(tensor) or legacy(tensor)
+
+
 def _backward_kernels(ctx, *grads):
-    """The forward's kernels, unless torch.func hands the backward wrapped tensors (then the torch ones)."""
+    """The forward's kernels, unless torch.func hands the backward wrapped tensors (then the torch ones).
+    Refuses batched gradients (``torch.autograd.grad(..., is_grads_batched=True)``), which the
+    hand-written backward cannot take."""
+    if any(g is not None and _batched(g) for g in grads):
+        raise RuntimeError("the fused path's backward does not take batched gradients (is_grads_batched=True); "
+                           "take them one at a time, or build the model with engine='reference'")
     wrapped = any(g is not None and torch._C._functorch.is_functorch_wrapped_tensor(g) for g in grads)
     return pointwise.TORCH if wrapped else ctx.kernels
 

@@ -159,3 +159,23 @@ def test_torch_func_grad_runs_through_the_fused_functions(model, width, learn_ta
         assert torch.allclose(by_func[name], want, rtol=1e-12, atol=1e-15), name
     with pytest.raises(RuntimeError, match="no second derivatives"):
         torch.func.grad(lambda p: torch.func.grad(loss)(p)["w_ext.0.weight"].sum())(params)
+
+
+@pytest.mark.parametrize("width", [4, 48])  # along the diagonals; layer by layer
+def test_batched_gradients_are_refused_by_the_fused_path_and_taken_by_the_reference(width):
+    """is_grads_batched=True hands the backward batched tensors, which the fused path's C loops
+    cannot read: it says so (it once failed on a tensor without storage); the per-step reference
+    path takes them, equal to the gradients taken one at a time."""
+    data = torch.rand(6, 3, 1, dtype=f64, generator=torch.Generator().manual_seed(0)) * 4
+    fused = build_model(TrainConfig(width=width, layers=2, engine="fused"), 0).double()
+    out = fused(data)
+    weight = fused.w_ext[0].weight
+    with pytest.raises(RuntimeError, match="does not take batched gradients"):
+        torch.autograd.grad(out, weight, torch.ones(2, *out.shape, dtype=f64), is_grads_batched=True)
+    reference = build_model(TrainConfig(width=width, layers=2, engine="reference"), 0).double()
+    out = reference(data)
+    seeds = torch.randn(2, *out.shape, dtype=f64, generator=torch.Generator().manual_seed(1))
+    batched = torch.autograd.grad(out, reference.w_ext[0].weight, seeds, is_grads_batched=True, retain_graph=True)[0]
+    for k in range(2):
+        one = torch.autograd.grad(out, reference.w_ext[0].weight, seeds[k], retain_graph=True)[0]
+        assert torch.allclose(batched[k], one, rtol=1e-12, atol=1e-15)
