@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from .fused import LAYERWISE_FROM, ensemble_reason
+from .config import SPIKING
+from .fused import LAYERWISE_FROM
 
 #: The most networks run in one call: memory grows with their number (BPTT keeps every diagonal).
 MAX_TOGETHER = 16
@@ -31,20 +32,29 @@ MAX_TOGETHER = 16
 #: of the paper's size train 1.10x faster 2 per call than one after another on one thread but
 #: 0.80-0.95x 5 or 10 per call; on two threads 5 and 10 per call give 1.2-1.9x.
 TOGETHER_ELEMENTS_PER_THREAD = 23_040
+#: The spiking twins' loop (``snnspin.spiking_loop``) is plain torch, one small operation at a time,
+#: and its step is mostly per-operation overhead: networks together pay it once. Measured on one
+#: thread (LIF preset, paper size, forward to Adam), per network: 33.5 ms alone, 23.3 / 17.2 /
+#: 13.4 ms 2 / 4 / 8 per call (ALIF 39.7, 28.5, 21.1, 16.8 ms). So they group this many times larger.
+SPIKING_GROUP_FACTOR = 4
 
 
 def group_size(config, threads: int | None = None) -> int:
     """How many networks of ``config`` (its batch size resolved from the data) train together in
     one call: TOGETHER_ELEMENTS_PER_THREAD times the torch threads (``threads``, default
-    ``torch.get_num_threads()``) over one network's L · B · N, between 1 and MAX_TOGETHER.
+    ``torch.get_num_threads()``) over one network's L · B · N, SPIKING_GROUP_FACTOR times that
+    for the spiking twins, between 1 and MAX_TOGETHER.
 
     >>> from snnspin.config import TrainConfig
     >>> group_size(TrainConfig(batch_size=120), threads=1), group_size(TrainConfig(batch_size=120), threads=2)
     (2, 4)
+    >>> group_size(TrainConfig(model="lif", batch_size=120), threads=1)
+    8
     """
     threads = threads or torch.get_num_threads()
     elements = config.layers * max(1, config.batch_size) * config.width
-    return max(1, min(MAX_TOGETHER, TOGETHER_ELEMENTS_PER_THREAD * threads // elements))
+    factor = SPIKING_GROUP_FACTOR if config.model in SPIKING else 1
+    return max(1, min(MAX_TOGETHER, factor * TOGETHER_ELEMENTS_PER_THREAD * threads // elements))
 
 
 def together_reason(models) -> str | None:
@@ -56,8 +66,8 @@ def together_reason(models) -> str | None:
     >>> from snnspin.models import build_model
     >>> together_reason([build_model(TrainConfig(), seed) for seed in range(2)]) is None
     True
-    >>> together_reason([build_model(TrainConfig(model="lif"), seed) for seed in range(2)])
-    'no call for several networks of this kind (only the oscillators and the CTRNN)'
+    >>> together_reason([build_model(TrainConfig(model="lif"), seed) for seed in range(2)]) is None
+    True
     """
     if len(models) < 2:
         return "a single network"
@@ -66,13 +76,13 @@ def together_reason(models) -> str | None:
     if any(m.config.engine == "reference" for m in models):
         return "engine='reference' runs the per-step path"
     if any(type(m).fused_sequences is None for m in models):
-        return "no call for several networks of this kind (only the oscillators and the CTRNN)"
+        return "no call for several networks of this kind"
     if models[0].config.width >= LAYERWISE_FROM:
         return f"layers of {LAYERWISE_FROM} neurons or more run one network at a time (layer by layer)"
     wrapped = torch._C._functorch.is_functorch_wrapped_tensor
     if any(wrapped(p) for m in models for p in m.parameters()):
         return "torch.func transforms run on the per-step path"
-    return ensemble_reason(models)
+    return type(models[0]).ensemble_reason(models)
 
 
 def log_probs_together(models, batches) -> list[torch.Tensor]:

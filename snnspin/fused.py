@@ -499,8 +499,8 @@ def ensemble_reason(models) -> str | None:
     first = models[0]
     if len({type(m) for m in models}) > 1:
         return f"the networks are of different kinds ({', '.join(sorted({type(m).__name__ for m in models}))})"
-    if type(first).fused_sequences is None:
-        return f"{type(first).__name__} has no call for several networks (only the oscillators and the CTRNN)"
+    if getattr(type(first), "ensemble_reason", None) is not ensemble_reason:
+        return f"{type(first).__name__} has no call here (only the oscillators and the CTRNN)"
     for m in models:
         reason = m.fused_reason()
         if reason is not None:

@@ -25,12 +25,12 @@ from torch.nn import functional as F
 from ._checks import check_finite
 from .config import TrainConfig
 from .connectivity import MaskedLinear
-from .fused import (ctrnn_fused_reason, fused_ctrnn_sequence, fused_ctrnn_sequences, fused_oscillator_sequence,
-                    fused_oscillator_sequences, oscillator_fused_reason)
+from .fused import (ctrnn_fused_reason, ensemble_reason, fused_ctrnn_sequence, fused_ctrnn_sequences,
+                    fused_oscillator_sequence, fused_oscillator_sequences, oscillator_fused_reason)
 from .nn import ALIF, CTRNN, HighPass, Leaky, Oscillator, detach_hidden
 from .nn.alif import spike_function
 from .nn.stateful import as_float_input, keep_added_buffers
-from .spiking_loop import spiking_sequence
+from .spiking_loop import spiking_ensemble_reason, spiking_sequence, spiking_sequences
 
 
 def _taus(config: TrainConfig):
@@ -131,6 +131,8 @@ class LayeredNetwork(nn.Module):
 
     #: ``(models, data [T, M, B, F])`` → per network (y, x, final states): M networks in one fused call
     fused_sequences = None
+    #: ``models`` → why they cannot run together in ``fused_sequences`` (None: they can)
+    ensemble_reason = None
 
     def _use_fused(self, record: bool, data: torch.Tensor) -> bool:
         engine = self.config.engine
@@ -316,6 +318,7 @@ class SpintronicNetwork(ContinuousNetwork):
         return fused_oscillator_sequence(self, data)
 
     fused_sequences = staticmethod(fused_oscillator_sequences)
+    ensemble_reason = staticmethod(ensemble_reason)
 
 
 class CTRNNNetwork(ContinuousNetwork):
@@ -356,6 +359,7 @@ class CTRNNNetwork(ContinuousNetwork):
         return fused_ctrnn_sequence(self, data)
 
     fused_sequences = staticmethod(fused_ctrnn_sequences)
+    ensemble_reason = staticmethod(ensemble_reason)
 
 
 class LIFNetwork(LayeredNetwork):
@@ -449,6 +453,9 @@ class LIFNetwork(LayeredNetwork):
     def fused_sequence(self, data):
         logits, membranes = spiking_sequence(self, data)
         return logits, None, membranes
+
+    fused_sequences = staticmethod(spiking_sequences)
+    ensemble_reason = staticmethod(spiking_ensemble_reason)
 
     def fused_log_probs(self, logits, _):
         return F.log_softmax(logits, dim=-1)

@@ -42,31 +42,102 @@ def spiking_sequence(model, data: torch.Tensor):
     >>> tuple(logits.shape), tuple(mem.shape)
     ((2, 10), (3, 2, 32))
     """
-    c = model.config
-    adaptive = c.model == "alif"
-    w_ext = [(m.effective_weight(), m.bias) for m in model.w_ext]
-    w_int = [m.effective_weight() for m in model.w_int]
-    betas = [n.beta.clamp(0.0, 1.0) for n in model.neurons]
-    threshold = [n.threshold for n in model.neurons]  # Leaky: a 0-d buffer (no host sync on a GPU); ALIF: a float
-    rho = [n.rho for n in model.neurons] if adaptive else None
-    strength = [n.adapt for n in model.neurons] if adaptive else None
-    readout = (model.readout.effective_weight(), model.readout.bias)
-    readout_beta = model.integrator.beta.clamp(0.0, 1.0)
-    spikes_of = [n.spike if adaptive else n.spike_grad for n in model.neurons]  # each layer's own surrogate
-    detached = [getattr(n, "detach_reset", True) for n in model.neurons]  # snn.Leaky: always
-    gain, mode = model.gain, c.spike_readout
+    logits, _, mem = spiking_sequences([model], data.unsqueeze(1))[0]
+    return logits, mem
 
-    batch = data.shape[1]
-    zeros = data.new_zeros(batch, c.width)
+
+#: What several networks run together must share (``spiking_ensemble_reason``): the loop's shape
+#: and the settings it reads once for all; weights, masks, β, the readout's β, S, θ, ρ and b_a may differ.
+SHARED = {"model": lambda m: m.config.model, "layers": lambda m: m.config.layers, "width": lambda m: m.config.width,
+          "n_inputs": lambda m: m.n_inputs, "classes": lambda m: m.readout.out_features,
+          "substeps": lambda m: m.config.substeps, "spike_readout": lambda m: m.config.spike_readout,
+          "surrogate": lambda m: (m.config.surrogate, m.config.surrogate_slope),
+          "detach_reset": lambda m: m.config.detach_reset}
+
+
+def spiking_ensemble_reason(models) -> str | None:
+    """Why the ``LIFNetwork``s ``models`` cannot run together in one lean loop (None: they can).
+
+    >>> from snnspin.config import TrainConfig
+    >>> from snnspin.models import build_model
+    >>> spiking_ensemble_reason([build_model(TrainConfig(model="lif"), s) for s in range(3)]) is None
+    True
+    >>> spiking_ensemble_reason([build_model(TrainConfig(model="lif")), build_model(TrainConfig(model="alif"))])
+    'the networks differ in model (lif, alif)'
+    """
+    for m in models:
+        reason = m.fused_reason()
+        if reason is not None:
+            return reason
+    for name, value in SHARED.items():
+        values = [value(m) for m in models]
+        if len(set(values)) > 1:
+            return f"the networks differ in {name} ({', '.join(map(str, dict.fromkeys(values)))})"
+    like = next(models[0].parameters())
+    if any(p.device != like.device or p.dtype != like.dtype for m in models for p in m.parameters()):
+        return "the networks' parameters are not all on one device in one dtype"
+    return None
+
+
+def _stacked(values, like, n):
+    """Per network a float, a 0-d or an ``[n]`` tensor → ``[M, 1, n]`` (differentiable)."""
+    return torch.stack([torch.as_tensor(v, dtype=like.dtype, device=like.device).expand(n) for v in values]
+                       ).unsqueeze(1)
+
+
+def spiking_sequences(models, data: torch.Tensor):
+    """Run M ``LIFNetwork``s together (``spiking_ensemble_reason``) on prepared ``data``
+    ``[T, M, B, F]`` (network m reads ``data[:, m]``): per step and layer one batched product
+    for all of them, so that the per-operation overhead, which dominates a step at the paper's
+    size, is paid once for M networks. Return per network (logits ``[B, C]``, None, membranes
+    after the last step ``[L, B, N]``, detached); each network's gradients are those it gets
+    alone (tested against one at a time).
+
+    >>> from snnspin.config import TrainConfig
+    >>> from snnspin.models import build_model
+    >>> models = [build_model(TrainConfig(model="alif"), seed) for seed in range(2)]
+    >>> out = spiking_sequences(models, torch.rand(64, 2, 5, 1))
+    >>> [tuple(logits.shape) for logits, _, _ in out]
+    [(5, 10), (5, 10)]
+    """
+    if len(models) > 1 and (reason := spiking_ensemble_reason(models)) is not None:
+        raise ValueError(f"these networks cannot run together in one loop: {reason}")
+    if data.dim() != 4 or data.shape[1] != len(models):
+        raise ValueError(f"data for {len(models)} network(s) must be [T, M = {len(models)}, B, F], "
+                         f"got shape {tuple(data.shape)}")
+    first = models[0]
+    c = first.config
+    adaptive = c.model == "alif"
+    n, classes, count = c.width, first.readout.out_features, len(models)
+    like = next(first.parameters())
+    transposed = lambda weights: torch.stack(weights).transpose(1, 2)  # noqa: E731 [M, in, out]
+    w_ext = [(transposed([m.w_ext[i].effective_weight() for m in models]),
+              torch.stack([m.w_ext[i].bias for m in models]).unsqueeze(1)) for i in range(c.layers)]
+    w_int = [transposed([m.w_int[i].effective_weight() for m in models]) for i in range(c.layers)]
+    betas = [_stacked([m.neurons[i].beta.clamp(0.0, 1.0) for m in models], like, n) for i in range(c.layers)]
+    # Leaky: a 0-d buffer (no host sync on a GPU); ALIF: a float
+    threshold = [_stacked([m.neurons[i].threshold for m in models], like, n) for i in range(c.layers)]
+    rho = [_stacked([m.neurons[i].rho for m in models], like, n) for i in range(c.layers)] if adaptive else None
+    strength = [_stacked([m.neurons[i].adapt for m in models], like, n) for i in range(c.layers)] if adaptive else None
+    readout = (transposed([m.readout.effective_weight() for m in models]),
+               torch.stack([m.readout.bias for m in models]).unsqueeze(1))
+    readout_beta = _stacked([m.integrator.beta.clamp(0.0, 1.0) for m in models], like, classes)
+    spikes_of = [n_.spike if adaptive else n_.spike_grad for n_ in first.neurons]  # each layer's own surrogate
+    detached = [getattr(n_, "detach_reset", True) for n_ in first.neurons]  # snn.Leaky: always
+    gain = _stacked([m.gain for m in models], like, n)
+    mode = c.spike_readout
+
+    batch = data.shape[2]
+    zeros = data.new_zeros(count, batch, n)
     mem = [zeros] * c.layers
     spikes = [zeros] * c.layers
     adapt = [zeros] * c.layers
-    integrator, pooled, steps = data.new_zeros(batch, model.readout.out_features), None, 0
+    integrator, pooled, steps = data.new_zeros(count, batch, classes), None, 0
     for t in range(data.shape[0]):
         for _ in range(c.substeps):
             signal = data[t]
             for i in range(c.layers):
-                syn = F.linear(signal, *w_ext[i]) + F.linear(spikes[i], w_int[i])
+                syn = torch.baddbmm(w_ext[i][1], signal, w_ext[i][0]).baddbmm_(spikes[i], w_int[i])
                 fired = spikes[i].detach() if detached[i] else spikes[i]
                 if adaptive:
                     mem[i], adapt[i], level = alif_update(mem[i], adapt[i], fired, gain * syn, betas[i], rho[i],
@@ -76,7 +147,7 @@ def spiking_sequence(model, data: torch.Tensor):
                     level = threshold[i]
                 spikes[i] = spikes_of[i](mem[i] - level).to(mem[i].dtype)
                 signal = spikes[i]
-            drive = F.linear(signal, *readout)
+            drive = torch.baddbmm(readout[1], signal, readout[0])
             if mode == "mean":
                 pooled = drive if pooled is None else pooled + drive
                 steps += 1
@@ -85,4 +156,5 @@ def spiking_sequence(model, data: torch.Tensor):
                 if mode == "max":
                     pooled = integrator if pooled is None else torch.maximum(pooled, integrator)
     logits = pooled / steps if mode == "mean" else pooled if mode == "max" else integrator
-    return logits, torch.stack(mem).detach()
+    membranes = torch.stack(mem, 1).detach()  # [M, L, B, N]
+    return [(logits[m], None, membranes[m]) for m in range(count)]

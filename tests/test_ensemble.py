@@ -13,6 +13,7 @@ from snnspin.device import seed_noise
 from snnspin.ensemble import MAX_TOGETHER, log_probs_together, together_reason
 from snnspin.fused import ensemble_reason, fused_oscillator_sequences
 from snnspin.models import build_model
+from snnspin.spiking_loop import spiking_sequences
 from snnspin.training import evaluate, evaluate_together, load_data, train_seed, train_seeds
 
 KERNELS = [pytest.param(pointwise.TORCH, id="torch-kernels"),
@@ -81,6 +82,31 @@ def test_each_network_gets_what_it_gets_alone_float64(model, members, kernels):
     _assert_same(together, alone)
 
 
+SPIKING_MEMBERS = [
+    ("lif", [dict(), dict(), dict()]),
+    ("lif", [dict(learn_beta=True, tau=2.0, readout_tau=10.0), dict(learn_beta=True, tau=5.0, readout_tau=30.0)]),
+    ("lif", [dict(spike_readout="max", detach_reset=False, gain=2.0), dict(spike_readout="max", detach_reset=False)]),
+    ("lif", [dict(spike_readout="mean", substeps=2, surrogate="atan")] * 2),
+    ("alif", [dict(adapt_strength=0.2, adapt_tau=50.0), dict(adapt_strength=1.8, adapt_tau=20.0, learn_beta=True)]),
+    ("alif", [dict(detach_reset=False, n_inputs=3, width=2)] * 2),
+]
+
+
+@pytest.mark.parametrize("model, members", SPIKING_MEMBERS)
+def test_spiking_twins_together_get_what_they_get_alone(model, members):
+    """The spiking twins' loop for several networks (spiking_sequences): per step one batched
+    product for all; each network's log-probabilities, membranes and gradients as alone (float64)."""
+    nets, batches = _networks(model, [{"gain": 4.0, **m} for m in members])  # gain: every layer fires
+    assert together_reason(nets) is None
+    together, alone = _run(nets, batches, True), _run(nets, batches, False)
+    assert all(g is not None for grads in together[2] for g in grads.values())
+    assert any(float(f.abs().max()) > 1 for f in together[1])  # membranes past the threshold: spikes
+    _assert_same(together, alone)
+    for a, b in zip(together[2], alone[2]):
+        for name in a:
+            assert torch.allclose(a[name], b[name], rtol=1e-12, atol=1e-12), name
+
+
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_thermal_noise_draws_are_each_networks_own(kernels):
     nets, batches = _networks("spintronic", [dict(thermal_power=1e-3)] * 3)
@@ -96,11 +122,18 @@ def test_networks_that_cannot_run_together_run_one_after_the_other():
         return together_reason([build_model(c, seed) for seed, c in enumerate(configs)])
 
     assert reason(TrainConfig()) == "a single network"
-    assert reason(TrainConfig(model="lif"), TrainConfig(model="lif")).startswith("no call for several networks")
+    assert reason(TrainConfig(model="lif"), TrainConfig(model="lif")) is None  # their own loop (spiking_sequences)
+    assert reason(TrainConfig(model="lif"), TrainConfig(model="alif")) == "the networks differ in model (lif, alif)"
+    assert reason(TrainConfig(model="lif"), TrainConfig(model="lif", spike_readout="max")).startswith(
+        "the networks differ in spike_readout")
     lifs = [build_model(TrainConfig(model="lif"), seed) for seed in range(2)]  # called directly: refused
-    assert ensemble_reason(lifs) == "LIFNetwork has no call for several networks (only the oscillators and the CTRNN)"
+    assert ensemble_reason(lifs) == "LIFNetwork has no call here (only the oscillators and the CTRNN)"
     with pytest.raises(ValueError, match="the fused path cannot run this model: LIFNetwork has no call"):
         fused_oscillator_sequences(lifs, torch.zeros(3, 2, 1, 1))
+    with pytest.raises(ValueError, match="cannot run together in one loop: the networks differ in width"):
+        spiking_sequences([build_model(TrainConfig(model="lif", width=w)) for w in (4, 5)], torch.zeros(3, 2, 1, 1))
+    with pytest.raises(ValueError, match=r"must be \[T, M = 2, B, F\]"):
+        spiking_sequences(lifs, torch.zeros(3, 1, 1))
     assert reason(TrainConfig(), TrainConfig(model="ctrnn")).startswith("the networks are of different kinds")
     assert reason(TrainConfig(), TrainConfig(width=8)) == "the networks differ in width (32, 8)"
     assert reason(TrainConfig(), TrainConfig(substeps=2)).startswith("the networks differ in dt")
