@@ -15,6 +15,10 @@ couples them, so each gets the log-probabilities and gradients it would get alon
 (``train_seeds``: ``train``, ``tune``'s trial seeds, the sweeps). The gain is modest, because at
 the paper's size a step is mostly arithmetic (kernels and products), not overhead: 1.1× on one
 thread at 2 networks per call, 1.2-1.9× on two threads (``benchmarks/results/speed.md``).
+The spiking twins run together in their own lean loop (``snnspin.spiking_loop.spiking_sequences``),
+where the gain is larger (about 2× at 4 per call): their step is mostly per-operation overhead.
+Each network class names its call (``fused_sequences``) and what its members must share
+(``ensemble_reason``).
 """
 
 from __future__ import annotations
