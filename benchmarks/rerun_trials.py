@@ -14,7 +14,7 @@ Nothing here sees the test half.
     python benchmarks/rerun_trials.py --out benchmarks/results/tune-lif --top 2 --epochs 200 --with-base
 
 Writes ``<out>/rerun-<epochs>ep.md`` (a table: trial, study value, rerun mean ± std over the
-seeds, each seed) and ``<out>/trial-<n>.json`` (each rerun config, evaluating on validation;
+seeds, each seed) and ``<out>/trial-<n>-<epochs>ep.json`` (each rerun config, evaluating on validation;
 ``snnspin train --config FILE --val-fraction 0`` trains it on the whole training half and
 tests it on the test half).
 """
@@ -79,7 +79,8 @@ def main(argv=None) -> None:
     rows = []
     for label, value, config in candidates:
         config = config.replace(epochs=epochs)
-        atomic_write_json(out / f"{'base' if label == 'base' else 'trial-' + label}.json", config.to_dict())
+        name = "base" if label == "base" else f"trial-{label}"
+        atomic_write_json(out / f"{name}-{epochs}ep.json", config.to_dict())
         accuracies = rerun(config, seeds, data)
         mean, std = statistics.mean(accuracies), statistics.pstdev(accuracies)
         rows.append((label, value, mean, std, accuracies))
