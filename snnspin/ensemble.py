@@ -64,7 +64,7 @@ def group_size(config, threads: int | None = None) -> int:
 def together_reason(models) -> str | None:
     """Why ``models`` are not run in one fused call (None: they are): fewer than two, an engine
     other than the fused one, layers of ``LAYERWISE_FROM`` neurons or more (one network at a time
-    is faster there), or what ``ensemble_reason`` names.
+    is faster there; the oscillators and the CTRNN), or what the class's ``ensemble_reason`` names.
 
     >>> from snnspin.config import TrainConfig
     >>> from snnspin.models import build_model
@@ -81,7 +81,7 @@ def together_reason(models) -> str | None:
         return "engine='reference' runs the per-step path"
     if any(type(m).fused_sequences is None for m in models):
         return "no call for several networks of this kind"
-    if models[0].config.width >= LAYERWISE_FROM:
+    if models[0].config.width >= LAYERWISE_FROM and models[0].config.model not in SPIKING:
         return f"layers of {LAYERWISE_FROM} neurons or more run one network at a time (layer by layer)"
     wrapped = torch._C._functorch.is_functorch_wrapped_tensor
     if any(wrapped(p) for m in models for p in m.parameters()):

@@ -57,8 +57,8 @@ def _backward_kernels(ctx, *grads):
     Refuses batched gradients (``torch.autograd.grad(..., is_grads_batched=True)``), which the
     hand-written backward cannot take."""
     if any(g is not None and _batched(g) for g in grads):
-        raise RuntimeError("the fused path's backward does not take batched gradients (is_grads_batched=True); "
-                           "take them one at a time, or build the model with engine='reference'")
+        raise RuntimeError("the fused path's backward does not take batched gradients (is_grads_batched=True, "
+                           "vmap, jacrev); take them one at a time, or build the model with engine='reference'")
     wrapped = any(g is not None and torch._C._functorch.is_functorch_wrapped_tensor(g) for g in grads)
     return pointwise.TORCH if wrapped else ctx.kernels
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .nn.alif import alif_update
+from .nn.alif import ALIF, alif_update
 
 
 def spiking_sequence(model, data: torch.Tensor):
@@ -50,9 +50,29 @@ def spiking_sequence(model, data: torch.Tensor):
 #: and the settings it reads once for all; weights, masks, β, the readout's β, S, θ, ρ and b_a may differ.
 SHARED = {"model": lambda m: m.config.model, "layers": lambda m: m.config.layers, "width": lambda m: m.config.width,
           "n_inputs": lambda m: m.n_inputs, "classes": lambda m: m.readout.out_features,
-          "substeps": lambda m: m.config.substeps, "spike_readout": lambda m: m.config.spike_readout,
-          "surrogate": lambda m: (m.config.surrogate, m.config.surrogate_slope),
-          "detach_reset": lambda m: m.config.detach_reset}
+          "substeps": lambda m: m.config.substeps, "spike_readout": lambda m: m.config.spike_readout}
+
+
+def _spike_function(neuron):
+    """The layer's own surrogate spike function (ALIF's ``spike``, snnTorch Leaky's ``spike_grad``)."""
+    return neuron.spike if isinstance(neuron, ALIF) else neuron.spike_grad
+
+
+def _fingerprint(function):
+    """Equal for two surrogates that compute the same thing: snnTorch's are closures over their slope."""
+    key = (getattr(function, "__code__", function), tuple(c.cell_contents for c in (function.__closure__ or ()))
+           if getattr(function, "__closure__", None) else ())
+    try:
+        hash(key)
+        return key
+    except TypeError:  # a closure over something unhashable: only the same object is the same
+        return id(function)
+
+
+def _layer_settings(model) -> tuple:
+    """What the loop reads from each layer's module, not from the config: the surrogate and whether
+    the reset's gradient is stopped (either may be set on a module after it was built)."""
+    return tuple((_fingerprint(_spike_function(n)), getattr(n, "detach_reset", True)) for n in model.neurons)
 
 
 def spiking_ensemble_reason(models) -> str | None:
@@ -73,6 +93,8 @@ def spiking_ensemble_reason(models) -> str | None:
         values = [value(m) for m in models]
         if len(set(values)) > 1:
             return f"the networks differ in {name} ({', '.join(map(str, dict.fromkeys(values)))})"
+    if len({_layer_settings(m) for m in models}) > 1:
+        return "the networks' layers differ in their surrogate spike function or detach_reset"
     like = next(models[0].parameters())
     if any(p.device != like.device or p.dtype != like.dtype for m in models for p in m.parameters()):
         return "the networks' parameters are not all on one device in one dtype"
@@ -122,7 +144,7 @@ def spiking_sequences(models, data: torch.Tensor):
     readout = (transposed([m.readout.effective_weight() for m in models]),
                torch.stack([m.readout.bias for m in models]).unsqueeze(1))
     readout_beta = _stacked([m.integrator.beta.clamp(0.0, 1.0) for m in models], like, classes)
-    spikes_of = [n_.spike if adaptive else n_.spike_grad for n_ in first.neurons]  # each layer's own surrogate
+    spikes_of = [_spike_function(n_) for n_ in first.neurons]  # each layer's own surrogate (all networks': the same)
     detached = [getattr(n_, "detach_reset", True) for n_ in first.neurons]  # snn.Leaky: always
     gain = _stacked([m.gain for m in models], like, n)
     mode = c.spike_readout

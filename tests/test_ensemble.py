@@ -13,6 +13,7 @@ from snnspin.device import seed_noise
 from snnspin.ensemble import MAX_TOGETHER, log_probs_together, together_reason
 from snnspin.fused import ensemble_reason, fused_oscillator_sequences
 from snnspin.models import build_model
+from snnspin.nn.alif import spike_function
 from snnspin.spiking_loop import spiking_sequences
 from snnspin.training import evaluate, evaluate_together, load_data, train_seed, train_seeds
 
@@ -97,6 +98,9 @@ def test_spiking_twins_together_get_what_they_get_alone(model, members):
     """The spiking twins' loop for several networks (spiking_sequences): per step one batched
     product for all; each network's log-probabilities, membranes and gradients as alone (float64)."""
     nets, batches = _networks(model, [{"gain": 4.0, **m} for m in members])  # gain: every layer fires
+    for k, net in enumerate(nets):  # thresholds per network (snnTorch's buffer, ALIF's float) set after building
+        for neuron in net.neurons:
+            neuron.threshold = neuron.threshold * (1.0 + 0.25 * k)
     assert together_reason(nets) is None
     together, alone = _run(nets, batches, True), _run(nets, batches, False)
     assert all(g is not None for grads in together[2] for g in grads.values())
@@ -130,6 +134,15 @@ def test_networks_that_cannot_run_together_run_one_after_the_other():
     assert ensemble_reason(lifs) == "LIFNetwork has no call here (only the oscillators and the CTRNN)"
     with pytest.raises(ValueError, match="the fused path cannot run this model: LIFNetwork has no call"):
         fused_oscillator_sequences(lifs, torch.zeros(3, 2, 1, 1))
+    changed = [build_model(TrainConfig(model="lif", width=4), seed) for seed in range(2)]
+    assert together_reason(changed) is None
+    changed[1].neurons[0].spike_grad = spike_function("fast_sigmoid", 25.0)  # set on a module after it was built
+    assert together_reason(changed) == "the networks' layers differ in their surrogate spike function or detach_reset"
+    changed[1].neurons[0].spike_grad = spike_function("atan", 0.0)  # the default slope: the same function
+    assert together_reason(changed) is None
+    changed[1].neurons[2].detach_reset = False
+    assert together_reason(changed) == "the networks' layers differ in their surrogate spike function or detach_reset"
+    assert reason(TrainConfig(model="alif", width=64), TrainConfig(model="alif", width=64)) is None  # no layer-by-layer
     with pytest.raises(ValueError, match="cannot run together in one loop: the networks differ in width"):
         spiking_sequences([build_model(TrainConfig(model="lif", width=w)) for w in (4, 5)], torch.zeros(3, 2, 1, 1))
     with pytest.raises(ValueError, match=r"must be \[T, M = 2, B, F\]"):
