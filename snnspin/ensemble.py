@@ -43,22 +43,26 @@ TOGETHER_ELEMENTS_PER_THREAD = 23_040
 SPIKING_GROUP_FACTOR = 4
 
 
-def group_size(config, threads: int | None = None) -> int:
+def group_size(config, threads: int | None = None, steps: int = 64) -> int:
     """How many networks of ``config`` (its batch size resolved from the data) train together in
     one call: TOGETHER_ELEMENTS_PER_THREAD times the torch threads (``threads``, default
     ``torch.get_num_threads()``) over one network's L · B · N, SPIKING_GROUP_FACTOR times that
-    for the spiking twins, between 1 and MAX_TOGETHER.
+    for the spiking twins, between 1 and MAX_TOGETHER. The spiking twins' autograd keeps every
+    step of every network in a group, so their factor shrinks with sequences longer than the
+    digits' 64 solver ``steps`` (its memory then stays that of a 64-step group).
 
     >>> from snnspin.config import TrainConfig
     >>> group_size(TrainConfig(batch_size=120), threads=1), group_size(TrainConfig(batch_size=120), threads=2)
     (2, 4)
     >>> group_size(TrainConfig(model="lif", batch_size=120), threads=1)
     8
+    >>> group_size(TrainConfig(model="lif", batch_size=120), threads=1, steps=784)
+    2
     """
     threads = threads or torch.get_num_threads()
     elements = config.layers * max(1, config.batch_size) * config.width
-    factor = SPIKING_GROUP_FACTOR if config.model in SPIKING else 1
-    return max(1, min(MAX_TOGETHER, factor * TOGETHER_ELEMENTS_PER_THREAD * threads // elements))
+    factor = max(1.0, SPIKING_GROUP_FACTOR * min(1.0, 64 / max(1, steps))) if config.model in SPIKING else 1
+    return max(1, min(MAX_TOGETHER, int(factor * TOGETHER_ELEMENTS_PER_THREAD * threads // elements)))
 
 
 def together_reason(models) -> str | None:

@@ -526,7 +526,8 @@ def train_seeds(config: TrainConfig, seeds, folders=None, resume: bool = False, 
     bar = tqdm(total=config.epochs * len(runs), initial=sum(len(r.history) for r in runs), disable=not progress,
                leave=False, desc=f"{config.model} {label}", unit="epoch")
     # networks that cannot share a call train in groups of one: a group's graphs are held until its backward
-    together = group_size(config) if together_reason([r.model for r in runs[:2]]) is None else 1
+    steps = x_train.shape[0] * config.substeps
+    together = group_size(config, steps=steps) if together_reason([r.model for r in runs[:2]]) is None else 1
     while True:
         pending = [r for r in runs if len(r.history) < config.epochs and r.failure is None]
         if not pending:
