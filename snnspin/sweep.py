@@ -240,13 +240,17 @@ def check_grid(grid: dict, base: TrainConfig) -> list[dict]:
 
 def seeds_per_claim(config: TrainConfig) -> int:
     """How many seeds of one point a worker claims at once and trains together in one fused call
-    (``snnspin.ensemble.group_size``, the batch size taken from the data); 1 where two networks of
-    ``config`` cannot run together (``snnspin.ensemble.together_reason``: the spiking twins, wide
-    layers).
+    (``snnspin.ensemble.group_size``, the batch size and sequence length taken from the data); 1
+    where two networks of ``config`` cannot run together (``snnspin.ensemble.together_reason``:
+    wide oscillator or CTRNN layers, the reference engine).
 
     >>> from snnspin.ensemble import group_size
-    >>> seeds_per_claim(TrainConfig()) == group_size(TrainConfig(batch_size=120)), seeds_per_claim(TrainConfig(model="lif"))
-    (True, 1)
+    >>> seeds_per_claim(TrainConfig()) == group_size(TrainConfig(batch_size=120))
+    True
+    >>> seeds_per_claim(TrainConfig(model="lif")) == group_size(TrainConfig(model="lif", batch_size=120))
+    True
+    >>> seeds_per_claim(TrainConfig(width=64)), seeds_per_claim(TrainConfig(engine="reference"))
+    (1, 1)
     """
     from .defaults import resolve_for_data
     from .ensemble import group_size, together_reason
@@ -255,7 +259,8 @@ def seeds_per_claim(config: TrainConfig) -> int:
 
     if together_reason([build_model(config, seed) for seed in (0, 1)]) is not None:
         return 1
-    return group_size(resolve_for_data(config, load_data(config)))
+    data = load_data(config)
+    return group_size(resolve_for_data(config, data), steps=data[0][0].shape[0] * config.substeps)
 
 
 def _frozen_history(history) -> list[dict]:
