@@ -132,20 +132,16 @@ class LayerwiseOscillator(torch.autograd.Function):
             per = _per_layer(every, l)
             xs, ys, syns, w_int_t = xs_all[l], ys_all[l], syn_all[l], w_int.t()
             ys[0, 0] = y0[l]
-            if kept:
+            if in_one_call:  # (kept implies in C)
                 _drive_into(syns[:, 0], signal, w_ext, bias)
-                pair = data.new_empty(2, *x0.shape[1:])
-                sequences.run("osc_forward_keep_seq", w_int=w_int.contiguous(), syn=syns[:, 0], x0=x0[l].contiguous(),
-                              ys=ys[:, 0], ds=xs[:, 0], x_pair=pair,
-                              noise=noise[:, l : l + 1] if noise is not None else None, **per)
-                x_last.append(pair[(steps - 1) % 2])
-                signal = ys[1:, 0]
-                continue
-            if in_one_call:
-                _drive_into(syns[:, 0], signal, w_ext, bias)
-                sequences.run("osc_forward_seq", w_int=w_int.contiguous(), syn=syns[:, 0], x0=x0[l].contiguous(),
-                              ys=ys[:, 0], xs=xs[:, 0], noise=noise[:, l : l + 1] if noise is not None else None,
-                              **per)
+                loop = dict(w_int=w_int.contiguous(), syn=syns[:, 0], x0=x0[l].contiguous(), ys=ys[:, 0],
+                            noise=noise[:, l : l + 1] if noise is not None else None, **per)
+                if kept:
+                    pair = data.new_empty(2, *x0.shape[1:])
+                    sequences.run("osc_forward_keep_seq", ds=xs[:, 0], x_pair=pair, **loop)
+                    x_last.append(pair[(steps - 1) % 2])
+                else:
+                    sequences.run("osc_forward_seq", xs=xs[:, 0], **loop)
                 signal = ys[1:, 0]
                 continue
             drive = _drive(signal, w_ext, bias)
@@ -191,14 +187,15 @@ class LayerwiseOscillator(torch.autograd.Function):
             dsyn = torch.empty_like(syn_all[l])
             sums = [torch.zeros_like(gx) for _ in range(3)]
             xs, syns = xs_all[l], syn_all[l]
-            if ctx.kept:  # xs holds d = ∂x⁺/∂x, syns c = ∂x⁺/∂syn (_keeps_derivatives)
-                sequences.run("osc_backward_kept_seq", w_int=w_int.contiguous(), gx=gx[0], gy=gy[0], cs=syns[:, 0],
-                              ds=xs[:, 0], e_hp=per["e_hp"], k_hp=per["k_hp"], dsyn=dsyn[:, 0], g_above=g_above)
-            elif in_c(kernels, data):
-                sequences.run("osc_backward_seq", w_int=w_int.contiguous(), gx=gx[0], gy=gy[0], x0=x0[l].contiguous(),
-                              xs=xs[:, 0], syn=syns[:, 0], noise=noise[:, l : l + 1] if noise is not None else None,
-                              dsyn=dsyn[:, 0], g_gain=sums[0][0], g_a_sum=sums[1][0], g_b_sum=sums[2][0],
-                              g_above=g_above, **per)
+            if ctx.kept or in_c(kernels, data):
+                loop = dict(w_int=w_int.contiguous(), gx=gx[0], gy=gy[0], dsyn=dsyn[:, 0], g_above=g_above)
+                if ctx.kept:  # xs holds d = ∂x⁺/∂x, syns c = ∂x⁺/∂syn (_keeps_derivatives)
+                    sequences.run("osc_backward_kept_seq", cs=syns[:, 0], ds=xs[:, 0], e_hp=per["e_hp"],
+                                  k_hp=per["k_hp"], **loop)
+                else:
+                    sequences.run("osc_backward_seq", x0=x0[l].contiguous(), xs=xs[:, 0], syn=syns[:, 0],
+                                  noise=noise[:, l : l + 1] if noise is not None else None, g_gain=sums[0][0],
+                                  g_a_sum=sums[1][0], g_b_sum=sums[2][0], **loop, **per)
             else:
                 x_first = x0[l : l + 1].contiguous()
                 for k in range(steps - 1, -1, -1):
