@@ -501,20 +501,32 @@ def ensemble_reason(models) -> str | None:
         return f"the networks are of different kinds ({', '.join(sorted({type(m).__name__ for m in models}))})"
     if getattr(type(first), "ensemble_reason", None) is not ensemble_reason:
         return f"{type(first).__name__} has no call here (only the oscillators and the CTRNN)"
-    for m in models:
-        reason = m.fused_reason()
-        if reason is not None:
-            return reason
     shapes = {"layers": lambda m: len(m.neurons), "width": lambda m: m.config.width,
               "n_inputs": lambda m: m.n_inputs, "dt": lambda m: m.neurons[0].dt,
               "substeps": lambda m: m.config.substeps, "checkpoint_every": lambda m: m.config.checkpoint_every,
               "readout": lambda m: m.config.readout, "readout_time": lambda m: m.config.readout_time,
               "thermal noise": lambda m: any(getattr(n, "thermal_power", 0) for n in m.neurons)}
-    for name, value in shapes.items():
+    return networks_differ(models, shapes)
+
+
+def networks_differ(models, shared: dict, more=()) -> str | None:
+    """The first reason found why ``models`` cannot share one fused call: one's own ``fused_reason``,
+    a value of ``shared`` (name → function of a model) that differs between them, what a check of
+    ``more`` (functions of the models) says, or parameters on several devices or dtypes. Shared by
+    ``ensemble_reason`` and ``snnspin.spiking_loop.spiking_ensemble_reason``."""
+    for m in models:
+        reason = m.fused_reason()
+        if reason is not None:
+            return reason
+    for name, value in shared.items():
         values = [value(m) for m in models]
         if len(set(values)) > 1:
             return f"the networks differ in {name} ({', '.join(map(str, dict.fromkeys(values)))})"
-    like = next(first.parameters())
+    for check in more:
+        reason = check(models)
+        if reason is not None:
+            return reason
+    like = next(models[0].parameters())
     if any(p.device != like.device or p.dtype != like.dtype for m in models for p in m.parameters()):
         return "the networks' parameters are not all on one device in one dtype"
     return None

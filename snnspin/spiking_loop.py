@@ -23,8 +23,8 @@ W_o z_t + b_o over the steps).
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
+from .fused import networks_differ
 from .nn.alif import ALIF, alif_update
 
 
@@ -85,19 +85,12 @@ def spiking_ensemble_reason(models) -> str | None:
     >>> spiking_ensemble_reason([build_model(TrainConfig(model="lif")), build_model(TrainConfig(model="alif"))])
     'the networks differ in model (lif, alif)'
     """
-    for m in models:
-        reason = m.fused_reason()
-        if reason is not None:
-            return reason
-    for name, value in SHARED.items():
-        values = [value(m) for m in models]
-        if len(set(values)) > 1:
-            return f"the networks differ in {name} ({', '.join(map(str, dict.fromkeys(values)))})"
+    return networks_differ(models, SHARED, more=(_layers_differ,))
+
+
+def _layers_differ(models) -> str | None:
     if len({_layer_settings(m) for m in models}) > 1:
         return "the networks' layers differ in their surrogate spike function or detach_reset"
-    like = next(models[0].parameters())
-    if any(p.device != like.device or p.dtype != like.dtype for m in models for p in m.parameters()):
-        return "the networks' parameters are not all on one device in one dtype"
     return None
 
 
