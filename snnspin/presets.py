@@ -57,7 +57,9 @@ TUNED_SOURCE = {
             "= 1.0, τ_a = 100 ns 74.2 %; b_a = 1.8 at τ_a = 50 / 200 / 20 ns 55.3 / 56.7 / 22.8 %. "
             "benchmarks/results/alif-config.json holds the first, since December 2026 with the LIF preset's "
             "detach_reset=False and 400 epochs (validation, seeds 0-5: 80.8 % at 200 epochs, 85.6 % at 400; "
-            "test half, 10 seeds: 88.62 ± 1.47 %)",
+            "test half, 10 seeds: 88.62 ± 1.47 %). Then checked with the CTRNN's budget (150 trials of 4 seeds × "
+            "80 epochs from that config, benchmarks/results/tune-alif/): its 2 best trials, rerun on seeds 4-7 at "
+            "400 epochs, gave 85.25 and 86.58 % against the config's 87.53 %, so it stays",
     "lif-learn-beta": "a 56-trial study with learn_beta (snnspin tune --model lif --learn-beta --epochs 40 "
                       "--enqueue-base) picked a trial at 60.8 % on one validation seed that gives 38.3 ± 10.3 % on "
                       "the test half (10 seeds): below the preset, so the preset stays. A second study ranking "
